@@ -6,11 +6,12 @@ use serde::{Deserialize, Serialize};
 
 /// How bad the upstream detector thinks the anomaly is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Severity {
-    LOW,
-    MEDIUM,
-    HIGH,
-    CRITICAL,
+    Low,
+    Medium,
+    High,
+    Critical,
 }
 
 /// One point of a persistence diagram: a topological feature of `dimension`

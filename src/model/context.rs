@@ -29,11 +29,12 @@ pub struct TdaContext {
 
 /// Whether an agent takes new work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AgentStatus {
-    AVAILABLE,
-    BUSY,
-    DRAINING,
-    OFFLINE,
+    Available,
+    Busy,
+    Draining,
+    Offline,
 }
 
 /// An agent announcing itself; a compacted table keyed by `agent_id`.

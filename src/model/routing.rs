@@ -4,25 +4,28 @@ use serde::{Deserialize, Serialize};
 
 /// The kind of downstream agent a command is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AgentType {
-    OBSERVER,
-    ANALYST,
-    SUPERVISOR,
+    Observer,
+    Analyst,
+    Supervisor,
 }
 
 /// The decision layer a command belongs to; escalation moves upward.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Layer {
-    OPERATIONAL,
-    TACTICAL,
-    STRATEGIC,
+    Operational,
+    Tactical,
+    Strategic,
 }
 
 /// How the agents working on one saga coordinate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Coordination {
-    PIPELINE,
-    FAN_OUT,
-    CONSENSUS,
-    HIERARCHICAL,
+    Pipeline,
+    FanOut,
+    Consensus,
+    Hierarchical,
 }
