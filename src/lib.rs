@@ -1,1 +1,31 @@
+//! Aura Orchestrator: turns TDA anomaly events on Kafka into agent commands, exactly once.
+//!
+//! # Layout
+//! The modules follow the data's way through the service.
+//! - [`config`]: the TOML configuration and its validation (fatal errors name file, field, value).
+//! - [`model`]: one Rust type per Avro record in `schemas/` (the field-name contract).
+//! - [`codec`]: Confluent wire format over a schema registry, or the embedded catalog.
+//! - [`processor`]: the processor trait and the stateless anomaly chain (validate, enrich,
+//!   score, route); synchronous and free of I/O.
+//! - [`table`]: keyed tables loaded from compacted topics (`tda.context`).
+//! - [`dead_letter`]: why a record was rejected, one constructor per stage.
+//! - [`runtime`]: record handling shared by both runtimes, the Kafka runtime (exactly-once
+//!   or at-least-once) and the embedded in-memory log.
+//! - [`telemetry`]: every metric, named in one place.
+//! - [`http`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`generator`]: synthetic, realistic anomalies (and malformed ones) for `produce` and `demo`.
+//! - [`cli`]: the `aura` command line.
+//! - [`clock`]: wall-clock milliseconds.
+
+pub mod cli;
+pub mod clock;
+pub mod codec;
+pub mod config;
+pub mod dead_letter;
+pub mod generator;
+pub mod http;
 pub mod model;
+pub mod processor;
+pub mod runtime;
+pub mod table;
+pub mod telemetry;

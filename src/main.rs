@@ -1,1 +1,5 @@
-fn main() {}
+//! The `aura` binary; everything lives in the library (see `aura::cli`).
+
+fn main() -> std::process::ExitCode {
+    aura::cli::main()
+}

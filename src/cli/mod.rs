@@ -1,0 +1,62 @@
+//! The `aura` command line. Each subcommand is one file; `main.rs` only calls [`main`].
+
+mod demo;
+mod produce;
+mod run;
+mod summary;
+mod topology;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Aura Orchestrator: turns TDA anomaly events on Kafka into agent commands, exactly once.
+///
+/// Start with `aura demo` (no broker needed), then `aura run --config aura.toml` against
+/// your Kafka. Every subcommand has its own --help.
+#[derive(Parser)]
+#[command(name = "aura", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Run(run::RunArgs),
+    Produce(produce::ProduceArgs),
+    Demo(demo::DemoArgs),
+    #[command(subcommand)]
+    Topology(topology::TopologyCommand),
+}
+
+/// Parses the command line, runs the subcommand, and maps failure to a non-zero exit.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime can be built");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run::run(args).await,
+            Command::Produce(args) => produce::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::Topology(cmd) => topology::run(cmd),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("AURA_LOG").unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

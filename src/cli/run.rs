@@ -1,0 +1,155 @@
+//! `aura run`: the service.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::codec::Codec;
+use crate::config::{builtin_origin, Config, ProcessingGuarantee};
+use crate::processor::{AnomalyRouter, Processor, RouterSettings};
+use crate::runtime::kafka::{self, KafkaSettings};
+use crate::runtime::{Readiness, RecordHandler};
+use crate::table::Table;
+use crate::telemetry::Metrics;
+
+/// Run the service: consume TDA anomalies, emit agent commands.
+///
+/// Settings come from the TOML file given with --config (see README "Configuration"); the
+/// flags below override it, and each flag can also be set by its environment variable.
+/// Example:
+///
+///   aura run --config aura.toml --bootstrap-servers kafka:9092 --processing-guarantee at_least_once
+#[derive(Args)]
+pub struct RunArgs {
+    /// The configuration file (TOML). Without it, the built-in defaults are used.
+    #[arg(long, short, env = "AURA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Overrides kafka."bootstrap.servers".
+    #[arg(long, env = "AURA_BOOTSTRAP_SERVERS")]
+    bootstrap_servers: Option<String>,
+    /// Overrides schema_registry.url, e.g. http://localhost:8081.
+    #[arg(long, env = "AURA_SCHEMA_REGISTRY_URL")]
+    schema_registry_url: Option<String>,
+    /// Overrides kafka."group.id" (the application id).
+    #[arg(long, env = "AURA_GROUP_ID")]
+    group_id: Option<String>,
+    /// Overrides kafka."processing.guarantee".
+    #[arg(long, env = "AURA_PROCESSING_GUARANTEE")]
+    processing_guarantee: Option<ProcessingGuarantee>,
+    /// Overrides kafka."commit.interval.ms".
+    #[arg(long, env = "AURA_COMMIT_INTERVAL_MS")]
+    commit_interval_ms: Option<u64>,
+    /// Overrides http.listen, e.g. 127.0.0.1:0 for any free port.
+    #[arg(long, env = "AURA_HTTP_LISTEN")]
+    http_listen: Option<String>,
+    /// This instance's name within the group; part of the transactional id, so keep it
+    /// stable across restarts of one instance and distinct between instances.
+    #[arg(long, env = "AURA_INSTANCE_ID", default_value_t = default_instance_id())]
+    instance_id: String,
+}
+
+fn default_instance_id() -> String {
+    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "aura-0".into())
+}
+
+impl RunArgs {
+    /// The file's configuration with the flags applied, validated as a whole.
+    fn config(&self) -> anyhow::Result<Config> {
+        let (mut config, origin) = match &self.config {
+            Some(path) => (Config::load(path)?, path.clone()),
+            None => (Config::default(), builtin_origin()),
+        };
+        if let Some(v) = &self.bootstrap_servers {
+            config.kafka.bootstrap_servers = v.clone();
+        }
+        if let Some(v) = &self.schema_registry_url {
+            config.schema_registry.url = Some(v.clone()).filter(|u| !u.is_empty());
+        }
+        if let Some(v) = &self.group_id {
+            config.kafka.group_id = v.clone();
+        }
+        if let Some(v) = self.processing_guarantee {
+            config.kafka.processing_guarantee = v;
+        }
+        if let Some(v) = self.commit_interval_ms {
+            config.kafka.commit_interval_ms = v;
+        }
+        if let Some(v) = &self.http_listen {
+            config.http.listen = v.clone();
+        }
+        Ok(config.validated(&origin)?)
+    }
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
+    let (stop, shutdown) = watch::channel(false);
+    tokio::spawn(stop_on_signal(stop));
+
+    let metrics = Metrics::new();
+    let readiness = Arc::new(Readiness::default());
+    let listen = config.http.listen.parse().expect("validated");
+    let (bound, http) = crate::http::serve(listen, metrics.clone(), readiness.clone(), shutdown.clone())
+        .await
+        .with_context(|| format!("cannot listen on http.listen = {listen}; pick a free port with --http-listen"))?;
+    info!(address = %bound, "http listening");
+
+    let codec = connect_codec(&config).await?;
+    let contexts: Arc<Table<_>> = Arc::default();
+    let settings = RouterSettings { validation: config.validation.clone(), ..Default::default() };
+    let make_processor = {
+        let contexts = contexts.clone();
+        Box::new(move || -> Box<dyn Processor> {
+            Box::new(AnomalyRouter::new(settings.clone(), contexts.clone()))
+        })
+    };
+    let handler = RecordHandler::new(codec, config.topics.clone(), metrics);
+    let kafka_settings = KafkaSettings {
+        kafka: config.kafka.clone(),
+        instance_id: args.instance_id.clone(),
+        input_topics: vec![config.topics.anomalies.clone()],
+    };
+    kafka::run(&config, kafka_settings, handler, contexts, make_processor, readiness, shutdown).await?;
+    let _ = http.await;
+    Ok(())
+}
+
+/// The registry codec, retried while the registry is unreachable (transient), or the
+/// embedded catalog when no registry is configured.
+async fn connect_codec(config: &Config) -> anyhow::Result<Codec> {
+    let Some(url) = &config.schema_registry.url else {
+        info!("no schema_registry.url: using the embedded schema catalog");
+        return Ok(Codec::embedded());
+    };
+    let writes = [
+        (config.topics.commands.as_str(), "AgentCommand"),
+        (config.topics.dead_letters.as_str(), "DeadLetter"),
+    ];
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match Codec::with_registry(url, &writes).await {
+            Ok(codec) => return Ok(codec),
+            Err(e) if e.is_transient() => {
+                warn!(url, error = %e, backoff_ms = backoff.as_millis() as u64, "schema registry unavailable; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e).with_context(|| format!("schema registry at {url} refused the schemas")),
+        }
+    }
+}
+
+async fn stop_on_signal(stop: watch::Sender<bool>) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler can be installed");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => info!("SIGINT: stopping"),
+        _ = term.recv() => info!("SIGTERM: stopping"),
+    }
+    let _ = stop.send(true);
+}

@@ -1,0 +1,121 @@
+//! Codec errors, classed as the service handles them: poison (the record goes to the
+//! dead-letter topic), transient (retry with backoff) or fatal (bad configuration).
+
+use thiserror::Error;
+
+/// Why a record could not be encoded or decoded.
+///
+/// Messages name the input that failed and never repeat a source error, so a message is a
+/// dead-letter reason as it stands.
+#[derive(Debug, Clone, Error)]
+pub enum CodecError {
+    // Poison: the record itself is at fault.
+    /// Shorter than magic byte plus schema id.
+    #[error("record is {len} bytes, shorter than the 5-byte Confluent header")]
+    TooShort { len: usize },
+    #[error("record has no Confluent magic byte (first byte {first:#04x})")]
+    NoMagicByte { first: u8 },
+    #[error("unknown schema id {id}")]
+    UnknownSchemaId { id: u32 },
+    #[error("schema id {id} is a {schema_type} schema, not Avro")]
+    NotAvro { id: u32, schema_type: String },
+    #[error("writer schema id {id} is not a valid Avro schema: {detail}")]
+    InvalidWriterSchema { id: u32, detail: String },
+    /// The writer schema cannot be resolved against the reader schema.
+    #[error("writer schema id {id} ({writer}) cannot be read as {reader}: {detail}")]
+    Unresolvable {
+        id: u32,
+        writer: String,
+        reader: &'static str,
+        detail: String,
+    },
+    #[error("truncated Avro datum: the {len} bytes after the header end inside a {schema} (schema id {id})")]
+    Truncated {
+        id: u32,
+        schema: String,
+        len: usize,
+    },
+    #[error("malformed Avro datum for {schema} (schema id {id}): {detail}")]
+    Malformed {
+        id: u32,
+        schema: String,
+        detail: String,
+    },
+    #[error("{extra} trailing bytes after the {schema} datum (schema id {id})")]
+    TrailingBytes {
+        id: u32,
+        schema: String,
+        extra: usize,
+    },
+
+    // Transient: retrying later can succeed.
+    #[error("schema registry {url} unavailable: {detail}")]
+    RegistryUnavailable { url: String, detail: String },
+
+    // Fatal: configuration or programming errors.
+    #[error("no schema named {name} in the embedded catalog")]
+    UnknownSchemaName { name: String },
+    #[error("topic {topic} has no registered schema: it was not among the written topics given at start-up")]
+    TopicNotRegistered { topic: String },
+    #[error("topic {topic} is registered for {registered}, not {requested}")]
+    WrongSchemaForTopic {
+        topic: String,
+        registered: &'static str,
+        requested: &'static str,
+    },
+    #[error("schema registry {url} rejected {subject}: {detail}")]
+    Registration {
+        url: String,
+        subject: String,
+        detail: String,
+    },
+    #[error("could not encode {schema}: {detail}")]
+    Encode {
+        schema: &'static str,
+        detail: String,
+    },
+}
+
+impl CodecError {
+    /// Retrying later can succeed; the record must not be dead-lettered.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, CodecError::RegistryUnavailable { .. })
+    }
+
+    /// The record can never be decoded; it belongs on the dead-letter topic.
+    pub fn is_poison(&self) -> bool {
+        matches!(
+            self,
+            CodecError::TooShort { .. }
+                | CodecError::NoMagicByte { .. }
+                | CodecError::UnknownSchemaId { .. }
+                | CodecError::NotAvro { .. }
+                | CodecError::InvalidWriterSchema { .. }
+                | CodecError::Unresolvable { .. }
+                | CodecError::Truncated { .. }
+                | CodecError::Malformed { .. }
+                | CodecError::TrailingBytes { .. }
+        )
+    }
+
+    /// A stable, low-cardinality name for metrics labels and `DeadLetter::error_class`.
+    pub fn class(&self) -> &'static str {
+        match self {
+            CodecError::TooShort { .. } => "too_short",
+            CodecError::NoMagicByte { .. } => "no_magic_byte",
+            CodecError::UnknownSchemaId { .. } => "unknown_schema_id",
+            CodecError::NotAvro { .. } => "not_avro",
+            CodecError::InvalidWriterSchema { .. } => "invalid_writer_schema",
+            CodecError::Unresolvable { .. } => "unresolvable_schema",
+            CodecError::Truncated { .. } => "truncated_avro",
+            CodecError::Malformed { .. } => "malformed_avro",
+            CodecError::TrailingBytes { .. } => "trailing_bytes",
+            CodecError::RegistryUnavailable { .. } => "registry_unavailable",
+            CodecError::UnknownSchemaName { .. } => "unknown_schema_name",
+            CodecError::TopicNotRegistered { .. } => "topic_not_registered",
+            CodecError::WrongSchemaForTopic { .. } => "wrong_schema_for_topic",
+            CodecError::Registration { .. } => "registration_rejected",
+            CodecError::Encode { .. } => "encode",
+        }
+    }
+}

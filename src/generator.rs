@@ -1,0 +1,167 @@
+//! Synthetic anomalies for `aura produce` and `aura demo`: realistic shapes, and on request
+//! malformed records of every class the dead-letter topic knows.
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::model::{PersistencePoint, Severity, TdaAnomaly};
+
+/// The kinds of malformed record `--bad-ratio` mixes in, each a dead-letter class.
+pub const BAD_KINDS: &[BadKind] = &[
+    BadKind::NoMagicByte,
+    BadKind::UnknownSchemaId,
+    BadKind::TruncatedAvro,
+    BadKind::MissingId,
+    BadKind::ScoreOutOfRange,
+    BadKind::NanScore,
+    BadKind::DeathBeforeBirth,
+    BadKind::DiagramTooLarge,
+    BadKind::FutureTimestamp,
+    BadKind::EmptyKey,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadKind {
+    NoMagicByte,
+    UnknownSchemaId,
+    TruncatedAvro,
+    MissingId,
+    ScoreOutOfRange,
+    NanScore,
+    DeathBeforeBirth,
+    DiagramTooLarge,
+    FutureTimestamp,
+    EmptyKey,
+}
+
+/// A record to publish: a valid anomaly, or a malformed one and how it is malformed.
+pub enum Synthetic {
+    Good(TdaAnomaly),
+    /// Breaks the contract after decoding (the bytes are good Avro).
+    BadContent(BadKind, TdaAnomaly),
+    /// Breaks the framing or the key; the producer applies the damage to the bytes.
+    BadBytes(BadKind, TdaAnomaly),
+}
+
+pub struct Generator {
+    rng: SmallRng,
+    next: u64,
+    run: String,
+    sources: usize,
+    bad_ratio: f64,
+}
+
+const TAGS: &[&str] = &["latency", "memory", "cpu", "errors", "network", "disk", "saturation"];
+
+impl Generator {
+    /// `sources` distinct correlation keys; `bad_ratio` in [0,1] of malformed records.
+    pub fn new(seed: u64, sources: usize, bad_ratio: f64) -> Self {
+        Self {
+            rng: SmallRng::seed_from_u64(seed),
+            next: 0,
+            run: format!("{seed:x}"),
+            sources: sources.max(1),
+            bad_ratio,
+        }
+    }
+
+    /// The next anomaly, detected at `now_ms`.
+    pub fn anomaly(&mut self, now_ms: i64) -> TdaAnomaly {
+        let n = self.next;
+        self.next += 1;
+        let rng = &mut self.rng;
+        let source = format!("svc-{:03}", rng.random_range(0..self.sources));
+        let points = rng.random_range(4..48);
+        let scale = rng.random_range(0.5..4.0);
+        let diagram: Vec<PersistencePoint> = (0..points)
+            .map(|i| {
+                let birth = rng.random_range(0.0..scale);
+                // A few long-lived loops carry the shape; the rest is short-lived noise.
+                let life = if i % 7 == 0 { rng.random_range(0.5..2.0) * scale } else { rng.random_range(0.0..0.2) };
+                PersistencePoint { dimension: (i % 3 == 0) as i32, birth, death: birth + life }
+            })
+            .collect();
+        let entities = (0..rng.random_range(1..4)).map(|e| format!("{source}-pod-{e}")).collect();
+        let tags = (0..rng.random_range(1..4)).map(|_| TAGS[rng.random_range(0..TAGS.len())].to_string()).collect();
+        let severity = [Severity::Low, Severity::Medium, Severity::High, Severity::Critical][rng.random_range(0..4)];
+        TdaAnomaly {
+            anomaly_id: format!("anom-{}-{n}", self.run),
+            correlation_id: source.clone(),
+            source,
+            detected_at: now_ms,
+            anomaly_score: rng.random_range(0.05..1.0),
+            severity,
+            betti: vec![1, diagram.iter().filter(|p| p.dimension == 1 && p.death - p.birth > 0.5).count() as i32],
+            diagram,
+            signature: (0..8).map(|_| rng.random_range(-1.0..1.0)).collect(),
+            tags,
+            entities,
+            attributes: [("generator".to_string(), "aura".to_string())].into(),
+        }
+    }
+
+    /// The next record: valid, or malformed with probability `bad_ratio`.
+    pub fn next_record(&mut self, now_ms: i64) -> Synthetic {
+        let mut anomaly = self.anomaly(now_ms);
+        if !self.rng.random_bool(self.bad_ratio.clamp(0.0, 1.0)) {
+            return Synthetic::Good(anomaly);
+        }
+        let kind = BAD_KINDS[self.rng.random_range(0..BAD_KINDS.len())];
+        damage(kind, &mut anomaly, now_ms)
+    }
+}
+
+/// Applies `kind` to a valid anomaly.
+pub fn damage(kind: BadKind, anomaly: &mut TdaAnomaly, now_ms: i64) -> Synthetic {
+    let a = anomaly;
+    match kind {
+        BadKind::MissingId => a.anomaly_id.clear(),
+        BadKind::ScoreOutOfRange => a.anomaly_score = 1.5,
+        BadKind::NanScore => a.anomaly_score = f64::NAN,
+        BadKind::DeathBeforeBirth => a.diagram[0].death = a.diagram[0].birth - 1.0,
+        BadKind::DiagramTooLarge => a.diagram = vec![a.diagram[0]; 100_000],
+        BadKind::FutureTimestamp => a.detected_at = now_ms + 24 * 3600 * 1000,
+        BadKind::NoMagicByte | BadKind::UnknownSchemaId | BadKind::TruncatedAvro | BadKind::EmptyKey => {
+            return Synthetic::BadBytes(kind, a.clone())
+        }
+    }
+    Synthetic::BadContent(kind, a.clone())
+}
+
+/// Damages encoded bytes and key for the byte-level kinds.
+pub fn damage_bytes(kind: BadKind, key: &mut Vec<u8>, value: &mut Vec<u8>) {
+    match kind {
+        BadKind::NoMagicByte => *value = br#"{"anomaly_id": "json-is-not-avro"}"#.to_vec(),
+        BadKind::UnknownSchemaId => value[1..5].copy_from_slice(&0x7fff_fff0u32.to_be_bytes()),
+        BadKind::TruncatedAvro => value.truncate(value.len() / 3),
+        BadKind::EmptyKey => key.clear(),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ValidationConfig;
+    use crate::processor::validate;
+
+    #[test]
+    fn generated_anomalies_are_valid() {
+        let mut g = Generator::new(7, 10, 0.0);
+        for _ in 0..1000 {
+            let a = g.anomaly(1_000);
+            assert_eq!(validate(&a, &ValidationConfig::default(), 1_000), Ok(()));
+        }
+    }
+
+    #[test]
+    fn every_content_damage_is_caught_by_validation() {
+        let mut g = Generator::new(7, 10, 0.0);
+        for kind in BAD_KINDS {
+            let mut a = g.anomaly(1_000);
+            if let Synthetic::BadContent(_, a) = damage(*kind, &mut a, 1_000) {
+                assert!(validate(&a, &ValidationConfig::default(), 1_000).is_err(), "{kind:?}");
+            }
+        }
+    }
+}

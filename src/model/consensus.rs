@@ -1,0 +1,56 @@
+//! Consensus voting: `aura.v1.AgentVote` in (`agent.votes`) and `aura.v1.ConsensusDecision`
+//! out (`orchestration.decisions`), both keyed by `saga_id`.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::routing::AgentType;
+
+/// One agent's vote in a consensus step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentVote {
+    /// A repeated vote id is ignored.
+    pub vote_id: String,
+    pub saga_id: String,
+    pub step: String,
+    pub agent_id: String,
+    pub agent_type: AgentType,
+    pub choice: String,
+    /// Claimed weight; the step's configuration may cap it.
+    pub weight: f64,
+    pub reason: String,
+    /// Milliseconds since the Unix epoch.
+    pub cast_at: i64,
+}
+
+/// How a consensus step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ConsensusOutcome {
+    Agreed,
+    /// The top options have equal weight; the saga escalates.
+    Tied,
+    /// The deadline passed before enough votes arrived; the saga escalates.
+    NoQuorum,
+}
+
+/// The outcome of a consensus step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsensusDecision {
+    pub decision_id: String,
+    pub saga_id: String,
+    pub correlation_id: String,
+    pub step: String,
+    pub outcome: ConsensusOutcome,
+    /// The winning option; `None` unless `outcome` is `Agreed`.
+    pub choice: Option<String>,
+    /// Total weight per option.
+    pub tally: HashMap<String, f64>,
+    pub votes_cast: i32,
+    pub quorum: i32,
+    /// Agent ids whose votes were counted.
+    pub voters: Vec<String>,
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+}

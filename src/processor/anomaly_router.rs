@@ -1,0 +1,197 @@
+//! The stateless chain for anomalies: validate, enrich, score, route, and emit one
+//! `AgentCommand` that explains itself.
+
+use std::sync::Arc;
+
+use crate::config::ValidationConfig;
+use crate::model::{AgentCommand, TdaAnomaly, TdaContext};
+use crate::table::Table;
+
+use super::enrich::enrich;
+use super::route::route;
+use super::score::score;
+use super::{validate, Event, Output, ProcessError, Processor};
+
+/// Settings of the chain that are not validation limits.
+#[derive(Debug, Clone)]
+pub struct RouterSettings {
+    pub validation: ValidationConfig,
+    /// Anomalies of one correlation key within one window of this many milliseconds belong
+    /// to one incident, so they share a saga id.
+    pub incident_window_ms: i64,
+    /// How long an agent has to act on a command.
+    pub command_deadline_ms: i64,
+}
+
+impl Default for RouterSettings {
+    fn default() -> Self {
+        Self {
+            validation: ValidationConfig::default(),
+            incident_window_ms: 5 * 60 * 1000,
+            command_deadline_ms: 60 * 1000,
+        }
+    }
+}
+
+/// Turns each valid anomaly into one command for the agent best suited to it.
+pub struct AnomalyRouter {
+    settings: RouterSettings,
+    contexts: Arc<Table<TdaContext>>,
+}
+
+impl AnomalyRouter {
+    pub fn new(settings: RouterSettings, contexts: Arc<Table<TdaContext>>) -> Self {
+        Self { settings, contexts }
+    }
+
+    fn command_for(&self, anomaly: TdaAnomaly, now_ms: i64) -> AgentCommand {
+        let enriched = enrich(anomaly, &self.contexts);
+        let scores = score(&enriched);
+        let r = route(&enriched.anomaly, &scores);
+        let a = enriched.anomaly;
+        let baseline = if enriched.context.is_some() { "tda.context" } else { "none" };
+        let explanation = format!(
+            "urgency={:.3} (severity={:?}, score={:.3}, baseline amplification x{:.2} from {baseline}); \
+             complexity={:.3} (points={}, entities={}, tags={}); \
+             agent={:?} layer={:?} coordination={:?}",
+            scores.urgency,
+            a.severity,
+            a.anomaly_score,
+            scores.amplification,
+            scores.complexity,
+            a.diagram.len(),
+            a.entities.len(),
+            a.tags.len(),
+            r.agent_type,
+            r.layer,
+            r.coordination,
+        );
+        let incident_bucket = a.detected_at.div_euclid(self.settings.incident_window_ms);
+        let saga_id = format!("{}@{}", a.correlation_id, incident_bucket);
+        let mut attributes = enriched
+            .context
+            .as_ref()
+            .map(|c| c.attributes.clone())
+            .unwrap_or_default();
+        attributes.extend(a.attributes.clone());
+        attributes.insert("source".into(), a.source.clone());
+        AgentCommand {
+            command_id: format!("{}/{}/1", a.anomaly_id, r.step),
+            saga_id,
+            correlation_id: a.correlation_id,
+            anomaly_ids: vec![a.anomaly_id],
+            workflow: r.workflow.into(),
+            step: r.step.into(),
+            agent_type: r.agent_type,
+            action: r.action.into(),
+            layer: r.layer,
+            coordination: r.coordination,
+            pattern_id: None,
+            urgency: scores.urgency,
+            complexity: scores.complexity,
+            attempt: 1,
+            deadline: now_ms + self.settings.command_deadline_ms,
+            explanation,
+            attributes,
+            issued_at: now_ms,
+        }
+    }
+}
+
+impl Processor for AnomalyRouter {
+    fn name(&self) -> &'static str {
+        "anomaly-router"
+    }
+
+    fn process(
+        &mut self,
+        event: Event,
+        now_ms: i64,
+        out: &mut Vec<Output>,
+    ) -> Result<(), ProcessError> {
+        let Event::Anomaly(anomaly) = event;
+        validate(&anomaly, &self.settings.validation, now_ms)?;
+        out.push(Output::Command(self.command_for(anomaly, now_ms)));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{PersistencePoint, Severity};
+
+    fn anomaly(entities: &[&str], severity: Severity) -> TdaAnomaly {
+        TdaAnomaly {
+            anomaly_id: "a-1".into(),
+            correlation_id: "checkout".into(),
+            source: "svc-a".into(),
+            detected_at: 600_000,
+            anomaly_score: 0.9,
+            severity,
+            betti: vec![1, 1],
+            diagram: vec![PersistencePoint { dimension: 1, birth: 0.1, death: 0.9 }],
+            signature: vec![],
+            tags: vec!["latency".into()],
+            entities: entities.iter().map(|e| e.to_string()).collect(),
+            attributes: Default::default(),
+        }
+    }
+
+    fn run(a: TdaAnomaly, contexts: Arc<Table<TdaContext>>) -> Result<Vec<Output>, ProcessError> {
+        let mut router = AnomalyRouter::new(RouterSettings::default(), contexts);
+        let mut out = Vec::new();
+        router.process(Event::Anomaly(a), 600_000, &mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn a_valid_anomaly_gives_one_complete_explained_command() {
+        let out = run(anomaly(&["svc-a"], Severity::Low), Default::default()).unwrap();
+        let [Output::Command(c)] = out.as_slice() else { panic!("one command expected: {out:?}") };
+        assert_eq!(c.anomaly_ids, vec!["a-1".to_string()]);
+        assert_eq!(c.saga_id, "checkout@2");
+        assert_eq!(c.coordination, crate::model::Coordination::Pipeline);
+        assert!(c.explanation.contains("urgency=") && c.explanation.contains("complexity="));
+        assert_eq!(c.deadline, 660_000);
+    }
+
+    #[test]
+    fn several_entities_fan_out_and_critical_goes_to_a_supervisor() {
+        let out = run(anomaly(&["a", "b"], Severity::Critical), Default::default()).unwrap();
+        let [Output::Command(c)] = out.as_slice() else { panic!() };
+        assert_eq!(c.coordination, crate::model::Coordination::FanOut);
+        assert_eq!(c.agent_type, crate::model::AgentType::Supervisor);
+    }
+
+    #[test]
+    fn a_departure_from_the_baseline_amplifies_urgency() {
+        let plain = run(anomaly(&["a"], Severity::Low), Default::default()).unwrap();
+        let contexts: Arc<Table<TdaContext>> = Default::default();
+        contexts.apply(
+            "svc-a".into(),
+            Some(TdaContext {
+                source: "svc-a".into(),
+                baseline_betti: vec![1, 0],
+                baseline_diagram: vec![],
+                baseline_entropy: 0.0,
+                baseline_total_persistence: 0.1,
+                pattern_confidence: Default::default(),
+                attributes: [("team".to_string(), "payments".to_string())].into(),
+                updated_at: 0,
+            }),
+        );
+        let enriched = run(anomaly(&["a"], Severity::Low), contexts).unwrap();
+        let (Output::Command(p), Output::Command(e)) = (&plain[0], &enriched[0]);
+        assert!(e.urgency > p.urgency, "{} <= {}", e.urgency, p.urgency);
+        assert_eq!(e.attributes.get("team").map(String::as_str), Some("payments"));
+    }
+
+    #[test]
+    fn an_invalid_anomaly_is_refused_with_its_reason() {
+        let mut a = anomaly(&["a"], Severity::Low);
+        a.anomaly_score = 2.0;
+        let err = run(a, Default::default()).unwrap_err();
+        assert!(matches!(err, ProcessError::Invalid(_)));
+    }
+}

@@ -1,0 +1,56 @@
+//! The consumer's rebalance hooks: commit before partitions go, count what comes.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::ClientContext;
+use tracing::{info, warn};
+
+use crate::runtime::Readiness;
+use crate::telemetry::Metrics;
+
+use super::committer::Committer;
+
+pub struct StreamContext {
+    pub committer: Arc<Committer>,
+    pub readiness: Arc<Readiness>,
+    pub metrics: Metrics,
+    /// Set when a commit inside a rebalance failed; the stream loop then restarts.
+    pub failed: Arc<AtomicBool>,
+}
+
+impl ClientContext for StreamContext {}
+
+impl ConsumerContext for StreamContext {
+    /// Runs before partitions are taken away: commit what was processed, so the next owner
+    /// starts right after it, and stop every partition task (the protocol is eager: all
+    /// partitions are revoked, then the new assignment is given).
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            info!(partitions = partitions.count(), "partitions revoked; committing");
+            // The commit blocks on the broker; tell tokio so other tasks move elsewhere.
+            let result = tokio::task::block_in_place(|| self.committer.commit_and_revoke(consumer));
+            if let Err(error) = result {
+                warn!(%error, "commit on revocation failed; its records will be processed again by the next owner");
+                self.failed.store(true, Ordering::Release);
+            }
+            self.readiness.set_assigned(0);
+            self.metrics.partitions_assigned.set(0);
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                let n = partitions.count() as i64;
+                info!(partitions = n, "partitions assigned");
+                self.metrics.rebalances.inc();
+                self.metrics.partitions_assigned.set(n);
+                self.readiness.set_assigned(n);
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(error) => warn!(%error, "rebalance error"),
+        }
+    }
+}

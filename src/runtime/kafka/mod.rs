@@ -1,0 +1,115 @@
+//! The Kafka runtime: one consumer-group member that runs the topology with
+//! `processing.guarantee` semantics (see [`committer`] for the delivery rule).
+//!
+//! Scale-out is Kafka's: instances with the same `group.id` split the input partitions.
+
+mod admin;
+mod clients;
+mod committer;
+mod context;
+mod stream;
+mod table_loader;
+mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::config::{Config, KafkaConfig};
+use crate::model::TdaContext;
+use crate::processor::Processor;
+use crate::table::Table;
+
+use super::{Readiness, RecordHandler};
+
+pub use admin::ensure_topics;
+
+/// What the Kafka runtime needs besides the topology.
+pub struct KafkaSettings {
+    pub kafka: KafkaConfig,
+    /// Distinguishes instances of one group: part of the transactional id, so a restarted
+    /// instance fences its own predecessor.
+    pub instance_id: String,
+    pub input_topics: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot create the Kafka {what}")]
+    Client {
+        what: &'static str,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("Kafka {what} failed")]
+    Broker {
+        what: &'static str,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("cannot create topic {topic}: {reason}")]
+    TopicCreation { topic: String, reason: String },
+    #[error("the consumer has no group metadata (not a group member yet)")]
+    NoGroupMetadata,
+    #[error("an output was not delivered; offsets were not committed")]
+    DeliveryFailed,
+}
+
+/// Runs until `shutdown` turns true. Transient failures (a failed commit, a fenced producer,
+/// a broker restart) restart the loop from the last committed offsets with backoff.
+pub async fn run(
+    config: &Config,
+    settings: KafkaSettings,
+    handler: RecordHandler,
+    contexts: Arc<Table<TdaContext>>,
+    make_processor: Box<dyn Fn() -> Box<dyn Processor> + Send + Sync>,
+    readiness: Arc<Readiness>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), RuntimeError> {
+    let topics = &config.topics;
+    ensure_topics(&settings.kafka, &[&topics.commands, &topics.dead_letters], &[]).await?;
+    ensure_topics(&settings.kafka, &[&topics.context], &[("cleanup.policy", "compact")]).await?;
+
+    let loader = tokio::spawn(table_loader::run(
+        settings.kafka.clone(),
+        topics.context.clone(),
+        handler.codec().clone(),
+        contexts.clone(),
+        handler.metrics().clone(),
+        shutdown.clone(),
+    ));
+    let restored = {
+        let (contexts, readiness) = (contexts.clone(), readiness.clone());
+        tokio::spawn(async move {
+            while !contexts.is_restored() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            readiness.set_tables_restored();
+        })
+    };
+
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match stream::run_generation(&settings, &handler, make_processor.as_ref(), &readiness, &mut shutdown).await {
+            Ok(stream::Ended::Shutdown) => break,
+            Ok(stream::Ended::Restart) => warn!(backoff_ms = backoff.as_millis() as u64, "restarting the stream loop"),
+            Err(error) => warn!(%error, backoff_ms = backoff.as_millis() as u64, "stream loop failed; retrying"),
+        }
+        handler.metrics().transient_retries.with_label_values(&["stream_loop"]).inc();
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => break,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+    restored.abort();
+    match loader.await {
+        Ok(Err(error)) => warn!(%error, "table loader failed"),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        _ => {}
+    }
+    info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! The stream loop of one consumer-group member: consume, dispatch to partition tasks,
+//! commit on an interval, and stop cleanly.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::TopicPartitionList;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::processor::Processor;
+use crate::runtime::{InputRecord, Readiness, RecordHandler};
+
+use super::committer::Committer;
+use super::context::StreamContext;
+use super::{clients, worker, KafkaSettings, RuntimeError};
+
+/// Records a partition task may have queued before its partition is paused.
+const PARTITION_QUEUE: usize = 4096;
+
+/// How a generation of the loop ended.
+pub enum Ended {
+    /// Shutdown was asked for; everything processed was committed.
+    Shutdown,
+    /// A commit failed; the caller rebuilds the clients and resumes from committed offsets.
+    Restart,
+}
+
+struct Partition {
+    queue: mpsc::Sender<InputRecord>,
+    /// Records that did not fit in the queue, in order; the partition is paused meanwhile,
+    /// so one slow partition holds back only itself.
+    parked: VecDeque<InputRecord>,
+}
+
+pub async fn run_generation(
+    settings: &KafkaSettings,
+    handler: &RecordHandler,
+    make_processor: &(dyn Fn() -> Box<dyn Processor> + Send + Sync),
+    readiness: &Arc<Readiness>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Ended, RuntimeError> {
+    let kafka = &settings.kafka;
+    let metrics = handler.metrics().clone();
+    let committer = Arc::new(Committer::new(
+        kafka.processing_guarantee,
+        clients::producer(kafka, &settings.instance_id),
+        metrics.clone(),
+    )?);
+    let failed = Arc::new(AtomicBool::new(false));
+    let context = StreamContext {
+        committer: committer.clone(),
+        readiness: readiness.clone(),
+        metrics: metrics.clone(),
+        failed: failed.clone(),
+    };
+    let consumer: Arc<StreamConsumer<StreamContext>> = Arc::new(
+        clients::stream_consumer(kafka, &settings.instance_id)
+            .create_with_context(context)
+            .map_err(|e| RuntimeError::Client { what: "consumer", source: e })?,
+    );
+    let topics: Vec<&str> = settings.input_topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topics)
+        .map_err(|e| RuntimeError::Broker { what: "subscribe", source: e })?;
+    info!(topics = ?topics, group = %kafka.group_id, guarantee = %kafka.processing_guarantee, "stream loop started");
+    readiness.set_running(true);
+
+    let (failures_tx, mut failures) = mpsc::channel(8);
+    let mut partitions: HashMap<(String, i32), Partition> = HashMap::new();
+    let mut epoch = committer.epoch();
+    let mut commit_tick = tokio::time::interval(Duration::from_millis(kafka.commit_interval_ms));
+    commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    let ended = loop {
+        tokio::select! {
+            _ = shutdown.changed() => break Ended::Shutdown,
+            Some(error) = failures.recv() => {
+                warn!(%error, "partition task failed");
+                break Ended::Restart;
+            }
+            _ = commit_tick.tick() => {
+                let (c, k) = (committer.clone(), consumer.clone());
+                match tokio::task::spawn_blocking(move || c.commit(&*k)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => { warn!(%error, "commit failed"); break Ended::Restart; }
+                    Err(panic) => std::panic::resume_unwind(panic.into_panic()),
+                }
+                resume_drained(&consumer, &mut partitions);
+            }
+            message = consumer.recv() => {
+                if committer.epoch() != epoch {
+                    // Revoked since the last record: those tasks have stopped.
+                    partitions.clear();
+                    epoch = committer.epoch();
+                }
+                match message {
+                    Ok(m) => {
+                        let record = to_record(&m);
+                        let key = (record.topic.clone(), record.partition);
+                        let partition = partitions.entry(key).or_insert_with(|| {
+                            let (tx, rx) = mpsc::channel(PARTITION_QUEUE);
+                            tokio::spawn(worker::run(rx, handler.clone(), committer.clone(), make_processor(), failures_tx.clone()));
+                            Partition { queue: tx, parked: VecDeque::new() }
+                        });
+                        dispatch(&consumer, partition, record);
+                    }
+                    Err(KafkaError::MessageConsumption(code)) => {
+                        // e.g. a subscribed topic that does not exist yet: it is picked up when created.
+                        warn!(error = %code, "consume error");
+                    }
+                    Err(error) => { warn!(%error, "consumer failed"); break Ended::Restart; }
+                }
+            }
+        }
+        if failed.load(Ordering::Acquire) {
+            break Ended::Restart;
+        }
+    };
+
+    readiness.set_running(false);
+    drop(partitions); // closes the queues: tasks finish their current record and stop
+    if let Ended::Shutdown = ended {
+        let (c, k) = (committer.clone(), consumer.clone());
+        let result = tokio::task::spawn_blocking(move || c.commit_and_revoke(&*k)).await;
+        match result {
+            Ok(Ok(_)) => info!("final commit done"),
+            Ok(Err(error)) => warn!(%error, "final commit failed; uncommitted records will be processed again"),
+            Err(panic) => std::panic::resume_unwind(panic.into_panic()),
+        }
+    }
+    consumer.unsubscribe();
+    Ok(ended)
+}
+
+fn dispatch(consumer: &StreamConsumer<StreamContext>, partition: &mut Partition, record: InputRecord) {
+    if !partition.parked.is_empty() {
+        partition.parked.push_back(record);
+        return;
+    }
+    if let Err(mpsc::error::TrySendError::Full(record)) = partition.queue.try_send(record) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&record.topic, record.partition);
+        if let Err(error) = consumer.pause(&tpl) {
+            warn!(%error, topic = %record.topic, partition = record.partition, "pause failed");
+        }
+        partition.parked.push_back(record);
+    }
+}
+
+/// Moves parked records into their queues and resumes partitions that caught up.
+fn resume_drained(consumer: &StreamConsumer<StreamContext>, partitions: &mut HashMap<(String, i32), Partition>) {
+    for ((topic, p), partition) in partitions.iter_mut() {
+        if partition.parked.is_empty() {
+            continue;
+        }
+        while let Some(record) = partition.parked.pop_front() {
+            if let Err(mpsc::error::TrySendError::Full(record)) = partition.queue.try_send(record) {
+                partition.parked.push_front(record);
+                break;
+            }
+        }
+        if partition.parked.is_empty() {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(topic, *p);
+            let _ = consumer.resume(&tpl);
+        }
+    }
+}
+
+fn to_record(m: &rdkafka::message::BorrowedMessage<'_>) -> InputRecord {
+    let headers = m
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec).unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    InputRecord {
+        topic: m.topic().to_string(),
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(<[u8]>::to_vec),
+        value: m.payload().map(<[u8]>::to_vec),
+        timestamp_ms: m.timestamp().to_millis(),
+        headers,
+    }
+}
+

@@ -1,0 +1,16 @@
+//! Runtimes: where records come from and where outputs go. Two kinds run the same
+//! processors: Kafka ([`kafka`]) and the in-memory [`EmbeddedLog`].
+
+mod embedded;
+mod embedded_runner;
+mod handler;
+pub mod kafka;
+mod readiness;
+mod record;
+pub mod trace;
+
+pub use embedded::EmbeddedLog;
+pub use embedded_runner::{EmbeddedRunner, RunStats};
+pub use handler::RecordHandler;
+pub use readiness::Readiness;
+pub use record::{InputRecord, OutputRecord};

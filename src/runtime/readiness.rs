@@ -1,0 +1,44 @@
+//! What `/readyz` reports: is this instance able to serve its share of the stream?
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+/// Updated by the runtime, read by the HTTP server.
+#[derive(Default)]
+pub struct Readiness {
+    running: AtomicBool,
+    tables_restored: AtomicBool,
+    assigned_partitions: AtomicI64,
+}
+
+impl Readiness {
+    pub fn set_running(&self, running: bool) {
+        self.running.store(running, Ordering::Release);
+    }
+
+    pub fn set_tables_restored(&self) {
+        self.tables_restored.store(true, Ordering::Release);
+    }
+
+    pub fn set_assigned(&self, partitions: i64) {
+        self.assigned_partitions.store(partitions, Ordering::Release);
+    }
+
+    pub fn assigned(&self) -> i64 {
+        self.assigned_partitions.load(Ordering::Acquire)
+    }
+
+    /// Ready when the stream loop runs, the tables are loaded and the group has given this
+    /// instance at least one partition. The reason says what is missing.
+    pub fn check(&self) -> Result<(), &'static str> {
+        if !self.running.load(Ordering::Acquire) {
+            return Err("stream loop not running");
+        }
+        if !self.tables_restored.load(Ordering::Acquire) {
+            return Err("tables still loading");
+        }
+        if self.assigned() == 0 {
+            return Err("no partitions assigned yet");
+        }
+        Ok(())
+    }
+}

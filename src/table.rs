@@ -1,0 +1,68 @@
+//! A keyed table built from a compacted topic (`tda.context`, later `agent.registry`).
+//!
+//! Tables are global, like Kafka Streams' `GlobalKTable`: every instance reads every
+//! partition, because the streams that join them are not keyed the same way. Writers are the
+//! table loaders; readers are processors, which only take a cheap `Arc` clone of a row.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// Latest value per key; a tombstone (None) deletes the key.
+pub struct Table<V> {
+    rows: RwLock<HashMap<String, Arc<V>>>,
+    restored: AtomicBool,
+}
+
+impl<V> Default for Table<V> {
+    fn default() -> Self {
+        Self { rows: RwLock::new(HashMap::new()), restored: AtomicBool::new(false) }
+    }
+}
+
+impl<V> Table<V> {
+    pub fn get(&self, key: &str) -> Option<Arc<V>> {
+        self.rows.read().expect("table lock poisoned").get(key).cloned()
+    }
+
+    /// Applies one changelog record: a value upserts, a tombstone deletes.
+    pub fn apply(&self, key: String, value: Option<V>) {
+        let mut rows = self.rows.write().expect("table lock poisoned");
+        match value {
+            Some(v) => rows.insert(key, Arc::new(v)),
+            None => rows.remove(&key),
+        };
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.read().expect("table lock poisoned").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the loader has read up to the end of the topic as it was at start-up.
+    pub fn is_restored(&self) -> bool {
+        self.restored.load(Ordering::Acquire)
+    }
+
+    pub fn mark_restored(&self) {
+        self.restored.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upsert_then_tombstone() {
+        let t = Table::default();
+        t.apply("a".into(), Some(1));
+        t.apply("a".into(), Some(2));
+        assert_eq!(t.get("a").as_deref(), Some(&2));
+        t.apply("a".into(), None);
+        assert!(t.get("a").is_none() && t.is_empty());
+    }
+}
