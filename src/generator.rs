@@ -119,7 +119,8 @@ pub fn damage(kind: BadKind, anomaly: &mut TdaAnomaly, now_ms: i64) -> Synthetic
         BadKind::ScoreOutOfRange => a.anomaly_score = 1.5,
         BadKind::NanScore => a.anomaly_score = f64::NAN,
         BadKind::DeathBeforeBirth => a.diagram[0].death = a.diagram[0].birth - 1.0,
-        BadKind::DiagramTooLarge => a.diagram = vec![a.diagram[0]; 100_000],
+        // Past the default cap of 4096, yet small enough for the broker's 1 MB message limit.
+        BadKind::DiagramTooLarge => a.diagram = vec![a.diagram[0]; 5_000],
         BadKind::FutureTimestamp => a.detected_at = now_ms + 24 * 3600 * 1000,
         BadKind::NoMagicByte | BadKind::UnknownSchemaId | BadKind::TruncatedAvro | BadKind::EmptyKey => {
             return Synthetic::BadBytes(kind, a.clone())

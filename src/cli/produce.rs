@@ -49,7 +49,7 @@ pub struct ProduceArgs {
 pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     anyhow::ensure!((0.0..=1.0).contains(&args.bad_ratio), "--bad-ratio must be in [0, 1], got {}", args.bad_ratio);
     let codec = match &args.schema_registry_url {
-        Some(url) => Codec::with_registry(url, &[(args.topic.as_str(), "TdaAnomaly")])
+        Some(url) => Codec::with_registry(url, &[(args.topic.as_str(), "aura.v1.TdaAnomaly")])
             .await
             .with_context(|| format!("cannot register TdaAnomaly at {url}; is the registry up?"))?,
         None => Codec::embedded(),

@@ -127,8 +127,8 @@ async fn connect_codec(config: &Config) -> anyhow::Result<Codec> {
         return Ok(Codec::embedded());
     };
     let writes = [
-        (config.topics.commands.as_str(), "AgentCommand"),
-        (config.topics.dead_letters.as_str(), "DeadLetter"),
+        (config.topics.commands.as_str(), "aura.v1.AgentCommand"),
+        (config.topics.dead_letters.as_str(), "aura.v1.DeadLetter"),
     ];
     let mut backoff = Duration::from_millis(200);
     loop {

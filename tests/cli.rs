@@ -1,0 +1,56 @@
+//! The command line as a user meets it: help, config errors, the demo.
+
+use std::process::Command;
+
+fn aura(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_aura")).args(args).env("AURA_LOG", "error").output().unwrap()
+}
+
+#[test]
+fn a_config_error_exits_non_zero_naming_file_field_and_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[kafka]\n\"commit.interval.ms\" = 0\n\"group.id\" = \"has space\"\n").unwrap();
+    for args in [vec!["run", "--config"], vec!["topology", "check"]] {
+        let mut args: Vec<&str> = args;
+        args.push(path.to_str().unwrap());
+        let out = aura(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(stderr.contains("bad.toml"), "{stderr}");
+        assert!(stderr.contains("kafka.commit.interval.ms: must be > 0, got 0"), "{stderr}");
+        assert!(stderr.contains("kafka.group.id") && stderr.contains("has space"), "{stderr}");
+    }
+}
+
+#[test]
+fn an_override_flag_is_validated_too() {
+    let out = aura(&["run", "--bootstrap-servers", "", "--http-listen", "127.0.0.1:0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("kafka.bootstrap.servers"), "{stderr}");
+}
+
+#[test]
+fn the_demo_accounts_for_every_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("summary.json");
+    let out = aura(&["demo", "--events", "2000", "--bad-ratio", "0.05", "--summary-json", summary.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let n = |k: &str| json[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {json}"));
+    assert_eq!(n("anomalies_in"), 2000);
+    assert_eq!(n("commands_out") + n("dead_letters"), 2000);
+    assert!(n("dead_letters") > 0);
+    assert!(n("processing_p50_us") <= n("processing_p99_us"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("commands out") && stdout.contains("µs |"), "{stdout}");
+}
+
+#[test]
+fn help_teaches_with_examples() {
+    let out = aura(&["run", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("--processing-guarantee") && help.contains("AURA_BOOTSTRAP_SERVERS"), "{help}");
+    assert!(help.contains("Example"), "{help}");
+}

@@ -1,0 +1,245 @@
+//! Helpers for tests against the real broker and registry started by `scripts/stack up`.
+//! Each test gets fresh topics and a fresh group, so tests never see each other's records.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aura::codec::Codec;
+use aura::generator::{Generator, Synthetic};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::ClientConfig;
+
+/// The broker; a test that needs it fails loudly without it, never passes silently.
+pub fn bootstrap() -> String {
+    std::env::var("KAFKA_BOOTSTRAP")
+        .expect("KAFKA_BOOTSTRAP is not set: run the tests with scripts/test, which starts a real broker")
+}
+
+pub fn registry() -> String {
+    std::env::var("SCHEMA_REGISTRY_URL")
+        .expect("SCHEMA_REGISTRY_URL is not set: run the tests with scripts/test, which starts a real registry")
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Fresh topic names and group for one test.
+pub struct TestTopics {
+    pub anomalies: String,
+    pub context: String,
+    pub commands: String,
+    pub dlq: String,
+    pub group: String,
+}
+
+impl TestTopics {
+    pub fn new(test: &str) -> Self {
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        let name = |t: &str| format!("{test}-{t}-{}", &run[..12]);
+        Self {
+            anomalies: name("anomalies"),
+            context: name("context"),
+            commands: name("commands"),
+            dlq: name("dlq"),
+            group: name("group"),
+        }
+    }
+
+    /// A complete config file for `aura run` using these topics.
+    pub fn write_config(&self, dir: &Path, guarantee: &str) -> PathBuf {
+        let path = dir.join("aura.toml");
+        let text = format!(
+            r#"
+[kafka]
+"bootstrap.servers" = "{bootstrap}"
+"group.id" = "{group}"
+"processing.guarantee" = "{guarantee}"
+"commit.interval.ms" = 5
+"output.partitions" = 3
+
+[schema_registry]
+url = "{registry}"
+
+[topics]
+anomalies = "{anomalies}"
+context = "{context}"
+commands = "{commands}"
+dead_letters = "{dlq}"
+
+[http]
+listen = "127.0.0.1:0"
+"#,
+            bootstrap = bootstrap(),
+            registry = registry(),
+            group = self.group,
+            anomalies = self.anomalies,
+            context = self.context,
+            commands = self.commands,
+            dlq = self.dlq,
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+pub async fn create_topic(name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap()).create().unwrap();
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let results = admin.create_topics(&[topic], &AdminOptions::new()).await.unwrap();
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("cannot create {t}: {e}"));
+    }
+}
+
+/// Publishes `n` generated records (with `bad_ratio` malformed ones) at about `rate`/s
+/// (0: as fast as possible). Returns the anomaly ids of the valid ones.
+pub async fn produce_anomalies(topic: &str, n: u64, rate: f64, bad_ratio: f64, seed: u64) -> Vec<String> {
+    let codec = Codec::with_registry(&registry(), &[(topic, "aura.v1.TdaAnomaly")]).await.unwrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "1")
+        .create()
+        .unwrap();
+    let mut generator = Generator::new(seed, 20, bad_ratio);
+    let mut good = Vec::new();
+    let started = Instant::now();
+    let mut pending = Vec::new();
+    for i in 0..n {
+        if rate > 0.0 {
+            tokio::time::sleep_until((started + Duration::from_secs_f64(i as f64 / rate)).into()).await;
+        }
+        let record = generator.next_record(aura::clock::now_ms());
+        if let Synthetic::Good(a) = &record {
+            good.push(a.anomaly_id.clone());
+        }
+        let (key, value) = aura::cli::encode_synthetic(&codec, topic, record).unwrap();
+        pending.push(producer.send_result(FutureRecord::to(topic).key(&key).payload(&value)).unwrap());
+    }
+    for p in pending {
+        p.await.unwrap().unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    good
+}
+
+/// Reads `topic` with read_committed from the beginning until `done` says so or `timeout`.
+pub fn read_committed(topic: &str, timeout: Duration, done: impl Fn(&[Record]) -> bool) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let deadline = Instant::now() + timeout;
+    let mut records = Vec::new();
+    while Instant::now() < deadline && !done(&records) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            records.push(Record {
+                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                value: m.payload().unwrap_or_default().to_vec(),
+            });
+        }
+    }
+    records
+}
+
+/// Reads `topic` with read_committed from the beginning until at least `min` records have
+/// arrived and then nothing new for `idle`, or until `timeout`. Waiting for quiet, not for a
+/// count, is what lets a test see duplicates and late records.
+pub fn read_until_idle(topic: &str, min: usize, idle: Duration, timeout: Duration) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let deadline = Instant::now() + timeout;
+    let mut last = Instant::now();
+    let mut records = Vec::new();
+    while Instant::now() < deadline && !(records.len() >= min && last.elapsed() > idle) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            last = Instant::now();
+            records.push(Record {
+                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                value: m.payload().unwrap_or_default().to_vec(),
+            });
+        }
+    }
+    records
+}
+
+pub struct Record {
+    pub key: Option<String>,
+    pub value: Vec<u8>,
+}
+
+/// An `aura run` process.
+pub struct Service {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Service {
+    pub fn start(config: &Path, instance_id: &str, log_dir: &Path) -> Self {
+        let log = log_dir.join(format!("{instance_id}-{}.log", uuid::Uuid::new_v4().simple()));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_aura"))
+            .args(["run", "--config"])
+            .arg(config)
+            .args(["--instance-id", instance_id])
+            .env("AURA_LOG", "info,rdkafka=warn")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Self { child, log }
+    }
+
+    /// SIGKILL: no chance to commit or clean up.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Counts of each value in `items`.
+pub fn counts<T: std::hash::Hash + Eq>(items: impl IntoIterator<Item = T>) -> HashMap<T, usize> {
+    let mut m = HashMap::new();
+    for i in items {
+        *m.entry(i).or_insert(0) += 1;
+    }
+    m
+}
