@@ -14,9 +14,11 @@
 //! - [`telemetry`]: every metric, named in one place.
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //! - [`generator`]: synthetic, realistic anomalies (and malformed ones) for `produce` and `demo`.
+//! - [`app`]: assembles codec, tables, processors and runtime from the configuration.
 //! - [`cli`]: the `aura` command line.
 //! - [`clock`]: wall-clock milliseconds.
 
+pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod codec;

@@ -1,5 +1,6 @@
 //! The `aura` command line. Each subcommand is one file; `main.rs` only calls [`main`].
 
+mod bench;
 mod demo;
 mod produce;
 mod run;
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub use produce::encode as encode_synthetic;
+pub use summary::latency_histogram;
 
 /// Aura Orchestrator: turns TDA anomaly events on Kafka into agent commands, exactly once.
 ///
@@ -28,6 +30,7 @@ enum Command {
     Run(run::RunArgs),
     Produce(produce::ProduceArgs),
     Demo(demo::DemoArgs),
+    Bench(bench::BenchArgs),
     #[command(subcommand)]
     Topology(topology::TopologyCommand),
 }
@@ -36,7 +39,11 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints its own summary; per-record warnings would drown it.
-    init_tracing(if matches!(cli.command, Command::Demo(_)) { "error" } else { "info,rdkafka=warn" });
+    init_tracing(match cli.command {
+        Command::Demo(_) => "error",
+        Command::Bench(_) => "warn,rdkafka=error",
+        _ => "info,rdkafka=warn",
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -46,6 +53,7 @@ pub fn main() -> ExitCode {
             Command::Run(args) => run::run(args).await,
             Command::Produce(args) => produce::run(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
             Command::Topology(cmd) => topology::run(cmd),
         }
     });

@@ -7,7 +7,6 @@
 use std::sync::OnceLock;
 
 use apache_avro::schema::{NamesRef, ResolvedSchema};
-use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::Schema;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -75,12 +74,9 @@ pub fn by_name(name: &str) -> Option<&'static EmbeddedSchema> {
 
 /// A parsed embedded schema, ready to write with and to read into.
 pub(crate) struct Prepared {
-    pub(crate) embedded: &'static EmbeddedSchema,
     pub(crate) schema: &'static Schema,
     /// Named types of `schema`, resolved once instead of on every record.
     pub(crate) resolved: ResolvedSchema<'static>,
-    /// Reads data written with exactly this schema, without schema resolution.
-    pub(crate) direct: GenericDatumReader<'static>,
     /// Parsing Canonical Form: two schemas with the same one encode identically.
     pub(crate) canonical: String,
 }
@@ -96,7 +92,7 @@ pub(crate) fn prepared(index: usize) -> &'static Prepared {
     &all_prepared()[index]
 }
 
-/// All embedded schemas, parsed on first use.
+/// All embedded schemas, parsed on first use, in catalog order.
 ///
 /// # Panics
 /// If a shipped schema does not parse: a build defect that `tests/schemas.rs` catches, and
@@ -108,24 +104,16 @@ pub(crate) fn all_prepared() -> &'static [Prepared] {
         let parsed = PARSED.get_or_init(|| {
             EMBEDDED
                 .iter()
-                .map(|e| {
-                    Schema::parse_str(e.json).unwrap_or_else(|err| invalid(e, err))
-                })
+                .map(|e| Schema::parse_str(e.json).unwrap_or_else(|err| invalid(e, err)))
                 .collect()
         });
         EMBEDDED
             .iter()
             .zip(parsed)
-            .map(|(embedded, schema)| {
-                Prepared {
-                    embedded,
-                    schema,
-                    resolved: ResolvedSchema::new(schema).unwrap_or_else(|e| invalid(embedded, e)),
-                    direct: GenericDatumReader::builder(schema)
-                        .build()
-                        .unwrap_or_else(|e| invalid(embedded, e)),
-                    canonical: schema.canonical_form(),
-                }
+            .map(|(embedded, schema)| Prepared {
+                schema,
+                resolved: ResolvedSchema::new(schema).unwrap_or_else(|e| invalid(embedded, e)),
+                canonical: schema.canonical_form(),
             })
             .collect()
     })

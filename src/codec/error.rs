@@ -30,11 +30,7 @@ pub enum CodecError {
         detail: String,
     },
     #[error("truncated Avro datum: the {len} bytes after the header end inside a {schema} (schema id {id})")]
-    Truncated {
-        id: u32,
-        schema: String,
-        len: usize,
-    },
+    Truncated { id: u32, schema: String, len: usize },
     #[error("malformed Avro datum for {schema} (schema id {id}): {detail}")]
     Malformed {
         id: u32,
@@ -117,5 +113,48 @@ impl CodecError {
             CodecError::Registration { .. } => "registration_rejected",
             CodecError::Encode { .. } => "encode",
         }
+    }
+}
+
+/// Avro errors can print whole values and schemas; a dead-letter reason needs the first
+/// few hundred characters.
+pub(crate) fn brief(err: impl std::fmt::Display) -> String {
+    const MAX: usize = 400;
+    let mut text = err.to_string();
+    if text.len() > MAX {
+        let mut cut = MAX;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("...");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brief_keeps_short_messages_and_cuts_long_ones_on_a_char_boundary() {
+        assert_eq!(brief("short"), "short");
+        let long = "é".repeat(300);
+        let cut = brief(&long);
+        assert!(cut.ends_with("...") && cut.len() <= 403, "{}", cut.len());
+    }
+
+    #[test]
+    fn classes_follow_the_error_kind() {
+        let unknown = CodecError::UnknownSchemaId { id: 4242 };
+        assert!(unknown.is_poison() && !unknown.is_transient());
+        assert_eq!(unknown.class(), "unknown_schema_id");
+        let down = CodecError::RegistryUnavailable {
+            url: "http://registry".into(),
+            detail: "connection refused".into(),
+        };
+        assert!(down.is_transient() && !down.is_poison());
+        let config = CodecError::TopicNotRegistered { topic: "t".into() };
+        assert!(!config.is_transient() && !config.is_poison());
     }
 }

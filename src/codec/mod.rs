@@ -25,6 +25,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 pub use catalog::{by_name, AvroRecord, EmbeddedSchema, EMBEDDED};
+use error::brief;
 pub use error::CodecError;
 pub use wire::HEADER_LEN;
 
@@ -139,13 +140,13 @@ impl Codec {
         if self.inner.registry.is_none() {
             return Ok(T::EMBEDDED_ID);
         }
-        let target = self
-            .inner
-            .writes
-            .get(topic)
-            .ok_or_else(|| CodecError::TopicNotRegistered {
-                topic: topic.to_owned(),
-            })?;
+        let target =
+            self.inner
+                .writes
+                .get(topic)
+                .ok_or_else(|| CodecError::TopicNotRegistered {
+                    topic: topic.to_owned(),
+                })?;
         if target.schema_name != T::SCHEMA_NAME {
             return Err(CodecError::WrongSchemaForTopic {
                 topic: topic.to_owned(),
@@ -180,7 +181,7 @@ impl Codec {
                 buf.truncate(start);
                 CodecError::Encode {
                     schema: T::SCHEMA_NAME,
-                    detail: e.to_string(),
+                    detail: brief(e),
                 }
             },
         )?;
@@ -233,6 +234,9 @@ impl Codec {
     fn writers_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<u32, Arc<WriterSchema>>> {
         // The map is only ever inserted into, whole entries at a time: a panic elsewhere
         // while holding the lock cannot leave it inconsistent.
-        self.inner.writers.write().unwrap_or_else(|e| e.into_inner())
+        self.inner
+            .writers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
     }
 }

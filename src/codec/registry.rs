@@ -84,7 +84,9 @@ impl Registry {
                 Failure::NotFound => CodecError::UnknownSchemaId { id },
                 // A registry that refuses to serve an id is misconfigured (auth, proxy);
                 // the record is not at fault, so retry rather than dead-letter.
-                Failure::Rejected(detail) | Failure::Unavailable(detail) => self.unavailable(detail),
+                Failure::Rejected(detail) | Failure::Unavailable(detail) => {
+                    self.unavailable(detail)
+                }
             }),
         }
     }
@@ -129,12 +131,20 @@ fn http_status(message: &str) -> Option<u16> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
-/// What went wrong, once: the converter's message and, when it has one, its cause.
+/// What went wrong, once: the converter's message, then each distinct cause down to the
+/// root (reqwest keeps "connection refused" a few sources deep).
 fn describe(err: &SRCError) -> String {
-    match &err.cause {
-        Some(cause) => format!("{}: {cause}", err.error),
-        None => err.error.clone(),
+    let mut message = err.error.clone();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
     }
+    message
 }
 
 #[cfg(test)]

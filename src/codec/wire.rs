@@ -39,14 +39,23 @@ mod tests {
     #[test]
     fn rejects_what_is_not_framed() {
         assert!(matches!(split(&[]), Err(CodecError::TooShort { len: 0 })));
-        assert!(matches!(split(b"{\"a\":1}"), Err(CodecError::NoMagicByte { first: 0x7b })));
-        assert!(matches!(split(&[0, 0, 1]), Err(CodecError::TooShort { len: 3 })));
+        assert!(matches!(
+            split(b"{\"a\":1}"),
+            Err(CodecError::NoMagicByte { first: 0x7b })
+        ));
+        assert!(matches!(
+            split(&[0, 0, 1]),
+            Err(CodecError::TooShort { len: 3 })
+        ));
         assert_eq!(split(&[0, 0, 0, 0, 9]).unwrap(), (9, &[][..]));
     }
 
     #[test]
     fn no_magic_message_names_the_byte() {
         let err = split(b"{}").unwrap_err();
-        assert_eq!(err.to_string(), "record has no Confluent magic byte (first byte 0x7b)");
+        assert_eq!(
+            err.to_string(),
+            "record has no Confluent magic byte (first byte 0x7b)"
+        );
     }
 }

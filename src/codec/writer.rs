@@ -1,88 +1,113 @@
 //! Writer schemas by id, and reading a datum written with one into a model type.
 //!
-//! Two ways to read, chosen once per (writer schema, reader type):
-//! - direct: the writer schema has the reader's Parsing Canonical Form, so the bytes are
-//!   exactly what the reader schema would have written; serde reads them straight into the
-//!   model type, with no intermediate value.
-//! - resolved: any other writer schema. The datum is decoded with the writer schema, then
-//!   resolved against the reader schema by Avro's rules (fields added with defaults,
-//!   removed fields, promotions, enum defaults), then deserialized.
+//! How to read is decided once per (writer schema, reader type):
+//! - direct: every field the reader schema has, the writer has too, with the same type
+//!   (the writer may have more). That covers the writer being the reader schema itself and
+//!   a newer schema that only added fields. serde reads the bytes straight into the model
+//!   type with the writer schema and skips what the type does not have: no intermediate
+//!   value, no resolution.
+//! - resolved: any other compatible writer. The datum is decoded into an Avro value with
+//!   the writer schema, resolved against the reader schema by Avro's rules (defaults for
+//!   missing fields, promotions, enum defaults), then deserialized. About ten times
+//!   slower, and right in every case the schemas allow.
+//! - unresolvable: the schemas are incompatible; every record is poison, without reading.
 
+use std::collections::HashMap;
 use std::error::Error as _;
 use std::io;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
-use apache_avro::schema_compatibility::SchemaCompatibility;
 use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::schema::{NamesRef, ResolvedSchema, SchemaKind};
+use apache_avro::schema_compatibility::SchemaCompatibility;
 use apache_avro::Schema;
 
 use super::catalog::{self, AvroRecord};
+use super::error::brief;
 use super::CodecError;
 
 /// A writer schema known by id.
 pub(crate) struct WriterSchema {
     id: u32,
-    schema: Schema,
     /// Full name, for messages.
     name: String,
-    /// Catalog index of the embedded schema with the same canonical form, if any.
-    same_as: Option<usize>,
-    /// Per reader (catalog index): `Err(detail)` when resolution can never succeed.
-    checked: Vec<OnceLock<Result<(), String>>>,
+    schema: &'static Schema,
+    resolved: ResolvedSchema<'static>,
+    /// Decodes with the writer schema alone.
+    reader: GenericDatumReader<'static>,
+    /// Per reader type (catalog index), decided on first use.
+    plans: Vec<OnceLock<Plan>>,
+}
+
+#[derive(Debug, Clone)]
+enum Plan {
+    Direct,
+    Resolve,
+    Unresolvable(String),
 }
 
 impl WriterSchema {
     /// A writer schema from its JSON text, as a registry serves it.
     pub(crate) fn parse(id: u32, json: &str) -> Result<Self, CodecError> {
-        let schema = Schema::parse_str(json).map_err(|e| CodecError::InvalidWriterSchema {
+        let invalid = |e: apache_avro::Error| CodecError::InvalidWriterSchema {
             id,
-            detail: e.to_string(),
-        })?;
-        Ok(Self::new(id, schema))
+            detail: brief(e),
+        };
+        let schema = intern(Schema::parse_str(json).map_err(invalid)?);
+        Self::new(id, schema).map_err(invalid)
     }
 
     /// The embedded schema at catalog `index`, served under `id`.
     pub(crate) fn embedded(id: u32, index: usize) -> Self {
-        Self::new(id, catalog::prepared(index).schema.clone())
+        Self::new(id, catalog::prepared(index).schema)
+            .unwrap_or_else(|e| panic!("embedded schema {index} does not resolve: {e}"))
     }
 
-    fn new(id: u32, schema: Schema) -> Self {
-        let canonical = schema.canonical_form();
-        let same_as = catalog::all_prepared()
-            .iter()
-            .position(|p| p.canonical == canonical);
-        let name = schema
-            .name()
-            .map_or_else(|| format!("{:?}", apache_avro::schema::SchemaKind::from(&schema)), |n| n.fullname(None));
-        Self {
+    fn new(id: u32, schema: &'static Schema) -> apache_avro::AvroResult<Self> {
+        let resolved = ResolvedSchema::new(schema)?;
+        let reader = GenericDatumReader::builder(schema)
+            .resolved_writer_schemata(resolved.clone())
+            .build()?;
+        let name = schema.name().map_or_else(
+            || format!("{:?}", SchemaKind::from(schema)),
+            |n| n.fullname(None),
+        );
+        Ok(Self {
             id,
-            schema,
             name,
-            same_as,
-            checked: (0..catalog::EMBEDDED.len()).map(|_| OnceLock::new()).collect(),
-        }
+            schema,
+            resolved,
+            reader,
+            plans: (0..catalog::EMBEDDED.len())
+                .map(|_| OnceLock::new())
+                .collect(),
+        })
     }
 
-    /// Reads one datum, which must fill `datum` exactly.
+    /// Reads one datum into `T`; the datum must be exactly one record.
     pub(crate) fn read<T: AvroRecord>(&self, datum: &[u8]) -> Result<T, CodecError> {
         let index = catalog::index_of::<T>();
-        let reader = catalog::prepared(index);
         let mut rest = datum;
-        let value = if self.same_as == Some(index) {
-            reader
-                .direct
+        let value = match self.plans[index].get_or_init(|| self.plan(index)) {
+            Plan::Direct => self
+                .reader
                 .read_deser::<T>(&mut rest)
-                .map_err(|e| self.datum_error(e, datum.len()))?
-        } else {
-            self.check_resolvable(index)?;
-            let written = GenericDatumReader::builder(&self.schema)
-                .build()
-                .and_then(|r| r.read_value(&mut rest))
-                .map_err(|e| self.datum_error(e, datum.len()))?;
-            let resolved = written
-                .resolve_with_names(reader.schema, reader.names())
-                .map_err(|e| self.unresolvable(T::SCHEMA_NAME, e.to_string()))?;
-            apache_avro::from_value::<T>(&resolved).map_err(|e| self.datum_error(e, datum.len()))?
+                .map_err(|e| self.datum_error(e, datum.len()))?,
+            Plan::Resolve => {
+                let reader = catalog::prepared(index);
+                let written = self
+                    .reader
+                    .read_value(&mut rest)
+                    .map_err(|e| self.datum_error(e, datum.len()))?;
+                let resolved = written
+                    .resolve_with_names(reader.schema, reader.names())
+                    .map_err(|e| self.unresolvable(T::SCHEMA_NAME, brief(e)))?;
+                apache_avro::from_value::<T>(&resolved)
+                    .map_err(|e| self.datum_error(e, datum.len()))?
+            }
+            Plan::Unresolvable(detail) => {
+                return Err(self.unresolvable(T::SCHEMA_NAME, detail.clone()))
+            }
         };
         if !rest.is_empty() {
             return Err(CodecError::TrailingBytes {
@@ -94,18 +119,19 @@ impl WriterSchema {
         Ok(value)
     }
 
-    /// Avro schema resolution fails for incompatible schemas only when it meets the
-    /// difference in the data; checking the schemas once gives every record the same answer.
-    fn check_resolvable(&self, index: usize) -> Result<(), CodecError> {
+    fn plan(&self, index: usize) -> Plan {
         let reader = catalog::prepared(index);
-        self.checked[index]
-            .get_or_init(|| {
-                SchemaCompatibility::can_read(&self.schema, reader.schema)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            })
-            .clone()
-            .map_err(|detail| self.unresolvable(reader.embedded.name, detail))
+        // Resolution of incompatible schemas fails only when it meets the difference in
+        // the data; checking the schemas gives every record the same answer.
+        if let Err(e) = SchemaCompatibility::can_read(self.schema, reader.schema) {
+            return Plan::Unresolvable(brief(e));
+        }
+        let names = (self.resolved.get_names(), reader.names());
+        if covers(self.schema, reader.schema, names, 0) {
+            Plan::Direct
+        } else {
+            Plan::Resolve
+        }
     }
 
     fn unresolvable(&self, reader: &'static str, detail: String) -> CodecError {
@@ -128,10 +154,96 @@ impl WriterSchema {
             CodecError::Malformed {
                 id: self.id,
                 schema: self.name.clone(),
-                detail: err.to_string(),
+                detail: brief(err),
             }
         }
     }
+}
+
+/// Whether data written with `writer` deserializes into the reader's type exactly as Avro
+/// resolution would produce it: every reader field is in the writer under the same name
+/// with a type that is covered in turn, unions have the same branches in the same order,
+/// enums the same symbols. Anything else (and anything nested absurdly deep) is left to
+/// resolution.
+fn covers(
+    writer: &Schema,
+    reader: &Schema,
+    names: (&NamesRef<'_>, &NamesRef<'_>),
+    depth: usize,
+) -> bool {
+    const MAX_DEPTH: usize = 32;
+    let (Some(writer), Some(reader)) = (deref(writer, names.0), deref(reader, names.1)) else {
+        return false;
+    };
+    if depth > MAX_DEPTH {
+        return false;
+    }
+    match (writer, reader) {
+        (Schema::Record(w), Schema::Record(r)) => {
+            w.name == r.name
+                && r.fields.iter().all(|rf| {
+                    w.lookup
+                        .get(&rf.name)
+                        .is_some_and(|&i| covers(&w.fields[i].schema, &rf.schema, names, depth + 1))
+                })
+        }
+        (Schema::Enum(w), Schema::Enum(r)) => w.name == r.name && w.symbols == r.symbols,
+        (Schema::Array(w), Schema::Array(r)) => covers(&w.items, &r.items, names, depth + 1),
+        (Schema::Map(w), Schema::Map(r)) => covers(&w.types, &r.types, names, depth + 1),
+        (Schema::Union(w), Schema::Union(r)) => {
+            w.variants().len() == r.variants().len()
+                && w.variants()
+                    .iter()
+                    .zip(r.variants())
+                    .all(|(w, r)| covers(w, r, names, depth + 1))
+        }
+        (
+            Schema::Null
+            | Schema::Boolean
+            | Schema::Int
+            | Schema::Long
+            | Schema::Float
+            | Schema::Double
+            | Schema::Bytes
+            | Schema::String
+            | Schema::TimestampMillis,
+            _,
+        ) => SchemaKind::from(writer) == SchemaKind::from(reader),
+        _ => false,
+    }
+}
+
+fn deref<'a>(schema: &'a Schema, names: &'a NamesRef<'_>) -> Option<&'a Schema> {
+    match schema {
+        Schema::Ref { name } => names.get(name).copied(),
+        other => Some(other),
+    }
+}
+
+/// Gives a parsed writer schema the life of the process, once per distinct schema.
+///
+/// Decoding borrows the schema, and a schema owned by the cache entry that also holds
+/// the decoder would make the entry self-referential. Writer schemas are few (the
+/// registry's versions of our records) and cached for good anyway; one identical to an
+/// embedded schema reuses that one.
+fn intern(schema: Schema) -> &'static Schema {
+    static INTERNED: OnceLock<Mutex<HashMap<String, &'static Schema>>> = OnceLock::new();
+    let canonical = schema.canonical_form();
+    if let Some(embedded) = catalog::all_prepared()
+        .iter()
+        .find(|p| p.canonical == canonical)
+    {
+        return embedded.schema;
+    }
+    // The canonical form drops logical types and defaults; the full JSON keeps them.
+    let key = serde_json::to_string(&schema).unwrap_or(canonical);
+    let mut interned = INTERNED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    interned
+        .entry(key)
+        .or_insert_with(|| Box::leak(Box::new(schema)))
 }
 
 fn ran_out_of_input(err: &apache_avro::Error) -> bool {
@@ -145,4 +257,91 @@ fn ran_out_of_input(err: &apache_avro::Error) -> bool {
         source = e.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value as Json};
+
+    use super::*;
+    use crate::model::TdaAnomaly;
+
+    fn anomaly_json(edit: impl FnOnce(&mut Json)) -> String {
+        let mut json: Json = serde_json::from_str(catalog::EMBEDDED[0].json).unwrap();
+        edit(&mut json);
+        json.to_string()
+    }
+
+    fn plan_for_anomaly(writer_json: &str) -> Plan {
+        let writer = WriterSchema::parse(1000, writer_json).unwrap();
+        writer.plan(catalog::index_of::<TdaAnomaly>())
+    }
+
+    #[test]
+    fn own_schema_is_read_directly() {
+        let writer = WriterSchema::embedded(1, 0);
+        assert!(matches!(writer.plan(0), Plan::Direct));
+    }
+
+    #[test]
+    fn added_fields_anywhere_are_read_directly() {
+        let newer = anomaly_json(|s| {
+            let fields = s["fields"].as_array_mut().unwrap();
+            fields.insert(
+                0,
+                json!({"name": "region", "type": ["null", "string"], "default": null}),
+            );
+            // The nested PersistencePoint gains a field too.
+            let point = &mut fields[8]["type"]["items"];
+            assert_eq!(point["name"], "PersistencePoint");
+            point["fields"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"name": "weight", "type": "double", "default": 1.0}));
+        });
+        assert!(matches!(plan_for_anomaly(&newer), Plan::Direct));
+    }
+
+    #[test]
+    fn removed_fields_and_changed_enums_are_resolved() {
+        let older = anomaly_json(|s| {
+            s["fields"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|f| f["name"] != "tags");
+        });
+        assert!(matches!(plan_for_anomaly(&older), Plan::Resolve));
+        let fewer_severities = anomaly_json(|s| {
+            s["fields"][5]["type"]["symbols"] = json!(["LOW", "HIGH"]);
+        });
+        assert!(matches!(plan_for_anomaly(&fewer_severities), Plan::Resolve));
+        let promoted = anomaly_json(|s| {
+            s["fields"][6]["type"]["items"] = json!("int");
+            s["fields"][4]["type"] = json!("float");
+        });
+        assert!(matches!(plan_for_anomaly(&promoted), Plan::Resolve));
+    }
+
+    #[test]
+    fn incompatible_schemas_are_unresolvable_up_front() {
+        let renamed = anomaly_json(|s| s["fields"][0]["name"] = json!("id"));
+        assert!(matches!(plan_for_anomaly(&renamed), Plan::Unresolvable(_)));
+        let context = WriterSchema::embedded(2, 1);
+        assert!(matches!(context.plan(0), Plan::Unresolvable(_)));
+    }
+
+    #[test]
+    fn the_same_schema_twice_is_interned_once() {
+        let newer = anomaly_json(|s| {
+            s["fields"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"name": "zone", "type": "string", "default": ""}));
+        });
+        let a = WriterSchema::parse(7, &newer).unwrap();
+        let b = WriterSchema::parse(8, &newer).unwrap();
+        assert!(std::ptr::eq(a.schema, b.schema));
+        let own = WriterSchema::parse(9, catalog::EMBEDDED[0].json).unwrap();
+        assert!(std::ptr::eq(own.schema, catalog::prepared(0).schema));
+    }
 }

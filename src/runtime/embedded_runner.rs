@@ -30,7 +30,7 @@ impl EmbeddedRunner {
         F: Fn() -> Box<dyn Processor>,
     {
         let now_ms = Arc::new(now_ms);
-        let stats = Arc::new(Mutex::new(Histogram::<u64>::new(3).expect("valid histogram")));
+        let stats = Arc::new(Mutex::new(crate::cli::latency_histogram()));
         let mut tasks = Vec::new();
         for partition in 0..self.log.partitions(&self.input_topic) {
             let (log, handler, group, topic) =
@@ -38,7 +38,7 @@ impl EmbeddedRunner {
             let (stats, now_ms) = (stats.clone(), now_ms.clone());
             let mut processor = make_processor();
             tasks.push(async move {
-                let mut local = Histogram::<u64>::new(3).expect("valid histogram");
+                let mut local = crate::cli::latency_histogram();
                 let end = log.end_offset(&topic, partition);
                 let mut offset = log.committed(&group, &topic, partition);
                 while offset < end {

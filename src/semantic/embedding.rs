@@ -7,6 +7,10 @@
 //! `ln(1 + n)` so diagram size shifts a coordinate instead of dominating it. Per dimension the vector holds
 //! the top lifetimes, entropy, total persistence, counts, where the most persistent feature lives, and a
 //! coarse Betti curve; globally, the scale and the share of persistence per dimension.
+//!
+//! A single outlier can own the largest bar, so a second block measures the top bars of each dimension
+//! against a robust reference instead: the median H0 lifetime, the typical spacing of the data (any
+//! positive median of the finite bars when H0 is empty). Ratios of the two blocks are scale-free as well.
 
 use super::diagram::{Bar, CleanDiagram, NDIM};
 use super::features::normalized_entropy;
@@ -16,8 +20,14 @@ const TOP: usize = 4;
 /// Filtration values (as multiples of `s`) at which the Betti curve is sampled.
 const CURVE: [f64; 5] = [0.1, 0.25, 0.5, 1.0, 2.0];
 const PER_DIM: usize = TOP + 7 + CURVE.len();
+/// Coordinates per dimension measured against the typical H0 spacing instead of the largest bar.
+const SPACING: usize = 4;
+/// Start of the global block (scale and per-dimension shares).
+const GLOBAL: usize = NDIM * PER_DIM;
+/// Start of the spacing block.
+const SPACED: usize = GLOBAL + 1 + NDIM;
 /// Length of an embedding.
-pub const EMBED_DIM: usize = NDIM * PER_DIM + 1 + NDIM;
+pub const EMBED_DIM: usize = SPACED + NDIM * SPACING;
 
 pub type Embedding = [f32; EMBED_DIM];
 
@@ -31,10 +41,16 @@ pub fn coordinate_name(i: usize) -> String {
             Some(n) => format!("h{k}.{n}"),
             None => format!("h{k}.betti@{}", CURVE[j - NAMES.len()]),
         }
-    } else if i == NDIM * PER_DIM {
+    } else if i == GLOBAL {
         "ln_scale".to_string()
+    } else if i < SPACED {
+        format!("h{}.share", i - GLOBAL - 1)
     } else {
-        format!("h{}.share", i - NDIM * PER_DIM - 1)
+        let (k, j) = ((i - SPACED) / SPACING, (i - SPACED) % SPACING);
+        match j {
+            0..=2 => format!("h{k}.top{}_over_spacing", j + 1),
+            _ => format!("h{k}.ln_above_3_spacings"),
+        }
     }
 }
 
@@ -79,12 +95,34 @@ pub fn embed(d: &CleanDiagram) -> Embedding {
             out[TOP + 7 + j] = (alive + d.essential[k] as f64).ln_1p() as f32;
         }
     }
-    e[NDIM * PER_DIM] = s.ln() as f32;
+    e[GLOBAL] = s.ln() as f32;
     let grand: f64 = totals.iter().sum();
     for k in 0..NDIM {
-        e[NDIM * PER_DIM + 1 + k] = if grand > 0.0 { (totals[k] / grand) as f32 } else { 0.0 };
+        e[GLOBAL + 1 + k] = if grand > 0.0 { (totals[k] / grand) as f32 } else { 0.0 };
+    }
+    let m0 = spacing(d);
+    for k in 0..NDIM {
+        let at = SPACED + k * SPACING;
+        // The top lifetimes are already in the first block, relative to s.
+        for j in 0..3 {
+            e[at + j] = (f64::from(e[k * PER_DIM + j]) * s / m0).ln_1p() as f32;
+        }
+        let above = d.finite[k].iter().filter(|b| b.lifetime() > 3.0 * m0).count();
+        e[at + 3] = (above as f64).ln_1p() as f32;
     }
     e
+}
+
+/// Median H0 lifetime (else median finite lifetime, else 1): the typical spacing of the data.
+fn spacing(d: &CleanDiagram) -> f64 {
+    let pick = if d.finite[0].is_empty() { d.finite.iter().flatten().collect::<Vec<_>>() } else { d.finite[0].iter().collect() };
+    let mut l: Vec<f64> = pick.into_iter().map(Bar::lifetime).collect();
+    if l.is_empty() {
+        return 1.0;
+    }
+    let mid = l.len() / 2;
+    let (_, m, _) = l.select_nth_unstable_by(mid, f64::total_cmp);
+    if *m > 0.0 { *m } else { 1.0 }
 }
 
 #[cfg(test)]
@@ -99,7 +137,7 @@ mod tests {
 
     #[test]
     fn scale_moves_only_the_scale_coordinate() {
-        let d = [p(0, 0.0, 0.3), p(0, 0.0, f64::INFINITY), p(1, 0.4, 2.0), p(1, 0.5, 0.9), p(2, 1.0, 1.2)];
+        let d = [p(0, 0.0, 0.3), p(0, 0.0, f64::INFINITY), p(1, 0.45, 2.0), p(1, 0.5, 0.9), p(2, 1.0, 1.2)];
         let scaled: Vec<_> = d.iter().map(|x| p(x.dimension, x.birth * 7.0, x.death * 7.0)).collect();
         let (a, b) = (embed(&clean(&d)), embed(&clean(&scaled)));
         for i in 0..EMBED_DIM {

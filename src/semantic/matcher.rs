@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use super::config::MatcherConfig;
 use super::diagram::clean;
 use super::embedding::{embed, Embedding, EMBED_DIM};
-use super::patterns::{to_points, Calibration, PatternLibrary};
+use super::patterns::{to_points, Calibration, PatternLibrary, MAX_NEIGHBORS};
 
 /// Embedding length padded to whole 8-lane chunks.
 pub const PADDED: usize = EMBED_DIM.div_ceil(8) * 8;
@@ -26,6 +26,7 @@ pub struct Compiled {
     center: [f32; PADDED],
     scale: [f32; PADDED],
     temperature: f64,
+    neighbors: usize,
     calibration: Option<Calibration>,
     /// Transformed prototypes, in pattern order.
     pub(crate) protos: Vec<Point>,
@@ -87,8 +88,9 @@ impl Compiled {
     pub fn new(library: PatternLibrary) -> Self {
         let (mut center, mut scale) = ([0f32; PADDED], [0f32; PADDED]);
         scale[..EMBED_DIM].fill(1.0);
-        let mut temperature = 1.0;
+        let (mut temperature, mut neighbors) = (1.0, 1);
         if let Some(m) = &library.metric {
+            neighbors = m.neighbors.clamp(1, MAX_NEIGHBORS);
             for i in 0..EMBED_DIM {
                 center[i] = m.center[i] as f32;
                 scale[i] = m.scale[i] as f32;
@@ -99,6 +101,7 @@ impl Compiled {
             center,
             scale,
             temperature,
+            neighbors,
             calibration: library.calibration.clone(),
             protos: Vec::new(),
             owner: Vec::new(),
@@ -141,21 +144,41 @@ impl Compiled {
         u
     }
 
-    /// Distance to the nearest prototype of every pattern, skipping prototype `skip` (leave-one-out), as
-    /// (distance, global prototype index); `f64::INFINITY` for a pattern with no prototype left.
+    /// Distance from `u` to every pattern (the mean distance to its `neighbors` nearest prototypes, or to as
+    /// many as it has), skipping prototype `skip` (leave-one-out), with the global index of the nearest
+    /// prototype; `f64::INFINITY` for a pattern with no prototype left.
     pub fn pattern_distances(&self, u: &Point, skip: Option<usize>) -> Vec<(f64, usize)> {
-        let mut best = vec![(f32::INFINITY, usize::MAX); self.library.patterns.len()];
+        let k = self.neighbors;
+        // Per pattern: the k smallest squared distances, ascending, and the nearest prototype.
+        let mut best = vec![([f32::INFINITY; MAX_NEIGHBORS], usize::MAX); self.library.patterns.len()];
         for (i, proto) in self.protos.iter().enumerate() {
             if Some(i) == skip {
                 continue;
             }
             let d = sq_dist(u, proto);
-            let slot = &mut best[self.owner[i].0 as usize];
-            if d < slot.0 {
-                *slot = (d, i);
+            let (top, nearest) = &mut best[self.owner[i].0 as usize];
+            if d < top[k - 1] {
+                let mut j = k - 1;
+                while j > 0 && top[j - 1] > d {
+                    top[j] = top[j - 1];
+                    j -= 1;
+                }
+                top[j] = d;
+                if j == 0 {
+                    *nearest = i;
+                }
             }
         }
-        best.into_iter().map(|(d, i)| (f64::from(d).sqrt(), i)).collect()
+        best.into_iter()
+            .map(|(top, nearest)| {
+                let (mut sum, mut n) = (0.0, 0u32);
+                for &d in top[..k].iter().filter(|d| d.is_finite()) {
+                    sum += f64::from(d).sqrt();
+                    n += 1;
+                }
+                (if n > 0 { sum / f64::from(n) } else { f64::INFINITY }, nearest)
+            })
+            .collect()
     }
 
     /// Matches a transformed embedding. `priors` maps pattern names to the source's prior confidence.

@@ -12,6 +12,9 @@ use crate::model::{AgentType, Coordination, Layer, PersistencePoint};
 /// A prototype diagram, point by point as `[dimension, birth, death]` (`death = inf` for essential points).
 pub type ProtoDiagram = Vec<(i32, f64, f64)>;
 
+/// Most prototypes a pattern's distance averages over.
+pub const MAX_NEIGHBORS: usize = 4;
+
 /// The pattern name reserved for "no pattern is close".
 pub const UNKNOWN: &str = "unknown";
 
@@ -42,6 +45,13 @@ pub struct Metric {
     pub scale: Vec<f64>,
     /// Distance that costs one unit of log-odds in the match confidence, > 0.
     pub temperature: f64,
+    /// A pattern's distance is the mean distance to its this many nearest prototypes, in 1..=4.
+    #[serde(default = "one")]
+    pub neighbors: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Piecewise-linear map from raw to calibrated confidence, fitted by isotonic regression.
@@ -156,6 +166,9 @@ impl PatternLibrary {
             }
             if let Some((i, s)) = m.scale.iter().enumerate().find(|(_, s)| !(s.is_finite() && **s >= 0.0)) {
                 out.push(format!("metric.scale[{i}]: must be finite and >= 0, got {s}"));
+            }
+            if !(1..=MAX_NEIGHBORS).contains(&m.neighbors) {
+                out.push(format!("metric.neighbors: must be in 1..={MAX_NEIGHBORS}, got {}", m.neighbors));
             }
             if !(m.temperature > 0.0 && m.temperature.is_finite()) {
                 out.push(format!("metric.temperature: must be > 0, got {}", m.temperature));

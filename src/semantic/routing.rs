@@ -26,7 +26,6 @@ use crate::model::{AgentRegistration, AgentStatus, AgentType, Coordination, Feat
 pub const FLAG_CONSENSUS: &str = "semantic.consensus";
 pub const FLAG_HIERARCHICAL: &str = "semantic.hierarchical";
 pub const FLAG_FAN_OUT: &str = "semantic.fan_out";
-const ROUTING_FLAGS: [&str; 3] = [FLAG_CONSENSUS, FLAG_HIERARCHICAL, FLAG_FAN_OUT];
 
 /// Where an anomaly goes.
 #[derive(Debug, Clone, PartialEq)]
@@ -241,7 +240,11 @@ impl Router {
                             t
                         }
                         None => {
-                            missing.extend(s.capabilities.iter().filter(|c| !missing.contains(c)).cloned());
+                            for cap in &s.capabilities {
+                                if !missing.contains(cap) {
+                                    missing.push(cap.clone());
+                                }
+                            }
                             why.push_str(&format!("; no live agent can do step {} {:?}", s.name, s.capabilities));
                             s.agent_type
                         }

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -18,6 +18,20 @@ use crate::table::Table;
 use crate::telemetry::Metrics;
 
 use super::{clients, RuntimeError};
+
+/// The end of a partition is how the loader knows the table is restored, not an error
+/// worth logging.
+pub struct EofIsNormal;
+
+impl ClientContext for EofIsNormal {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF) {
+            warn!(%error, reason, "table consumer error");
+        }
+    }
+}
+
+impl ConsumerContext for EofIsNormal {}
 
 /// Reads `topic` into `table` until `shutdown`. The table is marked restored once every
 /// partition has been read up to the end it had when loading began.
@@ -29,8 +43,8 @@ pub async fn run<V: AvroRecord + Send + Sync + 'static>(
     metrics: Metrics,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), RuntimeError> {
-    let consumer: StreamConsumer = clients::table_consumer(&kafka)
-        .create()
+    let consumer: StreamConsumer<EofIsNormal> = clients::table_consumer(&kafka)
+        .create_with_context(EofIsNormal)
         .map_err(|e| RuntimeError::Client { what: "table consumer", source: e })?;
     let metadata = consumer
         .fetch_metadata(Some(&topic), Duration::from_secs(10))
