@@ -100,10 +100,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     let (stop, shutdown) = watch::channel(false);
     let readiness = Arc::new(Readiness::default());
+    let metrics = Metrics::new();
     let service = {
-        let (config, readiness, shutdown) = (config.clone(), readiness.clone(), shutdown.clone());
+        let (config, readiness, shutdown, metrics) = (config.clone(), readiness.clone(), shutdown.clone(), metrics.clone());
         tokio::spawn(async move {
-            crate::app::run_on_kafka(&config, "bench-0", Metrics::new(), readiness, shutdown).await
+            crate::app::run_on_kafka(&config, "bench-0", metrics, readiness, shutdown).await
         })
     };
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -129,6 +130,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &args.bootstrap_servers)
         .set("linger.ms", "0")
+        .set("socket.nagle.disable", "true")
         .set("partitioner", "murmur2_random")
         .create()
         .context("cannot create the producer")?;
@@ -172,6 +174,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         report.p50_ms, report.p90_ms, report.p99_ms, report.p999_ms, report.max_ms, report.throughput_per_second
     );
     println!("anomaly-to-command latency:\n{}", histogram_plot(&histogram));
+    if let Ok(path) = std::env::var("AURA_BENCH_METRICS_OUT") {
+        std::fs::write(path, metrics.render())?;
+    }
     if let Some(path) = &args.report_json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write {}", path.display()))?;
     }
@@ -194,6 +199,7 @@ async fn read_commands(
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
         .set("fetch.wait.max.ms", "5")
+        .set("socket.nagle.disable", "true")
         .create()?;
     consumer.subscribe(&[&topic])?;
     let mut histogram = super::summary::latency_histogram();

@@ -47,6 +47,9 @@ pub struct FitArgs {
     /// Seed for the k-medoids initialization.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Keep base patterns that have no example in the dataset (with their old prototypes).
+    #[arg(long)]
+    pub keep_unseen: bool,
 }
 
 #[derive(Debug, Args)]
@@ -76,34 +79,64 @@ pub fn run(args: PatternsArgs) -> anyhow::Result<()> {
 
 fn run_fit(a: FitArgs) -> anyhow::Result<()> {
     let examples = dataset::read(&a.dataset)?;
-    anyhow::ensure!(!examples.is_empty(), "dataset {} has no examples", a.dataset.display());
+    anyhow::ensure!(
+        !examples.is_empty(),
+        "dataset {} has no examples",
+        a.dataset.display()
+    );
     let base = match &a.base {
         Some(p) => PatternLibrary::load(p)?,
         None => PatternLibrary::builtin(),
     };
-    let opts = FitOptions { max_prototypes: a.max_prototypes, seed: a.seed };
+    let opts = FitOptions {
+        max_prototypes: a.max_prototypes,
+        seed: a.seed,
+        keep_unseen: a.keep_unseen,
+    };
     let (library, summary) = fit(&examples, &base, &opts, &SemanticConfig::default());
-    std::fs::write(&a.out, library.to_toml()).with_context(|| format!("cannot write {}", a.out.display()))?;
-    println!("fitted {} examples into {} (library version {})", examples.len(), a.out.display(), library.version);
-    println!("{:24} {:>8} {:>10} {:>8}", "pattern", "examples", "prototypes", "radius");
+    std::fs::write(&a.out, library.to_toml())
+        .with_context(|| format!("cannot write {}", a.out.display()))?;
+    println!(
+        "fitted {} examples into {} (library version {})",
+        examples.len(),
+        a.out.display(),
+        library.version
+    );
+    println!(
+        "{:24} {:>8} {:>10} {:>8}",
+        "pattern", "examples", "prototypes", "radius"
+    );
     for (name, n, k, r) in &summary.patterns {
         println!("{name:24} {n:>8} {k:>10} {r:>8.3}");
     }
     if !summary.new_patterns.is_empty() {
-        println!("new patterns (triaged by an Analyst until given a workflow): {}", summary.new_patterns.join(", "));
+        println!(
+            "new patterns (triaged by an Analyst until given a workflow): {}",
+            summary.new_patterns.join(", ")
+        );
     }
-    println!("leave-one-out training accuracy: {:.2}%", 100.0 * summary.loo_accuracy);
+    println!(
+        "leave-one-out training accuracy: {:.2}%",
+        100.0 * summary.loo_accuracy
+    );
     Ok(())
 }
 
 fn run_generate(a: GenerateArgs) -> anyhow::Result<()> {
-    let stream = scenario(&a.scenario, a.seed, a.noise).with_context(|| format!("known scenarios: {}", SCENARIOS.join(", ")))?;
-    let file = std::fs::File::create(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    let stream = scenario(&a.scenario, a.seed, a.noise)
+        .with_context(|| format!("known scenarios: {}", SCENARIOS.join(", ")))?;
+    let file = std::fs::File::create(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
     let mut out = std::io::BufWriter::new(file);
     for ex in stream.take(a.count) {
         dataset::write_line(&mut out, &ex)?;
     }
     out.flush()?;
-    println!("wrote {} examples of scenario {} to {}", a.count, a.scenario, a.out.display());
+    println!(
+        "wrote {} examples of scenario {} to {}",
+        a.count,
+        a.scenario,
+        a.out.display()
+    );
     Ok(())
 }

@@ -193,16 +193,15 @@ impl Codec {
     /// `T`'s schema. Never panics: every malformed input is a poison `CodecError`.
     pub async fn decode<T: AvroRecord>(&self, bytes: &[u8]) -> Result<T, CodecError> {
         let (id, datum) = wire::split(bytes)?;
-        let writer = match self.cached_writer(id) {
-            Some(writer) => writer,
-            None => self.fetch_writer(id).await?,
-        };
-        writer.read(datum)
-    }
-
-    fn cached_writer(&self, id: u32) -> Option<Arc<WriterSchema>> {
-        let writers = self.inner.writers.read().unwrap_or_else(|e| e.into_inner());
-        writers.get(&id).cloned()
+        {
+            // Decoding under the read lock saves cloning the entry out; readers do not block
+            // each other, and inserts (an id seen for the first time) are rare.
+            let writers = self.inner.writers.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(writer) = writers.get(&id) {
+                return writer.read(datum);
+            }
+        }
+        self.fetch_writer(id).await?.read(datum)
     }
 
     async fn fetch_writer(&self, id: u32) -> Result<Arc<WriterSchema>, CodecError> {
@@ -238,5 +237,29 @@ impl Codec {
             .writers
             .write()
             .unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::TdaAnomaly;
+
+    fn assert_send<T: Send>(_: T) {}
+
+    #[test]
+    fn codec_and_decode_future_can_cross_threads() {
+        let codec = Codec::embedded();
+        assert_send(codec.decode::<TdaAnomaly>(&[]));
+        assert_send(codec.clone());
+        fn assert_sync<T: Sync>(_: &T) {}
+        assert_sync(&codec);
+    }
+
+    #[test]
+    fn embedded_ids_frame_every_topic_alike() {
+        let codec = Codec::embedded();
+        assert_eq!(codec.schema_id::<TdaAnomaly>("a").unwrap(), 1);
+        assert_eq!(codec.schema_id::<TdaAnomaly>("b").unwrap(), 1);
     }
 }

@@ -18,6 +18,7 @@ pub enum ProcessingGuarantee {
     ExactlyOnceV2,
     /// An input offset is committed only after its outputs are acknowledged by the broker;
     /// outputs may repeat after a crash, never go missing. The lowest latency.
+    #[value(name = "at_least_once")]
     AtLeastOnce,
 }
 

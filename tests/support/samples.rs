@@ -9,7 +9,10 @@ use aura::model::*;
 pub const NOW: i64 = 1_767_225_600_000;
 
 fn map<V: Clone>(pairs: &[(&str, V)]) -> HashMap<String, V> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -39,7 +42,10 @@ pub fn anomaly() -> TdaAnomaly {
         signature: (0..16).map(|i| i as f32 / 16.0).collect(),
         tags: strings(&["memory", "heap", "gc-pause"]),
         entities: strings(&["pod/payments-7d9f", "node/ip-10-0-3-17"]),
-        attributes: map(&[("cluster", "prod-eu-1".to_string()), ("team", "payments".to_string())]),
+        attributes: map(&[
+            ("cluster", "prod-eu-1".to_string()),
+            ("team", "payments".to_string()),
+        ]),
     }
 }
 

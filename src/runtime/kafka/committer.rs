@@ -13,12 +13,18 @@
 //! commits the input offsets. A crash between the two replays records whose outputs already
 //! exist: duplicates are possible, loss is not.
 //!
+//! Two transactional producers take turns, one transaction each. After a commit, the
+//! coordinator still writes the commit markers for a millisecond or so; a new transaction on
+//! the same transactional id is refused meanwhile (CONCURRENT_TRANSACTIONS) and librdkafka
+//! retries only after a fixed 20 ms. The other producer's id is free at once. Only one
+//! transaction holds records at any time, so the order of commits is unchanged.
+//!
 //! Partition tasks hold the read side of a gate while they process one record and hand its
 //! outputs to the producer; a commit takes the write side, so it never splits a record from
 //! its outputs. The gate is a std lock held only across synchronous code, never an `.await`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
@@ -65,7 +71,10 @@ struct Progress {
 
 pub struct Committer {
     guarantee: ProcessingGuarantee,
-    producer: ThreadedProducer<DeliveryTracker>,
+    /// Used in turns under exactly-once (see the module doc); at-least-once uses the first.
+    producers: Vec<ThreadedProducer<DeliveryTracker>>,
+    /// Index of the producer that takes outputs now. Changes only under the write gate.
+    active: AtomicUsize,
     gate: RwLock<()>,
     progress: Mutex<Progress>,
     /// Bumped on every revocation; a partition task of an older epoch stops.
@@ -74,32 +83,46 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Creates the producer and, under exactly-once, fences any predecessor with the same
-    /// transactional id and opens the first transaction.
+    /// Creates the producers and, under exactly-once, fences any predecessors with the same
+    /// transactional ids and opens their first transactions. `config(slot)` is the client
+    /// configuration of producer `slot`.
     pub fn new(
         guarantee: ProcessingGuarantee,
-        config: rdkafka::ClientConfig,
+        config: impl Fn(usize) -> rdkafka::ClientConfig,
         metrics: Metrics,
     ) -> Result<Self, RuntimeError> {
-        let producer: ThreadedProducer<DeliveryTracker> = config
-            .create_with_context(DeliveryTracker { failed: AtomicBool::new(false) })
-            .map_err(|e| RuntimeError::Client { what: "producer", source: e })?;
-        if guarantee == ProcessingGuarantee::ExactlyOnceV2 {
-            producer
-                .init_transactions(Duration::from_secs(30))
-                .map_err(|e| RuntimeError::Broker { what: "init transactions", source: e })?;
-            producer
-                .begin_transaction()
-                .map_err(|e| RuntimeError::Broker { what: "begin transaction", source: e })?;
+        let slots = match guarantee {
+            ProcessingGuarantee::ExactlyOnceV2 => 2,
+            ProcessingGuarantee::AtLeastOnce => 1,
+        };
+        let mut producers = Vec::with_capacity(slots);
+        for slot in 0..slots {
+            let producer: ThreadedProducer<DeliveryTracker> = config(slot)
+                .create_with_context(DeliveryTracker { failed: AtomicBool::new(false) })
+                .map_err(|e| RuntimeError::Client { what: "producer", source: e })?;
+            if guarantee == ProcessingGuarantee::ExactlyOnceV2 {
+                producer
+                    .init_transactions(Duration::from_secs(30))
+                    .map_err(|e| RuntimeError::Broker { what: "init transactions", source: e })?;
+                producer
+                    .begin_transaction()
+                    .map_err(|e| RuntimeError::Broker { what: "begin transaction", source: e })?;
+            }
+            producers.push(producer);
         }
         Ok(Self {
             guarantee,
-            producer,
+            producers,
+            active: AtomicUsize::new(0),
             gate: RwLock::new(()),
             progress: Mutex::new(Progress::default()),
             epoch: AtomicU64::new(0),
             metrics,
         })
+    }
+
+    fn producer(&self) -> &ThreadedProducer<DeliveryTracker> {
+        &self.producers[self.active.load(Ordering::Acquire)]
     }
 
     pub fn epoch(&self) -> u64 {
@@ -123,7 +146,7 @@ impl Committer {
             record = record.key(key);
         }
         loop {
-            match self.producer.send(record) {
+            match self.producer().send(record) {
                 Ok(()) => {
                     self.metrics.records_out.with_label_values(&[&output.topic]).inc();
                     return Ok(());
@@ -205,16 +228,21 @@ impl Committer {
     ) -> Result<(), RuntimeError> {
         // Without group metadata the offsets cannot be fenced by generation: refuse.
         let group = consumer.group_metadata().ok_or(RuntimeError::NoGroupMetadata)?;
+        let producer = self.producer();
         let attempt = || -> Result<(), KafkaError> {
-            self.producer.send_offsets_to_transaction(offsets, &group, TXN_TIMEOUT)?;
-            self.producer.commit_transaction(TXN_TIMEOUT)?;
-            self.producer.begin_transaction()
+            wait_delivered(producer)?;
+            producer.send_offsets_to_transaction(offsets, &group, TXN_TIMEOUT)?;
+            producer.commit_transaction(TXN_TIMEOUT)?;
+            producer.begin_transaction()
         };
         attempt().map_err(|e| {
             // Best effort: a fenced or fatal producer cannot abort, and is rebuilt anyway.
-            let _ = self.producer.abort_transaction(TXN_TIMEOUT);
+            let _ = producer.abort_transaction(TXN_TIMEOUT);
             RuntimeError::Broker { what: "commit transaction", source: e }
-        })
+        })?;
+        let next = (self.active.load(Ordering::Acquire) + 1) % self.producers.len();
+        self.active.store(next, Ordering::Release);
+        Ok(())
     }
 
     fn commit_after_delivery<C: ConsumerContext>(
@@ -222,14 +250,28 @@ impl Committer {
         consumer: &impl Consumer<C>,
         offsets: &TopicPartitionList,
     ) -> Result<(), RuntimeError> {
-        self.producer
-            .flush(TXN_TIMEOUT)
+        wait_delivered(self.producer())
             .map_err(|e| RuntimeError::Broker { what: "flush outputs", source: e })?;
-        if self.producer.context().failed.swap(false, Ordering::AcqRel) {
+        if self.producer().context().failed.swap(false, Ordering::AcqRel) {
             return Err(RuntimeError::DeliveryFailed);
         }
         consumer
             .commit(offsets, CommitMode::Async)
             .map_err(|e| RuntimeError::Broker { what: "commit offsets", source: e })
     }
+}
+
+/// Waits until the broker has acknowledged every output `producer` has sent so far.
+///
+/// `Producer::flush` would poll for delivery reports itself, racing the producer's own
+/// polling thread, and lose up to 100 ms per call whenever that thread wins.
+fn wait_delivered(producer: &ThreadedProducer<DeliveryTracker>) -> Result<(), KafkaError> {
+    let deadline = Instant::now() + TXN_TIMEOUT;
+    while producer.in_flight_count() > 0 {
+        if Instant::now() > deadline {
+            return Err(KafkaError::Flush(RDKafkaErrorCode::RequestTimedOut));
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    Ok(())
 }

@@ -49,7 +49,7 @@ pub async fn run_generation(
     let metrics = handler.metrics().clone();
     let committer = Arc::new(Committer::new(
         kafka.processing_guarantee,
-        clients::producer(kafka, &settings.instance_id),
+        |slot| clients::producer(kafka, &settings.instance_id, slot),
         metrics.clone(),
     )?);
     let failed = Arc::new(AtomicBool::new(false));
