@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::processor::{AnomalyRouter, Processor, RouterSettings};
 use crate::runtime::kafka::{self, KafkaSettings};
 use crate::runtime::{Readiness, RecordHandler};
+use crate::semantic::{Engine, PatternLibrary};
 use crate::table::Table;
 use crate::telemetry::Metrics;
 
@@ -25,12 +26,13 @@ pub async fn run_on_kafka(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let codec = connect_codec(config).await?;
+    let engine = Arc::new(semantic_engine(config)?);
     let contexts: Arc<Table<_>> = Arc::default();
     let settings = RouterSettings { validation: config.validation.clone(), ..Default::default() };
     let make_processor = {
         let contexts = contexts.clone();
         Box::new(move || -> Box<dyn Processor> {
-            Box::new(AnomalyRouter::new(settings.clone(), contexts.clone()))
+            Box::new(AnomalyRouter::new(settings.clone(), contexts.clone(), engine.clone()))
         })
     };
     let handler = RecordHandler::new(codec, config.topics.clone(), metrics);
@@ -41,6 +43,16 @@ pub async fn run_on_kafka(
     };
     kafka::run(config, kafka_settings, handler, contexts, make_processor, readiness, shutdown).await?;
     Ok(())
+}
+
+/// The semantic engine with the configured pattern library, or the built-in one.
+pub fn semantic_engine(config: &Config) -> anyhow::Result<Engine> {
+    let library = match &config.patterns {
+        Some(path) => PatternLibrary::load(path)
+            .with_context(|| format!("cannot load the pattern library {}", path.display()))?,
+        None => PatternLibrary::builtin(),
+    };
+    Ok(Engine::new(config.semantic.clone(), library))
 }
 
 /// The registry codec, retried while the registry is unreachable (transient), or the

@@ -29,5 +29,6 @@ pub mod http;
 pub mod model;
 pub mod processor;
 pub mod runtime;
+pub mod semantic;
 pub mod table;
 pub mod telemetry;

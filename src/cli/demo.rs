@@ -77,6 +77,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
 
     let contexts: Arc<Table<_>> = Arc::default();
+    let engine = Arc::new(crate::app::semantic_engine(&config)?);
     let runner = EmbeddedRunner {
         log: log.clone(),
         handler: RecordHandler::new(codec, topics.clone(), Metrics::new()),
@@ -86,7 +87,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let stats = runner
         .run_to_end(
-            move || -> Box<dyn Processor> { Box::new(AnomalyRouter::new(RouterSettings::default(), contexts.clone())) },
+            move || -> Box<dyn Processor> {
+                Box::new(AnomalyRouter::new(RouterSettings::default(), contexts.clone(), engine.clone()))
+            },
             crate::clock::now_ms,
         )
         .await;

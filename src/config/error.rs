@@ -20,6 +20,15 @@ impl Problem {
     }
 }
 
+impl Problem {
+    /// Reads a problem already written as `field: rule, got value`.
+    pub fn from_message(message: &str) -> Self {
+        let (field, rest) = message.split_once(": ").unwrap_or(("", message));
+        let (rule, value) = rest.rsplit_once(", got ").unwrap_or((rest, ""));
+        Self { field: field.into(), value: value.into(), rule: rule.into() }
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.value.is_empty() {

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::semantic::SemanticConfig;
+
 pub use error::{ConfigError, Problem};
 pub use kafka::{KafkaConfig, ProcessingGuarantee};
 pub use topics::TopicsConfig;
@@ -32,6 +34,10 @@ pub struct Config {
     pub validation: ValidationConfig,
     /// The HTTP endpoint for `/metrics`, `/healthz`, `/readyz`.
     pub http: HttpConfig,
+    /// Weights and thresholds of the semantic engine (matching, urgency, complexity, routing).
+    pub semantic: SemanticConfig,
+    /// The pattern library file; without it, the built-in `topologies/patterns.toml`.
+    pub patterns: Option<PathBuf>,
 }
 
 /// Where the schema registry is.
@@ -66,6 +72,8 @@ impl Default for Config {
             topics: TopicsConfig::default(),
             validation: ValidationConfig::default(),
             http: HttpConfig::default(),
+            semantic: SemanticConfig::default(),
+            patterns: None,
         }
     }
 }
@@ -106,6 +114,9 @@ impl Config {
                     "must start with http:// or https://",
                 ));
             }
+        }
+        if let Err(messages) = self.semantic.validate() {
+            problems.extend(messages.iter().map(|m| Problem::from_message(m)));
         }
         if problems.is_empty() {
             Ok(self)

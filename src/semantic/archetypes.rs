@@ -46,14 +46,78 @@ struct Archetype {
 use Severity::{Critical, High, Low, Medium};
 
 const ARCHETYPES: [Archetype; 8] = [
-    Archetype { pattern: "memory-leak", tags: ["memory", "heap", "gc-pressure"], first_agent: AgentType::Observer, layer: Layer::Operational, severities: &[Medium, High], max_entities: 1, shape: memory_leak },
-    Archetype { pattern: "network-partition", tags: ["network", "partition", "unreachable"], first_agent: AgentType::Observer, layer: Layer::Tactical, severities: &[High, Critical], max_entities: 4, shape: network_partition },
-    Archetype { pattern: "cascading-failure", tags: ["cascade", "timeout", "dependency"], first_agent: AgentType::Analyst, layer: Layer::Tactical, severities: &[High, Critical], max_entities: 5, shape: cascading_failure },
-    Archetype { pattern: "ddos", tags: ["traffic", "ddos", "saturation"], first_agent: AgentType::Observer, layer: Layer::Tactical, severities: &[High, Critical], max_entities: 2, shape: ddos },
-    Archetype { pattern: "data-drift", tags: ["drift", "distribution", "schema"], first_agent: AgentType::Analyst, layer: Layer::Operational, severities: &[Low, Medium], max_entities: 1, shape: data_drift },
-    Archetype { pattern: "sensor-fault", tags: ["sensor", "flatline", "outlier"], first_agent: AgentType::Observer, layer: Layer::Operational, severities: &[Low, Medium], max_entities: 1, shape: sensor_fault },
-    Archetype { pattern: "resource-contention", tags: ["cpu", "contention", "throttling"], first_agent: AgentType::Observer, layer: Layer::Operational, severities: &[Medium, High], max_entities: 2, shape: resource_contention },
-    Archetype { pattern: "config-regression", tags: ["deploy", "config", "regression"], first_agent: AgentType::Analyst, layer: Layer::Tactical, severities: &[Medium, High], max_entities: 1, shape: config_regression },
+    Archetype {
+        pattern: "memory-leak",
+        tags: ["memory", "heap", "gc-pressure"],
+        first_agent: AgentType::Observer,
+        layer: Layer::Operational,
+        severities: &[Medium, High],
+        max_entities: 1,
+        shape: memory_leak,
+    },
+    Archetype {
+        pattern: "network-partition",
+        tags: ["network", "partition", "unreachable"],
+        first_agent: AgentType::Observer,
+        layer: Layer::Tactical,
+        severities: &[High, Critical],
+        max_entities: 4,
+        shape: network_partition,
+    },
+    Archetype {
+        pattern: "cascading-failure",
+        tags: ["cascade", "timeout", "dependency"],
+        first_agent: AgentType::Analyst,
+        layer: Layer::Tactical,
+        severities: &[High, Critical],
+        max_entities: 5,
+        shape: cascading_failure,
+    },
+    Archetype {
+        pattern: "ddos",
+        tags: ["traffic", "ddos", "saturation"],
+        first_agent: AgentType::Observer,
+        layer: Layer::Tactical,
+        severities: &[High, Critical],
+        max_entities: 2,
+        shape: ddos,
+    },
+    Archetype {
+        pattern: "data-drift",
+        tags: ["drift", "distribution", "schema"],
+        first_agent: AgentType::Analyst,
+        layer: Layer::Operational,
+        severities: &[Low, Medium],
+        max_entities: 1,
+        shape: data_drift,
+    },
+    Archetype {
+        pattern: "sensor-fault",
+        tags: ["sensor", "flatline", "outlier"],
+        first_agent: AgentType::Observer,
+        layer: Layer::Operational,
+        severities: &[Low, Medium],
+        max_entities: 1,
+        shape: sensor_fault,
+    },
+    Archetype {
+        pattern: "resource-contention",
+        tags: ["cpu", "contention", "throttling"],
+        first_agent: AgentType::Observer,
+        layer: Layer::Operational,
+        severities: &[Medium, High],
+        max_entities: 2,
+        shape: resource_contention,
+    },
+    Archetype {
+        pattern: "config-regression",
+        tags: ["deploy", "config", "regression"],
+        first_agent: AgentType::Analyst,
+        layer: Layer::Tactical,
+        severities: &[Medium, High],
+        max_entities: 1,
+        shape: config_regression,
+    },
 ];
 
 /// The drift scenario's memory leak after the drift.
@@ -74,7 +138,11 @@ impl Gen {
         self.rng.random_range(lo..=hi)
     }
     fn bar(&mut self, dimension: i32, birth: f64, death: f64) {
-        self.points.push(PersistencePoint { dimension, birth, death });
+        self.points.push(PersistencePoint {
+            dimension,
+            birth,
+            death,
+        });
     }
     fn essential(&mut self) {
         self.bar(0, 0.0, f64::INFINITY);
@@ -193,10 +261,21 @@ pub struct Scenario {
 pub fn scenario(name: &str, seed: u64, noise: f64) -> Result<Scenario, UnknownScenario> {
     let only = ARCHETYPES.iter().position(|a| a.pattern == name);
     if only.is_none() && name != "mixed" && name != "drift" {
-        return Err(UnknownScenario { name: name.to_string() });
+        return Err(UnknownScenario {
+            name: name.to_string(),
+        });
     }
-    let gen = Gen { rng: SmallRng::seed_from_u64(seed), noise: noise.clamp(0.0, 1.0), points: Vec::new() };
-    Ok(Scenario { gen, only, drift: name == "drift", i: 0 })
+    let gen = Gen {
+        rng: SmallRng::seed_from_u64(seed),
+        noise: noise.clamp(0.0, 1.0),
+        points: Vec::new(),
+    };
+    Ok(Scenario {
+        gen,
+        only,
+        drift: name == "drift",
+        i: 0,
+    })
 }
 
 /// The route label an archetype's anomaly should get (the first step's agent type).
@@ -206,8 +285,16 @@ fn route_label(a: &Archetype, severity: Severity, entities: usize) -> RouteLabel
         High => a.layer.max(Layer::Tactical),
         _ => a.layer,
     };
-    let coordination = if entities >= 2 { Coordination::FanOut } else { Coordination::Pipeline };
-    RouteLabel { agent_type: a.first_agent, coordination, layer }
+    let coordination = if entities >= 2 {
+        Coordination::FanOut
+    } else {
+        Coordination::Pipeline
+    };
+    RouteLabel {
+        agent_type: a.first_agent,
+        coordination,
+        layer,
+    }
 }
 
 impl Iterator for Scenario {
@@ -215,7 +302,9 @@ impl Iterator for Scenario {
 
     fn next(&mut self) -> Option<LabelledAnomaly> {
         let g = &mut self.gen;
-        let which = self.only.unwrap_or_else(|| g.rng.random_range(0..ARCHETYPES.len()));
+        let which = self
+            .only
+            .unwrap_or_else(|| g.rng.random_range(0..ARCHETYPES.len()));
         let a = &ARCHETYPES[which];
         let drifted = self.drift && self.i >= DRIFT_AFTER && a.pattern == "memory-leak";
         g.points.clear();
@@ -231,19 +320,36 @@ impl Iterator for Scenario {
         let scale = (noise * 0.7 * g.u(-1.0, 1.0)).exp();
         let mut points = std::mem::take(&mut g.points);
         for p in &mut points {
-            let (jb, jd) = (1.0 + noise * 0.3 * g.u(-1.0, 1.0), 1.0 + noise * 0.3 * g.u(-1.0, 1.0));
+            let (jb, jd) = (
+                1.0 + noise * 0.3 * g.u(-1.0, 1.0),
+                1.0 + noise * 0.3 * g.u(-1.0, 1.0),
+            );
             p.birth *= scale * jb;
             p.death = (p.death * scale * jd).max(p.birth);
         }
         // Spurious near-diagonal features, as real detectors report.
         for _ in 0..g.n(3, 3 + (noise * 15.0) as usize) {
             let dimension = [0, 0, 1, 1, 2][g.n(0, 4)];
-            let (b, l) = (if dimension == 0 { 0.0 } else { g.u(0.0, 1.0) }, g.u(0.0, 0.08 * (1.0 + noise)));
-            points.push(PersistencePoint { dimension, birth: b * scale, death: (b + l) * scale });
+            let (b, l) = (
+                if dimension == 0 { 0.0 } else { g.u(0.0, 1.0) },
+                g.u(0.0, 0.08 * (1.0 + noise)),
+            );
+            points.push(PersistencePoint {
+                dimension,
+                birth: b * scale,
+                death: (b + l) * scale,
+            });
         }
         let severity = a.severities[g.n(0, a.severities.len() - 1)];
-        let entities: Vec<String> = (0..g.n(1, a.max_entities)).map(|e| format!("{}-entity-{e}", a.pattern)).collect();
-        let mut tags: Vec<String> = a.tags.iter().filter(|_| g.u(0.0, 1.0) < 0.8).map(|t| t.to_string()).collect();
+        let entities: Vec<String> = (0..g.n(1, a.max_entities))
+            .map(|e| format!("{}-entity-{e}", a.pattern))
+            .collect();
+        let mut tags: Vec<String> = a
+            .tags
+            .iter()
+            .filter(|_| g.u(0.0, 1.0) < 0.8)
+            .map(|t| t.to_string())
+            .collect();
         if g.u(0.0, 1.0) < noise * 0.4 {
             let other = &ARCHETYPES[g.n(0, ARCHETYPES.len() - 1)];
             tags.push(other.tags[g.n(0, 2)].to_string());
@@ -261,10 +367,25 @@ impl Iterator for Scenario {
             diagram: points,
             signature: vec![],
             tags,
-            attributes: [("archetype".to_string(), if drifted { "memory-leak-drifted" } else { a.pattern }.to_string())].into(),
+            attributes: [(
+                "archetype".to_string(),
+                if drifted {
+                    "memory-leak-drifted"
+                } else {
+                    a.pattern
+                }
+                .to_string(),
+            )]
+            .into(),
             entities,
         };
         let route = route_label(a, severity, anomaly.entities.len());
-        Some(LabelledAnomaly { anomaly, label: Label { pattern: a.pattern.to_string(), route: Some(route) } })
+        Some(LabelledAnomaly {
+            anomaly,
+            label: Label {
+                pattern: a.pattern.to_string(),
+                route: Some(route),
+            },
+        })
     }
 }

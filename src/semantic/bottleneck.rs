@@ -26,7 +26,9 @@ fn to_diagonal(a: &Bar) -> f64 {
 /// Exact bottleneck distance; 0 for two empty diagrams.
 pub fn bottleneck(a: &[PersistencePoint], b: &[PersistencePoint]) -> f64 {
     let (ca, cb) = (clean(a), clean(b));
-    (0..NDIM).map(|k| bottleneck_dim(&ca.finite[k], &cb.finite[k])).fold(0.0, f64::max)
+    (0..NDIM)
+        .map(|k| bottleneck_dim(&ca.finite[k], &cb.finite[k]))
+        .fold(0.0, f64::max)
 }
 
 fn bottleneck_dim(a: &[Bar], b: &[Bar]) -> f64 {
@@ -81,7 +83,12 @@ fn hopcroft_karp(adj: &[Vec<usize>], n_right: usize) -> usize {
         // BFS layers from free left vertices.
         let mut queue = VecDeque::new();
         for u in 0..n_left {
-            dist[u] = if match_l[u] == NONE { queue.push_back(u); 0 } else { NONE };
+            dist[u] = if match_l[u] == NONE {
+                queue.push_back(u);
+                0
+            } else {
+                NONE
+            };
         }
         let mut found = false;
         while let Some(u) = queue.pop_front() {
@@ -106,7 +113,13 @@ fn hopcroft_karp(adj: &[Vec<usize>], n_right: usize) -> usize {
     }
 }
 
-fn augment(u: usize, adj: &[Vec<usize>], ml: &mut [usize], mr: &mut [usize], dist: &mut [usize]) -> bool {
+fn augment(
+    u: usize,
+    adj: &[Vec<usize>],
+    ml: &mut [usize],
+    mr: &mut [usize],
+    dist: &mut [usize],
+) -> bool {
     for &v in &adj[u] {
         let w = mr[v];
         if w == usize::MAX || (dist[w] == dist[u] + 1 && augment(w, adj, ml, mr, dist)) {
@@ -125,7 +138,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn p(dimension: i32, birth: f64, death: f64) -> PersistencePoint {
-        PersistencePoint { dimension, birth, death }
+        PersistencePoint {
+            dimension,
+            birth,
+            death,
+        }
     }
 
     #[test]
@@ -141,7 +158,10 @@ mod tests {
         let d = bottleneck(&[p(0, 0.0, 1.0), p(0, 0.0, 0.4)], &[p(0, 0.0, 1.1)]);
         assert!((d - 0.2).abs() < 1e-12);
         // Dimensions are separate; the worst dimension wins.
-        assert_eq!(bottleneck(&[p(0, 0.0, 1.0), p(1, 0.0, 4.0)], &[p(0, 0.0, 1.0)]), 2.0);
+        assert_eq!(
+            bottleneck(&[p(0, 0.0, 1.0), p(1, 0.0, 4.0)], &[p(0, 0.0, 1.0)]),
+            2.0
+        );
         // Essential points are excluded.
         assert_eq!(bottleneck(&[p(0, 0.0, f64::INFINITY)], &[]), 0.0);
     }

@@ -34,7 +34,10 @@ pub struct FeatureConfig {
 
 impl Default for FeatureConfig {
     fn default() -> Self {
-        FeatureConfig { significance_relative: 0.25, significance_absolute: 0.0 }
+        FeatureConfig {
+            significance_relative: 0.25,
+            significance_absolute: 0.0,
+        }
     }
 }
 
@@ -56,7 +59,12 @@ pub struct MatcherConfig {
 
 impl Default for MatcherConfig {
     fn default() -> Self {
-        MatcherConfig { tag_weight: 0.15, prior_weight: 0.0, radius_factor: 1.0, sw_directions: 16 }
+        MatcherConfig {
+            tag_weight: 0.15,
+            prior_weight: 0.0,
+            radius_factor: 1.0,
+            sw_directions: 16,
+        }
     }
 }
 
@@ -76,7 +84,12 @@ pub struct ComplexityWeights {
 
 impl Default for ComplexityWeights {
     fn default() -> Self {
-        ComplexityWeights { entropy: 0.3, significant: 0.3, entities: 0.25, tags: 0.15 }
+        ComplexityWeights {
+            entropy: 0.3,
+            significant: 0.3,
+            entities: 0.25,
+            tags: 0.15,
+        }
     }
 }
 
@@ -96,7 +109,12 @@ pub struct ComplexityConfig {
 
 impl Default for ComplexityConfig {
     fn default() -> Self {
-        ComplexityConfig { weights: ComplexityWeights::default(), significant_scale: 4.0, entity_cap: 8, tag_cap: 8 }
+        ComplexityConfig {
+            weights: ComplexityWeights::default(),
+            significant_scale: 4.0,
+            entity_cap: 8,
+            tag_cap: 8,
+        }
     }
 }
 
@@ -112,7 +130,10 @@ pub struct UrgencyWeights {
 
 impl Default for UrgencyWeights {
     fn default() -> Self {
-        UrgencyWeights { severity: 0.6, score: 0.4 }
+        UrgencyWeights {
+            severity: 0.6,
+            score: 0.4,
+        }
     }
 }
 
@@ -133,7 +154,12 @@ pub struct DepartureWeights {
 
 impl Default for DepartureWeights {
     fn default() -> Self {
-        DepartureWeights { entropy: 1.0, persistence: 1.0, betti: 1.0, diagram: 0.0 }
+        DepartureWeights {
+            entropy: 1.0,
+            persistence: 1.0,
+            betti: 1.0,
+            diagram: 0.0,
+        }
     }
 }
 
@@ -226,7 +252,11 @@ pub struct LearningConfig {
 
 impl Default for LearningConfig {
     fn default() -> Self {
-        LearningConfig { enabled: true, max_prototypes: 32, refresh_fraction: 0.5 }
+        LearningConfig {
+            enabled: true,
+            max_prototypes: 16,
+            refresh_fraction: 0.5,
+        }
     }
 }
 
@@ -249,35 +279,120 @@ impl SemanticConfig {
         let mut p = Problems(Vec::new());
         let f = &self.features;
         p.unit("features.significance_relative", f.significance_relative);
-        p.check(f.significance_absolute >= 0.0, "features.significance_absolute", "must be >= 0", f.significance_absolute);
+        p.check(
+            f.significance_absolute >= 0.0,
+            "features.significance_absolute",
+            "must be >= 0",
+            f.significance_absolute,
+        );
         let m = &self.matcher;
-        p.check((0.0..1.0).contains(&m.tag_weight), "matcher.tag_weight", "must be in [0,1)", m.tag_weight);
-        p.check(m.prior_weight >= 0.0, "matcher.prior_weight", "must be >= 0", m.prior_weight);
-        p.check(m.radius_factor > 0.0, "matcher.radius_factor", "must be > 0", m.radius_factor);
-        p.check(m.sw_directions >= 1, "matcher.sw_directions", "must be >= 1", m.sw_directions);
+        p.check(
+            (0.0..1.0).contains(&m.tag_weight),
+            "matcher.tag_weight",
+            "must be in [0,1)",
+            m.tag_weight,
+        );
+        p.check(
+            m.prior_weight >= 0.0,
+            "matcher.prior_weight",
+            "must be >= 0",
+            m.prior_weight,
+        );
+        p.check(
+            m.radius_factor > 0.0,
+            "matcher.radius_factor",
+            "must be > 0",
+            m.radius_factor,
+        );
+        p.check(
+            m.sw_directions >= 1,
+            "matcher.sw_directions",
+            "must be >= 1",
+            m.sw_directions,
+        );
         let c = &self.complexity;
         let cw = &c.weights;
-        for (name, v) in [("entropy", cw.entropy), ("significant", cw.significant), ("entities", cw.entities), ("tags", cw.tags)] {
+        for (name, v) in [
+            ("entropy", cw.entropy),
+            ("significant", cw.significant),
+            ("entities", cw.entities),
+            ("tags", cw.tags),
+        ] {
             p.unit(&format!("complexity.weights.{name}"), v);
         }
-        p.check(cw.entropy + cw.significant + cw.entities + cw.tags > 0.0, "complexity.weights", "must not all be 0", 0);
-        p.check(c.significant_scale > 0.0, "complexity.significant_scale", "must be > 0", c.significant_scale);
-        p.check(c.entity_cap >= 2, "complexity.entity_cap", "must be >= 2", c.entity_cap);
-        p.check(c.tag_cap >= 1, "complexity.tag_cap", "must be >= 1", c.tag_cap);
+        p.check(
+            cw.entropy + cw.significant + cw.entities + cw.tags > 0.0,
+            "complexity.weights",
+            "must not all be 0",
+            0,
+        );
+        p.check(
+            c.significant_scale > 0.0,
+            "complexity.significant_scale",
+            "must be > 0",
+            c.significant_scale,
+        );
+        p.check(
+            c.entity_cap >= 2,
+            "complexity.entity_cap",
+            "must be >= 2",
+            c.entity_cap,
+        );
+        p.check(
+            c.tag_cap >= 1,
+            "complexity.tag_cap",
+            "must be >= 1",
+            c.tag_cap,
+        );
         let u = &self.urgency;
         p.unit("urgency.weights.severity", u.weights.severity);
         p.unit("urgency.weights.score", u.weights.score);
-        p.check(u.weights.severity + u.weights.score > 0.0, "urgency.weights", "must not all be 0", 0);
+        p.check(
+            u.weights.severity + u.weights.score > 0.0,
+            "urgency.weights",
+            "must not all be 0",
+            0,
+        );
         let d = &u.departure;
-        for (name, v) in [("entropy", d.entropy), ("persistence", d.persistence), ("betti", d.betti), ("diagram", d.diagram)] {
+        for (name, v) in [
+            ("entropy", d.entropy),
+            ("persistence", d.persistence),
+            ("betti", d.betti),
+            ("diagram", d.diagram),
+        ] {
             p.unit(&format!("urgency.departure.{name}"), v);
         }
-        p.check(u.amplification >= 0.0, "urgency.amplification", "must be >= 0", u.amplification);
-        p.check(u.half_life_ms > 0, "urgency.half_life_ms", "must be > 0", u.half_life_ms);
+        p.check(
+            u.amplification >= 0.0,
+            "urgency.amplification",
+            "must be >= 0",
+            u.amplification,
+        );
+        p.check(
+            u.half_life_ms > 0,
+            "urgency.half_life_ms",
+            "must be > 0",
+            u.half_life_ms,
+        );
         p.unit("urgency.decay_floor", u.decay_floor);
-        p.check(u.baseline_alpha > 0.0 && u.baseline_alpha <= 1.0, "urgency.baseline_alpha", "must be in (0,1]", u.baseline_alpha);
-        p.check(u.baseline_min_samples >= 1, "urgency.baseline_min_samples", "must be >= 1", u.baseline_min_samples);
-        p.check(u.baseline_max_sources >= 1, "urgency.baseline_max_sources", "must be >= 1", u.baseline_max_sources);
+        p.check(
+            u.baseline_alpha > 0.0 && u.baseline_alpha <= 1.0,
+            "urgency.baseline_alpha",
+            "must be in (0,1]",
+            u.baseline_alpha,
+        );
+        p.check(
+            u.baseline_min_samples >= 1,
+            "urgency.baseline_min_samples",
+            "must be >= 1",
+            u.baseline_min_samples,
+        );
+        p.check(
+            u.baseline_max_sources >= 1,
+            "urgency.baseline_max_sources",
+            "must be >= 1",
+            u.baseline_max_sources,
+        );
         let r = &self.routing;
         for (name, v) in [
             ("consensus_urgency", r.consensus_urgency),
@@ -288,14 +403,43 @@ impl SemanticConfig {
         ] {
             p.unit(&format!("routing.{name}"), v);
         }
-        p.check(r.tactical_urgency <= r.strategic_urgency, "routing.tactical_urgency", "must be <= routing.strategic_urgency", r.tactical_urgency);
-        p.check(r.fan_out_entities >= 2, "routing.fan_out_entities", "must be >= 2", r.fan_out_entities);
-        p.check(r.cache_ttl_ms > 0, "routing.cache_ttl_ms", "must be > 0", r.cache_ttl_ms);
-        p.check(r.cache_capacity >= 1, "routing.cache_capacity", "must be >= 1", r.cache_capacity);
+        p.check(
+            r.tactical_urgency <= r.strategic_urgency,
+            "routing.tactical_urgency",
+            "must be <= routing.strategic_urgency",
+            r.tactical_urgency,
+        );
+        p.check(
+            r.fan_out_entities >= 2,
+            "routing.fan_out_entities",
+            "must be >= 2",
+            r.fan_out_entities,
+        );
+        p.check(
+            r.cache_ttl_ms > 0,
+            "routing.cache_ttl_ms",
+            "must be > 0",
+            r.cache_ttl_ms,
+        );
+        p.check(
+            r.cache_capacity >= 1,
+            "routing.cache_capacity",
+            "must be >= 1",
+            r.cache_capacity,
+        );
         let l = &self.learning;
-        p.check(l.max_prototypes >= 1, "learning.max_prototypes", "must be >= 1", l.max_prototypes);
+        p.check(
+            l.max_prototypes >= 1,
+            "learning.max_prototypes",
+            "must be >= 1",
+            l.max_prototypes,
+        );
         p.unit("learning.refresh_fraction", l.refresh_fraction);
-        if p.0.is_empty() { Ok(()) } else { Err(p.0) }
+        if p.0.is_empty() {
+            Ok(())
+        } else {
+            Err(p.0)
+        }
     }
 }
 
@@ -320,8 +464,11 @@ mod tests {
         c.learning.max_prototypes = 0;
         let errs = c.validate().unwrap_err();
         assert_eq!(errs.len(), 3, "{errs:?}");
-        assert!(errs.contains(&"semantic.urgency.weights.severity: must be in [0,1], got 1.7".to_string()));
-        assert!(errs.iter().any(|e| e.starts_with("semantic.routing.cache_ttl_ms:") && e.ends_with("got 0")));
+        assert!(errs
+            .contains(&"semantic.urgency.weights.severity: must be in [0,1], got 1.7".to_string()));
+        assert!(errs
+            .iter()
+            .any(|e| e.starts_with("semantic.routing.cache_ttl_ms:") && e.ends_with("got 0")));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! JSON has no infinity, so an essential point's `death` is written as `null`. Reading is lenient about the
 //! ways other tools spell it: `null`, a missing `death`, or the strings `"inf"`, `"Infinity"` all mean an
 //! essential point (see [`super::diagram`] for what that implies). Optional anomaly fields (ids, betti,
-//! signature, tags, entities, attributes) may be omitted.
+//! signature, tags, entities, attributes; severity defaults to MEDIUM) may be omitted.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -38,11 +38,22 @@ pub struct LabelledAnomaly {
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     #[error("cannot open dataset {path}")]
-    Open { path: String, source: std::io::Error },
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: cannot read line")]
-    Io { path: String, line: usize, source: std::io::Error },
+    Io {
+        path: String,
+        line: usize,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: not a labelled anomaly")]
-    Parse { path: String, line: usize, source: serde_json::Error },
+    Parse {
+        path: String,
+        line: usize,
+        source: serde_json::Error,
+    },
 }
 
 #[derive(Deserialize)]
@@ -72,6 +83,8 @@ struct AnomalyRecord {
     detected_at: i64,
     #[serde(default)]
     anomaly_score: f64,
+    /// Datasets made from diagrams alone often have no severity; MEDIUM is the neutral middle.
+    #[serde(default = "medium")]
     severity: Severity,
     #[serde(default)]
     betti: Vec<i32>,
@@ -90,6 +103,10 @@ struct AnomalyRecord {
 struct Record {
     anomaly: AnomalyRecord,
     label: Label,
+}
+
+fn medium() -> Severity {
+    Severity::Medium
 }
 
 fn death(d: Option<Death>) -> f64 {
@@ -121,7 +138,11 @@ impl From<Record> for LabelledAnomaly {
                 diagram: a
                     .diagram
                     .into_iter()
-                    .map(|p| PersistencePoint { dimension: p.dimension, birth: p.birth, death: death(p.death) })
+                    .map(|p| PersistencePoint {
+                        dimension: p.dimension,
+                        birth: p.birth,
+                        death: death(p.death),
+                    })
                     .collect(),
                 signature: a.signature,
                 tags: a.tags,
@@ -141,14 +162,25 @@ pub fn parse_line(line: &str) -> Result<LabelledAnomaly, serde_json::Error> {
 /// Reads a whole dataset; blank lines are skipped.
 pub fn read(path: &Path) -> Result<Vec<LabelledAnomaly>, DatasetError> {
     let p = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|source| DatasetError::Open { path: p.clone(), source })?;
+    let file = std::fs::File::open(path).map_err(|source| DatasetError::Open {
+        path: p.clone(),
+        source,
+    })?;
     let mut out = Vec::new();
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|source| DatasetError::Io { path: p.clone(), line: i + 1, source })?;
+        let line = line.map_err(|source| DatasetError::Io {
+            path: p.clone(),
+            line: i + 1,
+            source,
+        })?;
         if line.trim().is_empty() {
             continue;
         }
-        out.push(parse_line(&line).map_err(|source| DatasetError::Parse { path: p.clone(), line: i + 1, source })?);
+        out.push(parse_line(&line).map_err(|source| DatasetError::Parse {
+            path: p.clone(),
+            line: i + 1,
+            source,
+        })?);
     }
     Ok(out)
 }
@@ -168,7 +200,10 @@ mod tests {
         let line = r#"{"anomaly":{"severity":"HIGH","diagram":[{"dimension":0,"birth":0,"death":null},{"dimension":0,"birth":0},{"dimension":1,"birth":0.1,"death":"Infinity"},{"dimension":1,"birth":0.1,"death":0.5}]},"label":{"pattern":"x","route":{"agent_type":"ANALYST","coordination":"PIPELINE","layer":"TACTICAL"}}}"#;
         let ex = parse_line(line).unwrap();
         let deaths: Vec<f64> = ex.anomaly.diagram.iter().map(|p| p.death).collect();
-        assert_eq!(deaths, vec![f64::INFINITY, f64::INFINITY, f64::INFINITY, 0.5]);
+        assert_eq!(
+            deaths,
+            vec![f64::INFINITY, f64::INFINITY, f64::INFINITY, 0.5]
+        );
         assert_eq!(ex.label.route.unwrap().agent_type, AgentType::Analyst);
         let mut buf = Vec::new();
         write_line(&mut buf, &ex).unwrap();

@@ -33,8 +33,19 @@ pub type Embedding = [f32; EMBED_DIM];
 
 /// The name of each coordinate, for explanations and the fitted metric's documentation.
 pub fn coordinate_name(i: usize) -> String {
-    const NAMES: [&str; PER_DIM - CURVE.len()] =
-        ["top1", "top2", "top3", "top4", "entropy", "ln_total", "ln_count", "ln_essential", "top_birth", "top_death", "mean_birth"];
+    const NAMES: [&str; PER_DIM - CURVE.len()] = [
+        "top1",
+        "top2",
+        "top3",
+        "top4",
+        "entropy",
+        "ln_total",
+        "ln_count",
+        "ln_essential",
+        "top_birth",
+        "top_death",
+        "mean_birth",
+    ];
     if i < NDIM * PER_DIM {
         let (k, j) = (i / PER_DIM, i % PER_DIM);
         match NAMES.get(j) {
@@ -55,8 +66,20 @@ pub fn coordinate_name(i: usize) -> String {
 }
 
 pub fn embed(d: &CleanDiagram) -> Embedding {
+    let entropy =
+        std::array::from_fn(|k| normalized_entropy(d.finite[k].iter().map(Bar::lifetime)));
+    embed_with_entropy(d, entropy)
+}
+
+/// [`embed`] reusing per-dimension entropies already computed (by [`super::features::Features`]).
+pub fn embed_with_entropy(d: &CleanDiagram, entropy: [f64; NDIM]) -> Embedding {
     let mut e = [0f32; EMBED_DIM];
-    let s = d.finite.iter().flatten().map(Bar::lifetime).fold(0.0, f64::max);
+    let s = d
+        .finite
+        .iter()
+        .flatten()
+        .map(Bar::lifetime)
+        .fold(0.0, f64::max);
     let s = if s > 0.0 { s } else { 1.0 };
     let mut totals = [0.0; NDIM];
     for k in 0..NDIM {
@@ -82,13 +105,17 @@ pub fn embed(d: &CleanDiagram) -> Embedding {
         for i in 0..TOP {
             out[i] = (top[i].0 / s) as f32;
         }
-        out[TOP] = normalized_entropy(bars.iter().map(Bar::lifetime)) as f32;
+        out[TOP] = entropy[k] as f32;
         out[TOP + 1] = (total / s).ln_1p() as f32;
         out[TOP + 2] = (bars.len() as f64).ln_1p() as f32;
         out[TOP + 3] = (d.essential[k] as f64).ln_1p() as f32;
         out[TOP + 4] = (top[0].1 / s) as f32;
         out[TOP + 5] = (top[0].2 / s) as f32;
-        out[TOP + 6] = if bars.is_empty() { 0.0 } else { (birth_sum / bars.len() as f64 / s) as f32 };
+        out[TOP + 6] = if bars.is_empty() {
+            0.0
+        } else {
+            (birth_sum / bars.len() as f64 / s) as f32
+        };
         for (j, &c) in CURVE.iter().enumerate() {
             let t = c * s;
             let alive = bars.iter().filter(|b| b.birth <= t && t < b.death).count() as f64;
@@ -98,7 +125,11 @@ pub fn embed(d: &CleanDiagram) -> Embedding {
     e[GLOBAL] = s.ln() as f32;
     let grand: f64 = totals.iter().sum();
     for k in 0..NDIM {
-        e[GLOBAL + 1 + k] = if grand > 0.0 { (totals[k] / grand) as f32 } else { 0.0 };
+        e[GLOBAL + 1 + k] = if grand > 0.0 {
+            (totals[k] / grand) as f32
+        } else {
+            0.0
+        };
     }
     let m0 = spacing(d);
     for k in 0..NDIM {
@@ -107,7 +138,10 @@ pub fn embed(d: &CleanDiagram) -> Embedding {
         for j in 0..3 {
             e[at + j] = (f64::from(e[k * PER_DIM + j]) * s / m0).ln_1p() as f32;
         }
-        let above = d.finite[k].iter().filter(|b| b.lifetime() > 3.0 * m0).count();
+        let above = d.finite[k]
+            .iter()
+            .filter(|b| b.lifetime() > 3.0 * m0)
+            .count();
         e[at + 3] = (above as f64).ln_1p() as f32;
     }
     e
@@ -115,14 +149,22 @@ pub fn embed(d: &CleanDiagram) -> Embedding {
 
 /// Median H0 lifetime (else median finite lifetime, else 1): the typical spacing of the data.
 fn spacing(d: &CleanDiagram) -> f64 {
-    let pick = if d.finite[0].is_empty() { d.finite.iter().flatten().collect::<Vec<_>>() } else { d.finite[0].iter().collect() };
+    let pick = if d.finite[0].is_empty() {
+        d.finite.iter().flatten().collect::<Vec<_>>()
+    } else {
+        d.finite[0].iter().collect()
+    };
     let mut l: Vec<f64> = pick.into_iter().map(Bar::lifetime).collect();
     if l.is_empty() {
         return 1.0;
     }
     let mid = l.len() / 2;
     let (_, m, _) = l.select_nth_unstable_by(mid, f64::total_cmp);
-    if *m > 0.0 { *m } else { 1.0 }
+    if *m > 0.0 {
+        *m
+    } else {
+        1.0
+    }
 }
 
 #[cfg(test)]
@@ -132,13 +174,26 @@ mod tests {
     use crate::model::PersistencePoint;
 
     fn p(dimension: i32, birth: f64, death: f64) -> PersistencePoint {
-        PersistencePoint { dimension, birth, death }
+        PersistencePoint {
+            dimension,
+            birth,
+            death,
+        }
     }
 
     #[test]
     fn scale_moves_only_the_scale_coordinate() {
-        let d = [p(0, 0.0, 0.3), p(0, 0.0, f64::INFINITY), p(1, 0.45, 2.0), p(1, 0.5, 0.9), p(2, 1.0, 1.2)];
-        let scaled: Vec<_> = d.iter().map(|x| p(x.dimension, x.birth * 7.0, x.death * 7.0)).collect();
+        let d = [
+            p(0, 0.0, 0.3),
+            p(0, 0.0, f64::INFINITY),
+            p(1, 0.45, 2.0),
+            p(1, 0.5, 0.9),
+            p(2, 1.0, 1.2),
+        ];
+        let scaled: Vec<_> = d
+            .iter()
+            .map(|x| p(x.dimension, x.birth * 7.0, x.death * 7.0))
+            .collect();
         let (a, b) = (embed(&clean(&d)), embed(&clean(&scaled)));
         for i in 0..EMBED_DIM {
             if coordinate_name(i) == "ln_scale" {

@@ -8,17 +8,20 @@
 use std::fmt::Write;
 use std::sync::{Arc, Mutex, RwLock};
 
+use super::complexity::{self, Complexity};
 use super::config::SemanticConfig;
 use super::diagram::clean;
-use super::embedding::embed;
+use super::embedding::embed_with_entropy;
 use super::features::Features;
 use super::learning::{self, LearnOutcome, Recency};
 use super::matcher::{Compiled, MatchResult};
 use super::patterns::PatternLibrary;
 use super::routing::{Route, RouteInputs, Router, RouterStats};
-use super::scoring::{self, Baselines, Complexity, Urgency, UrgencyInputs};
 use super::sliced_wasserstein::SlicedWasserstein;
-use crate::model::{AgentRegistration, FeatureFlag, RoutingFeedback, TdaAnomaly, TdaContext};
+use super::urgency::{self, BaselineSource, Baselines, Urgency, UrgencyInputs};
+use crate::model::{
+    AgentRegistration, FeatureFlag, RoutingFeedback, Severity, TdaAnomaly, TdaContext,
+};
 
 /// Turns learning off for sources outside its rollout; absent means on.
 pub const FLAG_LEARNING: &str = "semantic.learning";
@@ -70,7 +73,10 @@ impl Engine {
 
     /// The current compiled library (cheap: an `Arc` clone).
     pub fn compiled(&self) -> Arc<Compiled> {
-        self.compiled.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.compiled
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The current library, e.g. to write to a changelog after learning.
@@ -106,15 +112,23 @@ impl Engine {
         self.router.on_flag(flag);
     }
 
-    /// Online learning from confirmed feedback that names a pattern and carries the anomaly. Returns
+    /// Online learning from confirmed feedback (non-empty `confirmed_by`) that names a pattern and carries
+    /// the anomaly. Returns
     /// whether the prototypes changed (and so the library version and the route cache).
     pub fn on_feedback(&self, fb: &RoutingFeedback) -> bool {
-        let (Some(pattern), Some(anomaly)) = (&fb.pattern, &fb.anomaly) else { return false };
+        let (Some(pattern), Some(anomaly)) = (&fb.pattern, &fb.anomaly) else {
+            return false;
+        };
+        // Feedback nobody confirmed is a guess; learning from guesses would let errors reinforce themselves.
+        if fb.confirmed_by.trim().is_empty() {
+            return false;
+        }
         if !self.config.learning.enabled || !self.router.flag_on(FLAG_LEARNING, &anomaly.source) {
             return false;
         }
-        let current = self.compiled();
+        // Read the library under the learning lock, so concurrent feedback never learns from a stale copy.
         let mut recency = self.recency.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.compiled();
         match learning::learn_one(&current, &mut recency, pattern, anomaly, &self.config) {
             LearnOutcome::Unchanged => false,
             LearnOutcome::Changed(library) => {
@@ -127,15 +141,31 @@ impl Engine {
         }
     }
 
-    pub fn assess(&self, anomaly: &TdaAnomaly, context: Option<&TdaContext>, now_ms: i64) -> Assessment {
+    pub fn assess(
+        &self,
+        anomaly: &TdaAnomaly,
+        context: Option<&TdaContext>,
+        now_ms: i64,
+    ) -> Assessment {
         let cfg = &self.config;
         let diagram = clean(&anomaly.diagram);
         let features = Features::compute(&diagram, &anomaly.betti, &cfg.features);
         let lib = self.compiled();
-        let m = lib.match_embedding(&embed(&diagram), &anomaly.tags, context.map(|c| &c.pattern_confidence), &cfg.matcher);
-        let complexity = scoring::complexity(&features, anomaly, &cfg.complexity);
-        let inputs = UrgencyInputs { context, baselines: &self.baselines, sw: &self.sw, now_ms };
-        let urgency = scoring::urgency(&features, anomaly, &inputs, &cfg.urgency);
+        let embedding = embed_with_entropy(&diagram, features.dims.map(|d| d.entropy));
+        let m = lib.match_embedding(
+            &embedding,
+            &anomaly.tags,
+            context.map(|c| &c.pattern_confidence),
+            &cfg.matcher,
+        );
+        let complexity = complexity::complexity(&features, anomaly, &cfg.complexity);
+        let inputs = UrgencyInputs {
+            context,
+            baselines: &self.baselines,
+            sw: &self.sw,
+            now_ms,
+        };
+        let urgency = urgency::urgency(&features, anomaly, &inputs, &cfg.urgency);
         let decision = self.router.route(
             &RouteInputs {
                 pattern: m.best.map(|i| (i, &lib.library.patterns[i])),
@@ -148,7 +178,15 @@ impl Engine {
             lib.version(),
         );
         let mut explanation = String::with_capacity(512);
-        explain(&mut explanation, &lib, &m, &features, anomaly, &complexity, &urgency);
+        explain(
+            &mut explanation,
+            &lib,
+            &m,
+            &features,
+            anomaly,
+            &complexity,
+            &urgency,
+        );
         explanation.push_str("; route: ");
         explanation.push_str(&decision.why);
         Assessment {
@@ -164,37 +202,149 @@ impl Engine {
     }
 }
 
-fn explain(out: &mut String, lib: &Compiled, m: &MatchResult, f: &Features, a: &TdaAnomaly, c: &Complexity, u: &Urgency) {
-    // Writing to a String cannot fail.
-    let nearest = lib.name(m.nearest);
-    match m.best {
-        Some(_) => {
-            let _ = write!(out, "pattern {nearest} (confidence {:.2}, raw {:.2}; distance {:.2} within radius {:.2}", m.confidence, m.raw_confidence, m.distance, m.radius);
-            if let Some((r, rc)) = m.runner_up {
-                let _ = write!(out, "; runner-up {} {rc:.2}", lib.name(r));
+/// Appends text and two-decimal numbers. Explanations are built for every anomaly, and `{:.2}` float
+/// formatting was the largest single cost of `assess`; integer formatting of `round(100·x)` is several
+/// times cheaper and prints the same digits.
+struct Text<'a>(&'a mut String);
+
+impl Text<'_> {
+    fn s(&mut self, s: &str) -> &mut Self {
+        self.0.push_str(s);
+        self
+    }
+    fn f(&mut self, x: f64) -> &mut Self {
+        if !x.is_finite() || x.abs() >= 1e15 {
+            let _ = write!(self.0, "{x}");
+            return self;
+        }
+        let r = (x * 100.0).round() as i64;
+        if r < 0 {
+            self.0.push('-');
+        }
+        let r = r.unsigned_abs();
+        let mut digits = [0u8; 20];
+        let (mut i, mut whole) = (digits.len(), r / 100);
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (whole % 10) as u8;
+            whole /= 10;
+            if whole == 0 {
+                break;
             }
-            out.push(')');
         }
-        None => {
-            let _ = write!(out, "unknown: nearest pattern {nearest} at distance {:.2} is outside its radius {:.2}, triage by an Analyst", m.distance, m.radius);
+        for &b in &digits[i..] {
+            self.0.push(b as char);
         }
+        self.0.push('.');
+        self.0.push((b'0' + (r % 100 / 10) as u8) as char);
+        self.0.push((b'0' + (r % 10) as u8) as char);
+        self
     }
-    let _ = write!(
-        out,
-        "; complexity {:.2} (entropy {:.2}, significant {:.2}, entities {:.2}, tags {:.2})",
-        c.value, c.entropy, c.significant, c.entities, c.tags
-    );
-    let d = &u.departure;
-    let _ = write!(
-        out,
-        "; urgency {:.2} = base {:.2} (severity {:?} {:.2}, score {:.2}) x amplification {:.2} (departure {:.2} vs {:?} baseline: entropy {:.2}, persistence {:.2}, betti {:.2}, diagram {:.2}) x decay {:.2} (age {} ms)",
-        u.value, u.base, a.severity, u.severity, a.anomaly_score, u.amplification, d.value, d.source, d.entropy, d.persistence, d.betti, d.diagram, u.decay, u.age_ms
-    );
-    if f.betti_mismatch > 0 {
-        let _ = write!(out, "; betti reported {:?} but diagram implies {:?}", a.betti, f.diagram_betti);
-    }
-    if f.dropped > 0 {
-        let _ = write!(out, "; {} malformed diagram points dropped", f.dropped);
+    fn d(&mut self, v: impl std::fmt::Display) -> &mut Self {
+        let _ = write!(self.0, "{v}");
+        self
     }
 }
 
+fn explain(
+    out: &mut String,
+    lib: &Compiled,
+    m: &MatchResult,
+    f: &Features,
+    a: &TdaAnomaly,
+    c: &Complexity,
+    u: &Urgency,
+) {
+    let mut t = Text(out);
+    let nearest = lib.name(m.nearest);
+    match m.best {
+        Some(_) => {
+            t.s("pattern ")
+                .s(nearest)
+                .s(" (confidence ")
+                .f(m.confidence)
+                .s(", raw ")
+                .f(m.raw_confidence);
+            t.s("; distance ")
+                .f(m.distance)
+                .s(" within radius ")
+                .f(m.radius);
+            if let Some((r, rc)) = m.runner_up {
+                t.s("; runner-up ").s(lib.name(r)).s(" ").f(rc);
+            }
+            t.s(")");
+        }
+        None => {
+            t.s("unknown: nearest pattern ")
+                .s(nearest)
+                .s(" at distance ")
+                .f(m.distance);
+            t.s(" is outside its radius ")
+                .f(m.radius)
+                .s(", triage by an Analyst");
+        }
+    }
+    t.s("; complexity ")
+        .f(c.value)
+        .s(" (entropy ")
+        .f(c.entropy)
+        .s(", significant ")
+        .f(c.significant);
+    t.s(", entities ")
+        .f(c.entities)
+        .s(", tags ")
+        .f(c.tags)
+        .s(")");
+    let d = &u.departure;
+    let severity = match a.severity {
+        Severity::Low => "LOW",
+        Severity::Medium => "MEDIUM",
+        Severity::High => "HIGH",
+        Severity::Critical => "CRITICAL",
+    };
+    let baseline = match d.source {
+        BaselineSource::Context => "context",
+        BaselineSource::Running => "running",
+        BaselineSource::WarmingUp => "warming-up",
+    };
+    t.s("; urgency ")
+        .f(u.value)
+        .s(" = base ")
+        .f(u.base)
+        .s(" (severity ")
+        .s(severity)
+        .s(" ")
+        .f(u.severity);
+    t.s(", score ")
+        .f(a.anomaly_score)
+        .s(") x amplification ")
+        .f(u.amplification)
+        .s(" (departure ")
+        .f(d.value);
+    t.s(" vs ")
+        .s(baseline)
+        .s(" baseline: entropy ")
+        .f(d.entropy)
+        .s(", persistence ")
+        .f(d.persistence);
+    t.s(", betti ")
+        .f(d.betti)
+        .s(", diagram ")
+        .f(d.diagram)
+        .s(") x decay ")
+        .f(u.decay)
+        .s(" (age ")
+        .d(u.age_ms)
+        .s(" ms)");
+    if f.betti_mismatch > 0 {
+        t.s("; betti reported ")
+            .d(format_args!("{:?}", a.betti))
+            .s(" but diagram implies ")
+            .d(format_args!("{:?}", f.diagram_betti));
+    }
+    if f.dropped > 0 {
+        t.s("; ")
+            .d(f.dropped)
+            .s(" malformed diagram points dropped");
+    }
+}

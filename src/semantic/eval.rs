@@ -45,7 +45,11 @@ pub struct EvalOptions {
 
 /// Assesses every example in order (each at its own `detected_at`, without context) and scores it.
 /// Also returns whether each example's pattern was right, in order.
-pub fn evaluate(engine: &Engine, examples: &[LabelledAnomaly], opts: EvalOptions) -> (EvalReport, Vec<bool>) {
+pub fn evaluate(
+    engine: &Engine,
+    examples: &[LabelledAnomaly],
+    opts: EvalOptions,
+) -> (EvalReport, Vec<bool>) {
     let mut confusion: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut buckets = vec![(0u64, 0.0f64, 0u64); 10];
     let (mut right, mut unknown, mut route_n, mut route_right) = (0u64, 0u64, 0u64, 0u64);
@@ -58,12 +62,20 @@ pub fn evaluate(engine: &Engine, examples: &[LabelledAnomaly], opts: EvalOptions
         outcomes.push(ok);
         right += u64::from(ok);
         unknown += u64::from(a.pattern_id.is_none());
-        *confusion.entry(ex.label.pattern.clone()).or_default().entry(predicted.to_string()).or_default() += 1;
+        *confusion
+            .entry(ex.label.pattern.clone())
+            .or_default()
+            .entry(predicted.to_string())
+            .or_default() += 1;
         let b = &mut buckets[((a.confidence * 10.0) as usize).min(9)];
         *b = (b.0 + 1, b.1 + a.confidence, b.2 + u64::from(ok));
         if let Some(r) = &ex.label.route {
             route_n += 1;
-            let hits = [r.agent_type == a.route.agent_type, r.coordination == a.route.coordination, r.layer == a.route.layer];
+            let hits = [
+                r.agent_type == a.route.agent_type,
+                r.coordination == a.route.coordination,
+                r.layer == a.route.layer,
+            ];
             for (f, h) in fields.iter_mut().zip(hits) {
                 *f += u64::from(h);
             }
@@ -96,7 +108,13 @@ pub fn evaluate(engine: &Engine, examples: &[LabelledAnomaly], opts: EvalOptions
             .iter()
             .enumerate()
             .filter(|(_, b)| b.0 > 0)
-            .map(|(i, b)| Bucket { lo: i as f64 / 10.0, hi: (i + 1) as f64 / 10.0, n: b.0, mean_confidence: b.1 / b.0 as f64, accuracy: ratio(b.2, b.0) })
+            .map(|(i, b)| Bucket {
+                lo: i as f64 / 10.0,
+                hi: (i + 1) as f64 / 10.0,
+                n: b.0,
+                mean_confidence: b.1 / b.0 as f64,
+                accuracy: ratio(b.2, b.0),
+            })
             .collect(),
     };
     (report, outcomes)
@@ -105,7 +123,12 @@ pub fn evaluate(engine: &Engine, examples: &[LabelledAnomaly], opts: EvalOptions
 impl fmt::Display for EvalReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "examples:          {}", self.n)?;
-        writeln!(f, "pattern accuracy:  {:.2}%  ({} unknown)", 100.0 * self.pattern_accuracy, self.unknown)?;
+        writeln!(
+            f,
+            "pattern accuracy:  {:.2}%  ({} unknown)",
+            100.0 * self.pattern_accuracy,
+            self.unknown
+        )?;
         match (self.route_accuracy, self.route_field_accuracy) {
             (Some(r), Some([t, c, l])) => writeln!(
                 f,
@@ -118,7 +141,14 @@ impl fmt::Display for EvalReport {
         predicted.sort();
         predicted.dedup();
         writeln!(f, "\nconfusion (rows: truth, columns: predicted)")?;
-        let w = self.confusion.keys().chain(predicted.iter().copied()).map(|s| s.len()).max().unwrap_or(8).max(6);
+        let w = self
+            .confusion
+            .keys()
+            .chain(predicted.iter().copied())
+            .map(|s| s.len())
+            .max()
+            .unwrap_or(8)
+            .max(6);
         write!(f, "{:w$}", "")?;
         for p in &predicted {
             write!(f, " {p:>w$}")?;
@@ -131,9 +161,16 @@ impl fmt::Display for EvalReport {
             }
             writeln!(f)?;
         }
-        writeln!(f, "\ncalibration (confidence bucket: n, mean confidence, accuracy)")?;
+        writeln!(
+            f,
+            "\ncalibration (confidence bucket: n, mean confidence, accuracy)"
+        )?;
         for b in &self.calibration {
-            writeln!(f, "  [{:.1}, {:.1}): {:6}  {:.3}  {:.3}", b.lo, b.hi, b.n, b.mean_confidence, b.accuracy)?;
+            writeln!(
+                f,
+                "  [{:.1}, {:.1}): {:6}  {:.3}  {:.3}",
+                b.lo, b.hi, b.n, b.mean_confidence, b.accuracy
+            )?;
         }
         Ok(())
     }

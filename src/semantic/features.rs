@@ -43,24 +43,55 @@ pub struct Features {
 }
 
 /// Persistent entropy of `lifetimes` (all > 0) normalized by `ln(n)`.
-pub fn normalized_entropy(lifetimes: impl Iterator<Item = f64> + Clone) -> f64 {
-    let (n, total) = lifetimes.clone().fold((0usize, 0.0), |(n, t), l| (n + 1, t + l));
-    if n < 2 || total <= 0.0 {
-        return 0.0;
+pub fn normalized_entropy(lifetimes: impl Iterator<Item = f64>) -> f64 {
+    let mut acc = EntropyAcc::default();
+    lifetimes.for_each(|l| acc.add(l));
+    acc.normalized()
+}
+
+/// Accumulates what entropy needs in one pass: with `T = Σ l`, `−Σ (l/T) ln(l/T) = ln T − (Σ l ln l) / T`,
+/// so each bar costs one logarithm however many groupings (per dimension, whole diagram) use it.
+#[derive(Debug, Clone, Copy, Default)]
+struct EntropyAcc {
+    n: u32,
+    total: f64,
+    l_ln_l: f64,
+}
+
+impl EntropyAcc {
+    fn add(&mut self, l: f64) {
+        if l > 0.0 {
+            self.add_with_ln(l, l * l.ln());
+        }
     }
-    let h: f64 = lifetimes
-        .map(|l| l / total)
-        .filter(|&p| p > 0.0)
-        .map(|p| -p * p.ln())
-        .sum();
-    (h / (n as f64).ln()).clamp(0.0, 1.0)
+    fn add_with_ln(&mut self, l: f64, l_ln_l: f64) {
+        self.n += 1;
+        self.total += l;
+        self.l_ln_l += l_ln_l;
+    }
+    fn merge(&mut self, o: &EntropyAcc) {
+        self.n += o.n;
+        self.total += o.total;
+        self.l_ln_l += o.l_ln_l;
+    }
+    fn normalized(&self) -> f64 {
+        if self.n < 2 || self.total <= 0.0 {
+            return 0.0;
+        }
+        let h = self.total.ln() - self.l_ln_l / self.total;
+        (h / f64::from(self.n).ln()).clamp(0.0, 1.0)
+    }
 }
 
 impl Features {
     /// Computes the features; `betti` is what the detector reported (checked, never trusted).
     pub fn compute(diagram: &CleanDiagram, betti: &[i32], cfg: &FeatureConfig) -> Features {
-        let all = || diagram.finite.iter().flatten().map(Bar::lifetime);
-        let max_lifetime = all().fold(0.0, f64::max);
+        let max_lifetime = diagram
+            .finite
+            .iter()
+            .flatten()
+            .map(Bar::lifetime)
+            .fold(0.0, f64::max);
         // Relative significance keeps the count scale-free; the absolute floor stops a diagram of pure noise
         // from calling its largest noise bar significant.
         let threshold = (cfg.significance_relative * max_lifetime).max(cfg.significance_absolute);
@@ -68,25 +99,33 @@ impl Features {
             max_lifetime,
             threshold,
             dropped: diagram.dropped,
-            entropy: normalized_entropy(all()),
             ..Features::default()
         };
+        let mut all = EntropyAcc::default();
         for k in 0..NDIM {
-            let bars = &diagram.finite[k];
-            let life = || bars.iter().map(Bar::lifetime);
+            let mut acc = EntropyAcc::default();
+            let (mut significant, mut max) = (0u32, 0.0f64);
+            for b in &diagram.finite[k] {
+                let l = b.lifetime();
+                acc.add(l);
+                significant += u32::from(l > threshold);
+                max = max.max(l);
+            }
+            all.merge(&acc);
             let d = DimFeatures {
-                count: bars.len() as u32,
+                count: diagram.finite[k].len() as u32,
                 essential: diagram.essential[k],
-                total_persistence: life().sum(),
-                entropy: normalized_entropy(life()),
-                significant: life().filter(|&l| l > threshold).count() as u32,
-                max_lifetime: life().fold(0.0, f64::max),
+                total_persistence: acc.total,
+                entropy: acc.normalized(),
+                significant,
+                max_lifetime: max,
             };
             f.total_persistence += d.total_persistence;
             f.significant += d.significant;
             f.diagram_betti[k] = d.essential + d.significant;
             f.dims[k] = d;
         }
+        f.entropy = all.normalized();
         let reported = |k: usize| -> u32 {
             // Reported dimensions above the top slot fold into it, as the diagram's do.
             if k + 1 == NDIM {
@@ -95,7 +134,9 @@ impl Features {
                 betti.get(k).map_or(0, |&b| b.max(0) as u32)
             }
         };
-        f.betti_mismatch = (0..NDIM).map(|k| reported(k).abs_diff(f.diagram_betti[k])).sum();
+        f.betti_mismatch = (0..NDIM)
+            .map(|k| reported(k).abs_diff(f.diagram_betti[k]))
+            .sum();
         f
     }
 }
@@ -108,11 +149,18 @@ mod tests {
     use proptest::prelude::*;
 
     fn p(dimension: i32, birth: f64, death: f64) -> PersistencePoint {
-        PersistencePoint { dimension, birth, death }
+        PersistencePoint {
+            dimension,
+            birth,
+            death,
+        }
     }
 
     fn cfg() -> FeatureConfig {
-        FeatureConfig { significance_relative: 0.25, significance_absolute: 0.0 }
+        FeatureConfig {
+            significance_relative: 0.25,
+            significance_absolute: 0.0,
+        }
     }
 
     #[test]
@@ -130,7 +178,10 @@ mod tests {
         assert!((f.threshold - 0.2).abs() < 1e-12);
         assert_eq!(f.dims[0].count, 2);
         assert_eq!(f.dims[0].essential, 1);
-        assert_eq!(f.dims[0].entropy, 1.0, "two equal bars have maximal entropy");
+        assert!(
+            (f.dims[0].entropy - 1.0).abs() < 1e-12,
+            "two equal bars have maximal entropy"
+        );
         assert_eq!(f.diagram_betti, [1, 1, 0]);
         assert_eq!(f.betti_mismatch, 0);
         // Lifetimes 0.1, 0.1, 0.8: p = .1, .1, .8.

@@ -13,7 +13,8 @@
 //!    accuracy on the training set wins. Nothing is tuned on the data being evaluated.
 //!
 //! Pattern metadata (tags, capabilities, workflows) comes from the base library; names only in the data
-//! become new patterns triaged by an Analyst; base patterns absent from the data keep their prototypes.
+//! become new patterns triaged by an Analyst; base patterns absent from the data are left out unless
+//! `keep_unseen` asks to keep them with their old prototypes.
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -33,11 +34,18 @@ pub struct FitOptions {
     pub max_prototypes: usize,
     /// Seed for k-medoids initialization.
     pub seed: u64,
+    /// Keep base patterns that have no example in the data (with their old prototypes). Off by default:
+    /// a pattern nobody labelled would otherwise compete, unmeasured, with the ones that were fitted.
+    pub keep_unseen: bool,
 }
 
 impl Default for FitOptions {
     fn default() -> Self {
-        FitOptions { max_prototypes: 32, seed: 7 }
+        FitOptions {
+            max_prototypes: 32,
+            seed: 7,
+            keep_unseen: false,
+        }
     }
 }
 
@@ -64,7 +72,11 @@ fn k_medoids(points: &[Point], k: usize, rng: &mut SmallRng) -> Vec<usize> {
     while medoids.len() < k {
         let total: f64 = near.iter().sum();
         let mut pick = rng.random::<f64>() * total;
-        let next = (0..n).find(|&i| { pick -= near[i]; pick <= 0.0 && !medoids.contains(&i) })
+        let next = (0..n)
+            .find(|&i| {
+                pick -= near[i];
+                pick <= 0.0 && !medoids.contains(&i)
+            })
             .unwrap_or_else(|| (0..n).find(|i| !medoids.contains(i)).expect("n > k"));
         medoids.push(next);
         for i in 0..n {
@@ -73,13 +85,29 @@ fn k_medoids(points: &[Point], k: usize, rng: &mut SmallRng) -> Vec<usize> {
     }
     for _ in 0..20 {
         let assign: Vec<usize> = (0..n)
-            .map(|i| (0..k).min_by(|&a, &b| sq(&points[i], &points[medoids[a]]).total_cmp(&sq(&points[i], &points[medoids[b]]))).unwrap_or(0))
+            .map(|i| {
+                (0..k)
+                    .min_by(|&a, &b| {
+                        sq(&points[i], &points[medoids[a]])
+                            .total_cmp(&sq(&points[i], &points[medoids[b]]))
+                    })
+                    .unwrap_or(0)
+            })
             .collect();
         let mut changed = false;
         for (c, m) in medoids.iter_mut().enumerate() {
             let members: Vec<usize> = (0..n).filter(|&i| assign[i] == c).collect();
-            let cost = |j: usize| members.iter().map(|&i| sq(&points[i], &points[j]).sqrt()).sum::<f64>();
-            if let Some(best) = members.iter().copied().min_by(|&a, &b| cost(a).total_cmp(&cost(b))) {
+            let cost = |j: usize| {
+                members
+                    .iter()
+                    .map(|&i| sq(&points[i], &points[j]).sqrt())
+                    .sum::<f64>()
+            };
+            if let Some(best) = members
+                .iter()
+                .copied()
+                .min_by(|&a, &b| cost(a).total_cmp(&cost(b)))
+            {
                 if best != *m {
                     *m = best;
                     changed = true;
@@ -105,15 +133,23 @@ fn learn_metric(x: &[[f64; EMBED_DIM]], labels: &[usize], classes: usize, power:
             means[c][f] += v[f];
         }
     }
-    for c in 0..classes {
-        for f in 0..EMBED_DIM {
-            means[c][f] /= f64::max(counts[c], 1.0);
+    for (mean, count) in means.iter_mut().zip(&counts) {
+        for m in mean.iter_mut() {
+            *m /= f64::max(*count, 1.0);
         }
     }
     let scale = (0..EMBED_DIM)
         .map(|f| {
-            let within: f64 = x.iter().zip(labels).map(|(v, &c)| (v[f] - means[c][f]).powi(2)).sum::<f64>() / n;
-            let between: f64 = (0..classes).map(|c| counts[c] * (means[c][f] - center[f]).powi(2)).sum::<f64>() / n;
+            let within: f64 = x
+                .iter()
+                .zip(labels)
+                .map(|(v, &c)| (v[f] - means[c][f]).powi(2))
+                .sum::<f64>()
+                / n;
+            let between: f64 = (0..classes)
+                .map(|c| counts[c] * (means[c][f] - center[f]).powi(2))
+                .sum::<f64>()
+                / n;
             let total = within + between;
             if total <= 1e-12 {
                 return 0.0;
@@ -122,7 +158,12 @@ fn learn_metric(x: &[[f64; EMBED_DIM]], labels: &[usize], classes: usize, power:
             (between / total).powf(power) / (within + 0.01 * total).sqrt()
         })
         .collect();
-    Metric { center, scale, temperature: 1.0, neighbors: 1 }
+    Metric {
+        center,
+        scale,
+        temperature: 1.0,
+        neighbors: 1,
+    }
 }
 
 /// Pool-adjacent-violators on (raw, correct) pairs, compressed to at most 20 knots.
@@ -141,8 +182,16 @@ fn isotonic(mut pairs: Vec<(f64, f64)>) -> Calibration {
         }
     }
     let step = blocks.len().div_ceil(20).max(1);
-    let knots: Vec<_> = blocks.iter().enumerate().filter(|(i, _)| i % step == 0 || *i + 1 == blocks.len()).map(|(_, b)| (b.0 / b.2, b.1 / b.2)).collect();
-    Calibration { raw: knots.iter().map(|k| k.0).collect(), calibrated: knots.iter().map(|k| k.1).collect() }
+    let knots: Vec<_> = blocks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % step == 0 || *i + 1 == blocks.len())
+        .map(|(_, b)| (b.0 / b.2, b.1 / b.2))
+        .collect();
+    Calibration {
+        raw: knots.iter().map(|k| k.0).collect(),
+        calibrated: knots.iter().map(|k| k.1).collect(),
+    }
 }
 
 /// Relevance exponents and neighbour counts that fit chooses between, by leave-one-out accuracy on the
@@ -160,20 +209,33 @@ struct Prepared<'a> {
 
 /// Builds a library for one metric choice; returns it with its leave-one-out accuracy and per-pattern
 /// example counts.
-fn build(base: &PatternLibrary, data: &Prepared, power: f64, neighbors: usize, opts: &FitOptions, cfg: &SemanticConfig) -> (PatternLibrary, f64, Vec<usize>) {
+fn build(
+    base: &PatternLibrary,
+    data: &Prepared,
+    power: f64,
+    neighbors: usize,
+    opts: &FitOptions,
+    cfg: &SemanticConfig,
+) -> (PatternLibrary, f64, Vec<usize>) {
     let mut library = base.clone();
     let mut metric = learn_metric(&data.raw, &data.labels, library.patterns.len(), power);
     metric.neighbors = neighbors;
     library.metric = Some(metric);
     library.calibration = None;
     let transformer = Compiled::new(library.clone());
-    let points: Vec<Point> = data.raw.iter().map(|r| transformer.transform(&r.map(|v| v as f32))).collect();
+    let points: Vec<Point> = data
+        .raw
+        .iter()
+        .map(|r| transformer.transform(&r.map(|v| v as f32)))
+        .collect();
     let mut rng = SmallRng::seed_from_u64(opts.seed);
     // Which example each prototype came from, to leave it out when scoring that example.
     let mut source_of: Vec<usize> = Vec::new();
     let mut counts = vec![0usize; library.patterns.len()];
     for (pi, pattern) in library.patterns.iter_mut().enumerate() {
-        let members: Vec<usize> = (0..data.examples.len()).filter(|&i| data.labels[i] == pi).collect();
+        let members: Vec<usize> = (0..data.examples.len())
+            .filter(|&i| data.labels[i] == pi)
+            .collect();
         counts[pi] = members.len();
         if members.is_empty() {
             source_of.extend(std::iter::repeat_n(usize::MAX, pattern.prototypes.len()));
@@ -181,7 +243,10 @@ fn build(base: &PatternLibrary, data: &Prepared, power: f64, neighbors: usize, o
         }
         let pts: Vec<Point> = members.iter().map(|&i| points[i]).collect();
         let chosen = k_medoids(&pts, opts.max_prototypes.max(1), &mut rng);
-        pattern.prototypes = chosen.iter().map(|&j| from_points(&data.examples[members[j]].anomaly.diagram)).collect();
+        pattern.prototypes = chosen
+            .iter()
+            .map(|&j| from_points(&data.examples[members[j]].anomaly.diagram))
+            .collect();
         source_of.extend(chosen.iter().map(|&j| members[j]));
         pattern.radius = None;
     }
@@ -200,7 +265,11 @@ fn build(base: &PatternLibrary, data: &Prepared, power: f64, neighbors: usize, o
     }
     best.retain(|x| x.is_finite());
     best.sort_by(f64::total_cmp);
-    let temperature = best.get(best.len() / 2).copied().filter(|t| *t > 0.0).unwrap_or(1.0);
+    let temperature = best
+        .get(best.len() / 2)
+        .copied()
+        .filter(|t| *t > 0.0)
+        .unwrap_or(1.0);
     library.metric.as_mut().expect("set above").temperature = temperature;
     for (pi, d) in own.iter_mut().enumerate() {
         d.sort_by(f64::total_cmp);
@@ -210,7 +279,10 @@ fn build(base: &PatternLibrary, data: &Prepared, power: f64, neighbors: usize, o
         }
     }
     let compiled = Compiled::new(library.clone());
-    let wide = super::config::MatcherConfig { radius_factor: f64::MAX, ..cfg.matcher.clone() };
+    let wide = super::config::MatcherConfig {
+        radius_factor: f64::MAX,
+        ..cfg.matcher.clone()
+    };
     let mut pairs = Vec::with_capacity(points.len());
     let mut correct = 0usize;
     for (i, u) in points.iter().enumerate() {
@@ -225,7 +297,12 @@ fn build(base: &PatternLibrary, data: &Prepared, power: f64, neighbors: usize, o
     (library, correct as f64 / points.len().max(1) as f64, counts)
 }
 
-pub fn fit(examples: &[LabelledAnomaly], base: &PatternLibrary, opts: &FitOptions, cfg: &SemanticConfig) -> (PatternLibrary, FitSummary) {
+pub fn fit(
+    examples: &[LabelledAnomaly],
+    base: &PatternLibrary,
+    opts: &FitOptions,
+    cfg: &SemanticConfig,
+) -> (PatternLibrary, FitSummary) {
     let mut base = base.clone();
     let mut new_patterns = Vec::new();
     for ex in examples {
@@ -235,12 +312,27 @@ pub fn fit(examples: &[LabelledAnomaly], base: &PatternLibrary, opts: &FitOption
             new_patterns.push(name.clone());
         }
     }
+    if !opts.keep_unseen {
+        base.patterns
+            .retain(|p| examples.iter().any(|e| e.label.pattern == p.name));
+    }
     base.version += 1;
-    let examples: Vec<&LabelledAnomaly> = examples.iter().filter(|e| base.pattern(&e.label.pattern).is_some()).collect();
-    let index = |name: &str| base.patterns.iter().position(|p| p.name == name).expect("added above");
+    let examples: Vec<&LabelledAnomaly> = examples
+        .iter()
+        .filter(|e| base.pattern(&e.label.pattern).is_some())
+        .collect();
+    let index = |name: &str| {
+        base.patterns
+            .iter()
+            .position(|p| p.name == name)
+            .expect("added above")
+    };
     let data = Prepared {
         labels: examples.iter().map(|e| index(&e.label.pattern)).collect(),
-        raw: examples.iter().map(|e| embed(&clean(&e.anomaly.diagram)).map(f64::from)).collect(),
+        raw: examples
+            .iter()
+            .map(|e| embed(&clean(&e.anomaly.diagram)).map(f64::from))
+            .collect(),
         examples,
     };
     let mut chosen: Option<(PatternLibrary, f64, Vec<usize>)> = None;
@@ -255,7 +347,19 @@ pub fn fit(examples: &[LabelledAnomaly], base: &PatternLibrary, opts: &FitOption
     }
     let (library, loo_accuracy, counts) = chosen.expect("the grid is not empty");
     let summary = FitSummary {
-        patterns: library.patterns.iter().enumerate().map(|(i, p)| (p.name.clone(), counts[i], p.prototypes.len(), p.radius.unwrap_or(f64::NAN))).collect(),
+        patterns: library
+            .patterns
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                (
+                    p.name.clone(),
+                    counts[i],
+                    p.prototypes.len(),
+                    p.radius.unwrap_or(f64::NAN),
+                )
+            })
+            .collect(),
         new_patterns,
         loo_accuracy,
     };

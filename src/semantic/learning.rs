@@ -64,14 +64,24 @@ pub fn new_pattern(name: &str, tags: &[String]) -> PatternSpec {
         workflow: "triage".to_string(),
         coordination: Coordination::Pipeline,
         layer: Layer::Operational,
-        steps: vec![StepSpec { name: "triage".into(), agent_type: AgentType::Analyst, capabilities: vec![] }],
+        steps: vec![StepSpec {
+            name: "triage".into(),
+            agent_type: AgentType::Analyst,
+            capabilities: vec![],
+        }],
         radius: None,
         prototypes: vec![],
     }
 }
 
 /// Learns from one confirmed example. `pattern` must not be [`super::patterns::UNKNOWN`] (ignored if so).
-pub fn learn_one(current: &Compiled, recency: &mut Recency, pattern: &str, anomaly: &TdaAnomaly, cfg: &SemanticConfig) -> LearnOutcome {
+pub fn learn_one(
+    current: &Compiled,
+    recency: &mut Recency,
+    pattern: &str,
+    anomaly: &TdaAnomaly,
+    cfg: &SemanticConfig,
+) -> LearnOutcome {
     if pattern.is_empty() || pattern == super::patterns::UNKNOWN || anomaly.diagram.is_empty() {
         return LearnOutcome::Unchanged;
     }

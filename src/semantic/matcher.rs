@@ -6,6 +6,7 @@
 //! padded to a multiple of 8 lanes, so a distance is a straight, auto-vectorized loop.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
 use super::config::MatcherConfig;
 use super::diagram::clean;
@@ -35,6 +36,13 @@ pub struct Compiled {
     /// Effective radius per pattern.
     pub radius: Vec<f64>,
     index: HashMap<String, usize>,
+    /// Hashes of each pattern's tag hints: comparing an anomaly's few tag hashes against these is much
+    /// cheaper than comparing strings against every pattern.
+    hint_hashes: Vec<Vec<u64>>,
+}
+
+fn tag_hash(tag: &str) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(tag)
 }
 
 /// The outcome of one match.
@@ -58,15 +66,21 @@ pub struct MatchResult {
 }
 
 fn sq_dist(a: &Point, b: &Point) -> f32 {
-    // Eight independent accumulators let the compiler vectorize without reassociating a single sum.
-    let mut acc = [0f32; 8];
-    for (ca, cb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
-        for i in 0..8 {
-            let d = ca[i] - cb[i];
-            acc[i] += d * d;
-        }
+    // Element-wise squares, then a pairwise tree sum: each stage is a plain lane-parallel loop over a
+    // fixed-size array, which LLVM vectorizes (a single running sum would have to stay scalar).
+    let mut s = [0f32; PADDED];
+    for i in 0..PADDED {
+        let d = a[i] - b[i];
+        s[i] = d * d;
     }
-    acc.iter().sum()
+    let mut width = PADDED / 2;
+    while width >= 8 {
+        for i in 0..width {
+            s[i] += s[i + width];
+        }
+        width /= 2;
+    }
+    s[..width * 2].iter().sum()
 }
 
 impl Calibration {
@@ -79,7 +93,11 @@ impl Calibration {
         if i == x.len() {
             return y[x.len() - 1];
         }
-        let t = if x[i] > x[i - 1] { (raw - x[i - 1]) / (x[i] - x[i - 1]) } else { 1.0 };
+        let t = if x[i] > x[i - 1] {
+            (raw - x[i - 1]) / (x[i] - x[i - 1])
+        } else {
+            1.0
+        };
         y[i - 1] + t * (y[i] - y[i - 1])
     }
 }
@@ -107,6 +125,11 @@ impl Compiled {
             owner: Vec::new(),
             radius: Vec::new(),
             index: HashMap::new(),
+            hint_hashes: library
+                .patterns
+                .iter()
+                .map(|p| p.tags.iter().map(|t| tag_hash(t)).collect())
+                .collect(),
             library,
         };
         for (pi, p) in c.library.patterns.iter().enumerate() {
@@ -119,8 +142,16 @@ impl Compiled {
         }
         let mut known: Vec<f64> = c.library.patterns.iter().filter_map(|p| p.radius).collect();
         known.sort_by(f64::total_cmp);
-        let fallback = known.get(known.len() / 2).copied().unwrap_or(4.0 * temperature);
-        c.radius = c.library.patterns.iter().map(|p| p.radius.unwrap_or(fallback)).collect();
+        let fallback = known
+            .get(known.len() / 2)
+            .copied()
+            .unwrap_or(4.0 * temperature);
+        c.radius = c
+            .library
+            .patterns
+            .iter()
+            .map(|p| p.radius.unwrap_or(fallback))
+            .collect();
         c
     }
 
@@ -150,7 +181,8 @@ impl Compiled {
     pub fn pattern_distances(&self, u: &Point, skip: Option<usize>) -> Vec<(f64, usize)> {
         let k = self.neighbors;
         // Per pattern: the k smallest squared distances, ascending, and the nearest prototype.
-        let mut best = vec![([f32::INFINITY; MAX_NEIGHBORS], usize::MAX); self.library.patterns.len()];
+        let mut best =
+            vec![([f32::INFINITY; MAX_NEIGHBORS], usize::MAX); self.library.patterns.len()];
         for (i, proto) in self.protos.iter().enumerate() {
             if Some(i) == skip {
                 continue;
@@ -176,7 +208,14 @@ impl Compiled {
                     sum += f64::from(d).sqrt();
                     n += 1;
                 }
-                (if n > 0 { sum / f64::from(n) } else { f64::INFINITY }, nearest)
+                (
+                    if n > 0 {
+                        sum / f64::from(n)
+                    } else {
+                        f64::INFINITY
+                    },
+                    nearest,
+                )
             })
             .collect()
     }
@@ -192,19 +231,29 @@ impl Compiled {
     ) -> MatchResult {
         let mut dists = self.pattern_distances(u, skip);
         let mut logits = Vec::with_capacity(dists.len());
+        let tag_hashes: Vec<u64> = if cfg.tag_weight > 0.0 {
+            tags.iter().map(|t| tag_hash(t)).collect()
+        } else {
+            Vec::new()
+        };
         for (pi, (d, _)) in dists.iter_mut().enumerate() {
-            let hints = &self.library.patterns[pi].tags;
-            if cfg.tag_weight > 0.0 && !tags.is_empty() && !hints.is_empty() {
-                let hits = tags.iter().filter(|t| hints.contains(t)).count();
+            let hints = &self.hint_hashes[pi];
+            if !tag_hashes.is_empty() && !hints.is_empty() {
+                let hits = tag_hashes.iter().filter(|t| hints.contains(t)).count();
                 let overlap = (hits as f64 / tags.len().min(hints.len()) as f64).min(1.0);
                 *d *= 1.0 - cfg.tag_weight * overlap;
             }
             let mut logit = -*d / self.temperature;
             if let Some(prior) = priors.filter(|_| cfg.prior_weight > 0.0) {
                 let name = &self.library.patterns[pi].name;
-                logit += cfg.prior_weight * (prior.get(name).copied().unwrap_or(0.0).clamp(0.0, 1.0) + 0.01).ln();
+                logit += cfg.prior_weight
+                    * (prior.get(name).copied().unwrap_or(0.0).clamp(0.0, 1.0) + 0.01).ln();
             }
-            logits.push(if logit.is_nan() { f64::NEG_INFINITY } else { logit });
+            logits.push(if logit.is_nan() {
+                f64::NEG_INFINITY
+            } else {
+                logit
+            });
         }
         let (mut first, mut second) = (0, usize::MAX);
         for i in 1..logits.len() {
@@ -217,16 +266,30 @@ impl Compiled {
         }
         let top = logits[first];
         let z: f64 = logits.iter().map(|l| (l - top).exp()).sum();
-        let share = |i: usize| if z > 0.0 && logits[i].is_finite() { (logits[i] - top).exp() / z } else { 0.0 };
+        let share = |i: usize| {
+            if z > 0.0 && logits[i].is_finite() {
+                (logits[i] - top).exp() / z
+            } else {
+                0.0
+            }
+        };
         let raw = if top.is_finite() { share(first) } else { 0.0 };
-        let calibrated = self.calibration.as_ref().map_or(raw, |c| c.apply(raw)).clamp(0.0, 1.0);
+        let calibrated = self
+            .calibration
+            .as_ref()
+            .map_or(raw, |c| c.apply(raw))
+            .clamp(0.0, 1.0);
         let (distance, radius) = (dists[first].0, self.radius[first] * cfg.radius_factor);
         let known = distance <= radius;
         let runner_up = if !known {
             Some((first, calibrated))
         } else if second != usize::MAX {
             // Rescale the runner-up's share so best + runner-up never exceed 1 after calibration.
-            let rest = if raw < 1.0 { (1.0 - calibrated) / (1.0 - raw) } else { 0.0 };
+            let rest = if raw < 1.0 {
+                (1.0 - calibrated) / (1.0 - raw)
+            } else {
+                0.0
+            };
             Some((second, (share(second) * rest).clamp(0.0, 1.0)))
         } else {
             None
@@ -243,7 +306,13 @@ impl Compiled {
         }
     }
 
-    pub fn match_embedding(&self, e: &Embedding, tags: &[String], priors: Option<&HashMap<String, f64>>, cfg: &MatcherConfig) -> MatchResult {
+    pub fn match_embedding(
+        &self,
+        e: &Embedding,
+        tags: &[String],
+        priors: Option<&HashMap<String, f64>>,
+        cfg: &MatcherConfig,
+    ) -> MatchResult {
         self.match_point(&self.transform(e), tags, priors, cfg, None)
     }
 }
@@ -276,16 +345,26 @@ mod tests {
     fn nearest_pattern_wins_and_far_is_unknown() {
         let lib = lib_with(vec![
             ("loop", vec![(0, 0.0, f64::INFINITY), (1, 0.1, 1.0)]),
-            ("split", vec![(0, 0.0, f64::INFINITY), (0, 0.0, 1.0), (0, 0.0, 0.9)]),
+            (
+                "split",
+                vec![(0, 0.0, f64::INFINITY), (0, 0.0, 1.0), (0, 0.0, 0.9)],
+            ),
         ]);
         let c = Compiled::new(lib);
         let cfg = MatcherConfig::default();
-        let e = embed(&clean(&to_points(&vec![(0, 0.0, f64::INFINITY), (1, 0.12, 1.1)])));
+        let e = embed(&clean(&to_points(&vec![
+            (0, 0.0, f64::INFINITY),
+            (1, 0.12, 1.1),
+        ])));
         let m = c.match_embedding(&e, &[], None, &cfg);
         assert_eq!(m.best, Some(0));
         assert!(m.confidence > 0.5 && m.confidence <= 1.0);
         assert_eq!(m.runner_up.map(|r| r.0), Some(1));
-        let far = embed(&clean(&to_points(&vec![(2, 0.0, 5.0), (2, 0.0, 4.0), (2, 1.0, 4.0)])));
+        let far = embed(&clean(&to_points(&vec![
+            (2, 0.0, 5.0),
+            (2, 0.0, 4.0),
+            (2, 1.0, 4.0),
+        ])));
         let m = c.match_embedding(&far, &[], None, &CfgTight::cfg());
         assert_eq!(m.best, None);
         assert_eq!(m.confidence, 0.0);
@@ -294,7 +373,10 @@ mod tests {
     struct CfgTight;
     impl CfgTight {
         fn cfg() -> MatcherConfig {
-            MatcherConfig { radius_factor: 0.01, ..MatcherConfig::default() }
+            MatcherConfig {
+                radius_factor: 0.01,
+                ..MatcherConfig::default()
+            }
         }
     }
 
@@ -309,7 +391,10 @@ mod tests {
 
     #[test]
     fn calibration_interpolates_and_clamps() {
-        let cal = Calibration { raw: vec![0.2, 0.6, 1.0], calibrated: vec![0.1, 0.5, 0.9] };
+        let cal = Calibration {
+            raw: vec![0.2, 0.6, 1.0],
+            calibrated: vec![0.1, 0.5, 0.9],
+        };
         assert_eq!(cal.apply(0.0), 0.1);
         assert!((cal.apply(0.4) - 0.3).abs() < 1e-12);
         assert_eq!(cal.apply(1.0), 0.9);

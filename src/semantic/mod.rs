@@ -8,7 +8,7 @@
 //! - [`embedding`]: the scale-normalized vectorization that matching compares
 //! - [`patterns`]: the pattern library file (`topologies/patterns.toml`)
 //! - [`matcher`]: nearest prototypes, calibrated confidence, `unknown`
-//! - [`scoring`]: complexity and urgency, with running per-source baselines
+//! - [`complexity`]: semantic complexity; [`urgency`]: urgency, with running per-source baselines
 //! - [`routing`]: capability routing and the route cache
 //! - [`learning`]: online updates from feedback; [`fit`]: prototypes and metric from a labelled dataset
 //! - [`dataset`]: labelled JSON lines; [`archetypes`]: the synthetic generator; [`eval`]: accuracy reports
@@ -17,6 +17,7 @@
 
 pub mod archetypes;
 pub mod bottleneck;
+pub mod complexity;
 pub mod config;
 pub mod dataset;
 pub mod diagram;
@@ -29,8 +30,8 @@ pub mod learning;
 pub mod matcher;
 pub mod patterns;
 pub mod routing;
-pub mod scoring;
 pub mod sliced_wasserstein;
+pub mod urgency;
 
 pub use config::SemanticConfig;
 pub use dataset::{Label, LabelledAnomaly, RouteLabel};

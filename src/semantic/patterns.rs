@@ -111,15 +111,27 @@ pub struct PatternSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum LibraryError {
     #[error("cannot read pattern library {path}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot parse pattern library {path}")]
-    Parse { path: String, source: toml::de::Error },
+    Parse {
+        path: String,
+        source: toml::de::Error,
+    },
     #[error("invalid pattern library {path}: {}", problems.join("; "))]
     Invalid { path: String, problems: Vec<String> },
 }
 
 pub fn to_points(d: &ProtoDiagram) -> Vec<PersistencePoint> {
-    d.iter().map(|&(dimension, birth, death)| PersistencePoint { dimension, birth, death }).collect()
+    d.iter()
+        .map(|&(dimension, birth, death)| PersistencePoint {
+            dimension,
+            birth,
+            death,
+        })
+        .collect()
 }
 
 pub fn from_points(d: &[PersistencePoint]) -> ProtoDiagram {
@@ -129,22 +141,33 @@ pub fn from_points(d: &[PersistencePoint]) -> ProtoDiagram {
 impl PatternLibrary {
     /// Parses and validates; `path` only labels messages.
     pub fn from_toml(text: &str, path: &str) -> Result<Self, LibraryError> {
-        let lib: PatternLibrary =
-            toml::from_str(text).map_err(|source| LibraryError::Parse { path: path.into(), source })?;
-        lib.validate().map_err(|problems| LibraryError::Invalid { path: path.into(), problems })?;
+        let lib: PatternLibrary = toml::from_str(text).map_err(|source| LibraryError::Parse {
+            path: path.into(),
+            source,
+        })?;
+        lib.validate().map_err(|problems| LibraryError::Invalid {
+            path: path.into(),
+            problems,
+        })?;
         Ok(lib)
     }
 
     pub fn load(path: &Path) -> Result<Self, LibraryError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| LibraryError::Read { path: p.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| LibraryError::Read {
+            path: p.clone(),
+            source,
+        })?;
         Self::from_toml(&text, &p)
     }
 
     /// The library shipped in `topologies/patterns.toml`, compiled in so the engine always has one.
     pub fn builtin() -> Self {
-        Self::from_toml(include_str!("../../topologies/patterns.toml"), "topologies/patterns.toml")
-            .expect("the shipped pattern library is valid (tested)")
+        Self::from_toml(
+            include_str!("../../topologies/patterns.toml"),
+            "topologies/patterns.toml",
+        )
+        .expect("the shipped pattern library is valid (tested)")
     }
 
     pub fn to_toml(&self) -> String {
@@ -161,24 +184,42 @@ impl PatternLibrary {
         if let Some(m) = &self.metric {
             for (name, v) in [("center", &m.center), ("scale", &m.scale)] {
                 if v.len() != EMBED_DIM {
-                    out.push(format!("metric.{name}: must have {EMBED_DIM} values, got {}", v.len()));
+                    out.push(format!(
+                        "metric.{name}: must have {EMBED_DIM} values, got {}",
+                        v.len()
+                    ));
                 }
             }
-            if let Some((i, s)) = m.scale.iter().enumerate().find(|(_, s)| !(s.is_finite() && **s >= 0.0)) {
-                out.push(format!("metric.scale[{i}]: must be finite and >= 0, got {s}"));
+            if let Some((i, s)) = m
+                .scale
+                .iter()
+                .enumerate()
+                .find(|(_, s)| !(s.is_finite() && **s >= 0.0))
+            {
+                out.push(format!(
+                    "metric.scale[{i}]: must be finite and >= 0, got {s}"
+                ));
             }
             if !(1..=MAX_NEIGHBORS).contains(&m.neighbors) {
-                out.push(format!("metric.neighbors: must be in 1..={MAX_NEIGHBORS}, got {}", m.neighbors));
+                out.push(format!(
+                    "metric.neighbors: must be in 1..={MAX_NEIGHBORS}, got {}",
+                    m.neighbors
+                ));
             }
             if !(m.temperature > 0.0 && m.temperature.is_finite()) {
-                out.push(format!("metric.temperature: must be > 0, got {}", m.temperature));
+                out.push(format!(
+                    "metric.temperature: must be > 0, got {}",
+                    m.temperature
+                ));
             }
         }
         if let Some(c) = &self.calibration {
             if c.raw.len() != c.calibrated.len() || c.raw.is_empty() {
                 out.push(format!("calibration: raw and calibrated must be non-empty and of equal length, got {} and {}", c.raw.len(), c.calibrated.len()));
             }
-            let increasing = |v: &[f64]| v.windows(2).all(|w| w[0] <= w[1]) && v.iter().all(|x| (0.0..=1.0).contains(x));
+            let increasing = |v: &[f64]| {
+                v.windows(2).all(|w| w[0] <= w[1]) && v.iter().all(|x| (0.0..=1.0).contains(x))
+            };
             if !increasing(&c.raw) || !increasing(&c.calibrated) {
                 out.push("calibration: values must be in [0,1] and non-decreasing".to_string());
             }
@@ -189,16 +230,26 @@ impl PatternLibrary {
         for (i, p) in self.patterns.iter().enumerate() {
             let at = format!("patterns[{i}]");
             if p.name.is_empty() || p.name == UNKNOWN {
-                out.push(format!("{at}.name: must be non-empty and not `{UNKNOWN}`, got {:?}", p.name));
+                out.push(format!(
+                    "{at}.name: must be non-empty and not `{UNKNOWN}`, got {:?}",
+                    p.name
+                ));
             }
             if self.patterns[..i].iter().any(|q| q.name == p.name) {
-                out.push(format!("{at}.name: must be unique, got duplicate {:?}", p.name));
+                out.push(format!(
+                    "{at}.name: must be unique, got duplicate {:?}",
+                    p.name
+                ));
             }
             if p.steps.is_empty() {
                 out.push(format!("{at}.steps: must not be empty ({})", p.name));
             }
             for (j, s) in p.steps.iter().enumerate() {
-                for c in s.capabilities.iter().filter(|c| !p.capabilities.contains(c)) {
+                for c in s
+                    .capabilities
+                    .iter()
+                    .filter(|c| !p.capabilities.contains(c))
+                {
                     out.push(format!("{at}.steps[{j}].capabilities: {c:?} is not among the pattern's capabilities"));
                 }
             }
@@ -209,12 +260,21 @@ impl PatternLibrary {
                 out.push(format!("{at}.radius: must be > 0, got {r}"));
             }
             for (j, proto) in p.prototypes.iter().enumerate() {
-                if let Some((dim, b, d)) = proto.iter().find(|(k, b, d)| *k < 0 || !b.is_finite() || *d < *b) {
-                    out.push(format!("{at}.prototypes[{j}]: malformed point [{dim}, {b}, {d}]"));
+                if let Some((dim, b, d)) = proto
+                    .iter()
+                    .find(|(k, b, d)| *k < 0 || !b.is_finite() || *d < *b)
+                {
+                    out.push(format!(
+                        "{at}.prototypes[{j}]: malformed point [{dim}, {b}, {d}]"
+                    ));
                 }
             }
         }
-        if out.is_empty() { Ok(()) } else { Err(out) }
+        if out.is_empty() {
+            Ok(())
+        } else {
+            Err(out)
+        }
     }
 }
 
@@ -226,7 +286,14 @@ mod tests {
     fn shipped_library_parses_with_at_least_six_patterns() {
         let lib = PatternLibrary::builtin();
         assert!(lib.patterns.len() >= 6);
-        for name in ["memory-leak", "network-partition", "cascading-failure", "ddos", "data-drift", "sensor-fault"] {
+        for name in [
+            "memory-leak",
+            "network-partition",
+            "cascading-failure",
+            "ddos",
+            "data-drift",
+            "sensor-fault",
+        ] {
             assert!(lib.pattern(name).is_some(), "{name} missing");
         }
         let again = PatternLibrary::from_toml(&lib.to_toml(), "round-trip").unwrap();
@@ -239,7 +306,15 @@ mod tests {
         lib.patterns[1].name = lib.patterns[0].name.clone();
         lib.patterns[2].radius = Some(-1.0);
         let errs = lib.validate().unwrap_err();
-        assert!(errs.iter().any(|e| e.starts_with("patterns[1].name: must be unique")), "{errs:?}");
-        assert!(errs.iter().any(|e| e == "patterns[2].radius: must be > 0, got -1"), "{errs:?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("patterns[1].name: must be unique")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e == "patterns[2].radius: must be > 0, got -1"),
+            "{errs:?}"
+        );
     }
 }

@@ -73,7 +73,8 @@ pub struct RouterStats {
     pub decisions: u64,
 }
 
-type Key = (u64, u32, u8, u8);
+/// (router epoch, library version, pattern + 1 or 0 for unknown, rules that fired, layer band).
+type Key = (u64, u64, u32, u8, u8);
 
 pub struct Router {
     cfg: RoutingConfig,
@@ -87,7 +88,11 @@ pub struct Router {
 }
 
 fn triage_steps() -> Vec<StepSpec> {
-    vec![StepSpec { name: "triage".into(), agent_type: AgentType::Analyst, capabilities: vec![] }]
+    vec![StepSpec {
+        name: "triage".into(),
+        agent_type: AgentType::Analyst,
+        capabilities: vec![],
+    }]
 }
 
 impl Router {
@@ -115,12 +120,18 @@ impl Router {
     }
 
     pub fn on_registration(&self, reg: &AgentRegistration) {
-        self.registry.write().unwrap_or_else(|e| e.into_inner()).insert(reg.agent_id.clone(), reg.clone());
+        self.registry
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(reg.agent_id.clone(), reg.clone());
         self.invalidate();
     }
 
     pub fn on_flag(&self, flag: &FeatureFlag) {
-        self.flags.write().unwrap_or_else(|e| e.into_inner()).insert(flag.name.clone(), flag.clone());
+        self.flags
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(flag.name.clone(), flag.clone());
         self.invalidate();
     }
 
@@ -140,7 +151,11 @@ impl Router {
         RouterStats {
             hits,
             misses,
-            hit_ratio: if decisions > 0 { hits as f64 / decisions as f64 } else { 0.0 },
+            hit_ratio: if decisions > 0 {
+                hits as f64 / decisions as f64
+            } else {
+                0.0
+            },
             decision_nanos: self.nanos.load(Relaxed),
             decisions,
         }
@@ -161,10 +176,17 @@ impl Router {
     pub fn route(&self, inp: &RouteInputs, version: u64) -> Arc<Decision> {
         let start = Instant::now();
         let c = &self.cfg;
-        let has_flags = !self.flags.read().unwrap_or_else(|e| e.into_inner()).is_empty();
+        let has_flags = !self
+            .flags
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty();
         let on = |name| !has_flags || self.flag_on(name, inp.source);
         let mut rules = 0u8;
-        if inp.urgency >= c.consensus_urgency && inp.confidence < c.consensus_confidence && on(FLAG_CONSENSUS) {
+        if inp.urgency >= c.consensus_urgency
+            && inp.confidence < c.consensus_confidence
+            && on(FLAG_CONSENSUS)
+        {
             rules |= 1;
         }
         if inp.complexity > c.hierarchical_complexity && on(FLAG_HIERARCHICAL) {
@@ -174,8 +196,13 @@ impl Router {
             rules |= 4;
         }
         let pattern_key = inp.pattern.map_or(0, |(i, _)| i as u32 + 1);
-        let epoch = self.epoch.load(Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ version;
-        let key = (epoch, pattern_key, rules, self.layer_band(inp.urgency));
+        let key = (
+            self.epoch.load(Relaxed),
+            version,
+            pattern_key,
+            rules,
+            self.layer_band(inp.urgency),
+        );
         let decision = match self.cache.get(&key) {
             Some(d) => {
                 self.hits.fetch_add(1, Relaxed);
@@ -183,12 +210,13 @@ impl Router {
             }
             None => {
                 self.misses.fetch_add(1, Relaxed);
-                let d = Arc::new(self.decide(inp, rules, key.3));
+                let d = Arc::new(self.decide(inp, rules, key.4));
                 self.cache.insert(key, d.clone());
                 d
             }
         };
-        self.nanos.fetch_add(start.elapsed().as_nanos() as u64, Relaxed);
+        self.nanos
+            .fetch_add(start.elapsed().as_nanos() as u64, Relaxed);
         decision
     }
 
@@ -196,23 +224,52 @@ impl Router {
         let c = &self.cfg;
         let triage = triage_steps();
         let (workflow, steps, default_coord, base_layer, caps) = match inp.pattern {
-            Some((_, p)) => (p.workflow.as_str(), &p.steps, p.coordination, p.layer, p.capabilities.clone()),
-            None => ("triage", &triage, Coordination::Pipeline, Layer::Operational, vec![]),
+            Some((_, p)) => (
+                p.workflow.as_str(),
+                &p.steps,
+                p.coordination,
+                p.layer,
+                p.capabilities.clone(),
+            ),
+            None => (
+                "triage",
+                &triage,
+                Coordination::Pipeline,
+                Layer::Operational,
+                vec![],
+            ),
         };
         let (coordination, rule) = if rules & 1 != 0 {
-            (Coordination::Consensus, format!("consensus: urgency >= {} and confidence < {}", c.consensus_urgency, c.consensus_confidence))
+            (
+                Coordination::Consensus,
+                format!(
+                    "consensus: urgency >= {} and confidence < {}",
+                    c.consensus_urgency, c.consensus_confidence
+                ),
+            )
         } else if rules & 2 != 0 {
-            (Coordination::Hierarchical, format!("hierarchical: complexity > {}", c.hierarchical_complexity))
+            (
+                Coordination::Hierarchical,
+                format!("hierarchical: complexity > {}", c.hierarchical_complexity),
+            )
         } else if rules & 4 != 0 {
-            (Coordination::FanOut, format!("fan-out: >= {} entities", c.fan_out_entities))
+            (
+                Coordination::FanOut,
+                format!("fan-out: >= {} entities", c.fan_out_entities),
+            )
         } else {
-            (default_coord, "no rule fired: the workflow's default".to_string())
+            (
+                default_coord,
+                "no rule fired: the workflow's default".to_string(),
+            )
         };
-        let mut layer = base_layer.max([Layer::Operational, Layer::Tactical, Layer::Strategic][band as usize]);
+        let mut layer =
+            base_layer.max([Layer::Operational, Layer::Tactical, Layer::Strategic][band as usize]);
         if coordination == Coordination::Hierarchical {
             layer = layer.max(Layer::Tactical);
         }
-        let mut why = format!("workflow {workflow}; coordination {coordination:?} ({rule}); layer {layer:?}");
+        let mut why =
+            format!("workflow {workflow}; coordination {coordination:?} ({rule}); layer {layer:?}");
         let registry = self.registry.read().unwrap_or_else(|e| e.into_inner());
         let mut missing: Vec<String> = Vec::new();
         let agent_types: Vec<AgentType> = if registry.is_empty() {
@@ -227,16 +284,28 @@ impl Router {
                             r.agent_type == t
                                 && r.capacity > 0
                                 && matches!(r.status, AgentStatus::Available | AgentStatus::Busy)
-                                && s.capabilities.iter().all(|cap| r.capabilities.contains(cap))
+                                && s.capabilities
+                                    .iter()
+                                    .all(|cap| r.capabilities.contains(cap))
                         })
                     };
                     if able(s.agent_type) {
                         return s.agent_type;
                     }
                     // Analysts can do most work at a pinch; supervisors can approve anything.
-                    match [AgentType::Analyst, AgentType::Supervisor, AgentType::Observer].into_iter().find(|&t| able(t)) {
+                    match [
+                        AgentType::Analyst,
+                        AgentType::Supervisor,
+                        AgentType::Observer,
+                    ]
+                    .into_iter()
+                    .find(|&t| able(t))
+                    {
                         Some(t) => {
-                            why.push_str(&format!("; step {} reassigned {:?} -> {t:?} (capabilities)", s.name, s.agent_type));
+                            why.push_str(&format!(
+                                "; step {} reassigned {:?} -> {t:?} (capabilities)",
+                                s.name, s.agent_type
+                            ));
                             t
                         }
                         None => {
@@ -245,7 +314,10 @@ impl Router {
                                     missing.push(cap.clone());
                                 }
                             }
-                            why.push_str(&format!("; no live agent can do step {} {:?}", s.name, s.capabilities));
+                            why.push_str(&format!(
+                                "; no live agent can do step {} {:?}",
+                                s.name, s.capabilities
+                            ));
                             s.agent_type
                         }
                     }

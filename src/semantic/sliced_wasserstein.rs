@@ -69,7 +69,10 @@ impl SlicedWasserstein {
                 })
                 .collect()
         });
-        Projected { directions: self.directions.len(), events }
+        Projected {
+            directions: self.directions.len(),
+            events,
+        }
     }
 
     /// Distance between two raw diagrams.
@@ -80,7 +83,10 @@ impl SlicedWasserstein {
 
 /// Distance between two diagrams projected by the same [`SlicedWasserstein`].
 pub fn distance_projected(a: &Projected, b: &Projected) -> f64 {
-    assert_eq!(a.directions, b.directions, "diagrams projected on different direction sets");
+    assert_eq!(
+        a.directions, b.directions,
+        "diagrams projected on different direction sets"
+    );
     let mut total = 0.0;
     for k in 0..NDIM {
         for (ea, eb) in a.events[k].iter().zip(&b.events[k]) {
@@ -120,7 +126,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn p(dimension: i32, birth: f64, death: f64) -> PersistencePoint {
-        PersistencePoint { dimension, birth, death }
+        PersistencePoint {
+            dimension,
+            birth,
+            death,
+        }
     }
 
     /// The same integral by brute force: 1-D W1 between sorted equal-size point sets.
@@ -134,8 +144,16 @@ mod tests {
                 );
                 let diag = |x: &PersistencePoint| 0.5 * (x.birth + x.death) * (c + s);
                 let proj = |x: &PersistencePoint| x.birth * c + x.death * s;
-                let mut u: Vec<f64> = ak.iter().map(|x| proj(x)).chain(bk.iter().map(|x| diag(x))).collect();
-                let mut v: Vec<f64> = bk.iter().map(|x| proj(x)).chain(ak.iter().map(|x| diag(x))).collect();
+                let mut u: Vec<f64> = ak
+                    .iter()
+                    .map(|x| proj(x))
+                    .chain(bk.iter().map(|x| diag(x)))
+                    .collect();
+                let mut v: Vec<f64> = bk
+                    .iter()
+                    .map(|x| proj(x))
+                    .chain(ak.iter().map(|x| diag(x)))
+                    .collect();
                 u.sort_by(f64::total_cmp);
                 v.sort_by(f64::total_cmp);
                 total += u.iter().zip(&v).map(|(x, y)| (x - y).abs()).sum::<f64>();

@@ -7,14 +7,21 @@ use super::config::{RoutingConfig, SemanticConfig};
 use super::engine::Engine;
 use super::patterns::PatternLibrary;
 use super::routing::{RouteInputs, Router, FLAG_CONSENSUS};
-use crate::model::{AgentRegistration, AgentStatus, AgentType, Coordination, FeatureFlag, Layer, PersistencePoint, RoutingFeedback, Severity, TdaAnomaly};
+use crate::model::{
+    AgentRegistration, AgentStatus, AgentType, Coordination, FeatureFlag, Layer, PersistencePoint,
+    RoutingFeedback, Severity, TdaAnomaly,
+};
 
 fn engine() -> Engine {
     Engine::new(SemanticConfig::default(), PatternLibrary::builtin())
 }
 
 fn anomaly(pattern: &str, seed: u64) -> TdaAnomaly {
-    scenario(pattern, seed, 0.2).unwrap().next().unwrap().anomaly
+    scenario(pattern, seed, 0.2)
+        .unwrap()
+        .next()
+        .unwrap()
+        .anomaly
 }
 
 fn agent(id: &str, agent_type: AgentType, caps: &[&str]) -> AgentRegistration {
@@ -40,13 +47,41 @@ fn assess_matches_routes_and_explains() {
     let mut a = anomaly("memory-leak", 1);
     a.entities.truncate(1);
     let r = e.assess(&a, None, a.detected_at);
-    assert_eq!(r.pattern_id.as_deref(), Some("memory-leak"), "{}", r.explanation);
-    assert!((0.0..=1.0).contains(&r.confidence) && (0.0..=1.0).contains(&r.urgency) && (0.0..=1.0).contains(&r.complexity));
+    assert_eq!(
+        r.pattern_id.as_deref(),
+        Some("memory-leak"),
+        "{}",
+        r.explanation
+    );
+    assert!(
+        (0.0..=1.0).contains(&r.confidence)
+            && (0.0..=1.0).contains(&r.urgency)
+            && (0.0..=1.0).contains(&r.complexity)
+    );
     assert_eq!(r.route.workflow, "memory-leak-remediation");
-    assert_eq!(r.route.agent_types, vec![AgentType::Observer, AgentType::Analyst, AgentType::Supervisor]);
+    assert_eq!(
+        r.route.agent_types,
+        vec![
+            AgentType::Observer,
+            AgentType::Analyst,
+            AgentType::Supervisor
+        ]
+    );
     assert_eq!(r.route.coordination, Coordination::Pipeline);
-    for part in ["pattern memory-leak", "complexity", "entropy", "urgency", "severity", "decay", "workflow memory-leak-remediation"] {
-        assert!(r.explanation.contains(part), "{part} missing from {}", r.explanation);
+    for part in [
+        "pattern memory-leak",
+        "complexity",
+        "entropy",
+        "urgency",
+        "severity",
+        "decay",
+        "workflow memory-leak-remediation",
+    ] {
+        assert!(
+            r.explanation.contains(part),
+            "{part} missing from {}",
+            r.explanation
+        );
     }
 }
 
@@ -70,18 +105,48 @@ fn coordination_rules_in_order() {
     let router = Router::new(RoutingConfig::default());
     let p = Some((0, &lib.patterns[0]));
     let route = |confidence: f64, urgency: f64, complexity: f64, entities: usize| {
-        router.route(&RouteInputs { pattern: p, confidence, urgency, complexity, entities, source: "s" }, 1).route.clone()
+        router
+            .route(
+                &RouteInputs {
+                    pattern: p,
+                    confidence,
+                    urgency,
+                    complexity,
+                    entities,
+                    source: "s",
+                },
+                1,
+            )
+            .route
+            .clone()
     };
-    assert_eq!(route(0.3, 0.95, 0.9, 5).coordination, Coordination::Consensus);
-    assert_eq!(route(0.9, 0.95, 0.9, 5).coordination, Coordination::Hierarchical);
+    assert_eq!(
+        route(0.3, 0.95, 0.9, 5).coordination,
+        Coordination::Consensus
+    );
+    assert_eq!(
+        route(0.9, 0.95, 0.9, 5).coordination,
+        Coordination::Hierarchical
+    );
     assert_eq!(route(0.9, 0.3, 0.5, 3).coordination, Coordination::FanOut);
     let plain = route(0.9, 0.3, 0.5, 1);
-    assert_eq!((plain.coordination, plain.layer), (Coordination::Pipeline, Layer::Operational));
+    assert_eq!(
+        (plain.coordination, plain.layer),
+        (Coordination::Pipeline, Layer::Operational)
+    );
     assert_eq!(route(0.9, 0.95, 0.2, 1).layer, Layer::Strategic);
     assert_eq!(route(0.9, 0.7, 0.2, 1).layer, Layer::Tactical);
     // A flag rolled out to nobody switches the consensus rule off.
-    router.on_flag(&FeatureFlag { name: FLAG_CONSENSUS.into(), enabled: true, rollout_percent: 0.0, updated_at: 0 });
-    assert_eq!(route(0.3, 0.95, 0.9, 5).coordination, Coordination::Hierarchical);
+    router.on_flag(&FeatureFlag {
+        name: FLAG_CONSENSUS.into(),
+        enabled: true,
+        rollout_percent: 0.0,
+        updated_at: 0,
+    });
+    assert_eq!(
+        route(0.3, 0.95, 0.9, 5).coordination,
+        Coordination::Hierarchical
+    );
 }
 
 #[test]
@@ -95,7 +160,12 @@ fn cache_hits_and_is_invalidated_by_registry_flags_and_learning() {
     e.on_registration(&agent("o1", AgentType::Observer, &["network-probe"]));
     e.assess(&a, None, a.detected_at);
     assert_eq!(e.router_stats().misses, 2);
-    e.on_flag(&FeatureFlag { name: "x".into(), enabled: true, rollout_percent: 100.0, updated_at: 0 });
+    e.on_flag(&FeatureFlag {
+        name: "x".into(),
+        enabled: true,
+        rollout_percent: 100.0,
+        updated_at: 0,
+    });
     e.assess(&a, None, a.detected_at);
     assert_eq!(e.router_stats().misses, 3);
     let v = e.library_version();
@@ -124,7 +194,14 @@ fn missing_capabilities_reassign_or_report() {
     // Only an Analyst who can profile heaps, and nobody who can restart.
     e.on_registration(&agent("a1", AgentType::Analyst, &["heap-profiling"]));
     let r = e.assess(&a, None, a.detected_at);
-    assert_eq!(r.route.agent_types, vec![AgentType::Analyst, AgentType::Analyst, AgentType::Supervisor]);
+    assert_eq!(
+        r.route.agent_types,
+        vec![
+            AgentType::Analyst,
+            AgentType::Analyst,
+            AgentType::Supervisor
+        ]
+    );
     assert_eq!(r.route.missing_capabilities, vec!["restart".to_string()]);
     assert!(r.explanation.contains("reassigned"), "{}", r.explanation);
 }
@@ -134,16 +211,49 @@ fn malformed_and_infinite_points_never_panic() {
     let e = engine();
     let mut a = anomaly("sensor-fault", 5);
     a.diagram.extend([
-        PersistencePoint { dimension: -3, birth: 0.0, death: 1.0 },
-        PersistencePoint { dimension: 1, birth: f64::NAN, death: f64::NAN },
-        PersistencePoint { dimension: 9, birth: 0.0, death: f64::INFINITY },
-        PersistencePoint { dimension: 1, birth: 2.0, death: 1.0 },
+        PersistencePoint {
+            dimension: -3,
+            birth: 0.0,
+            death: 1.0,
+        },
+        PersistencePoint {
+            dimension: 1,
+            birth: f64::NAN,
+            death: f64::NAN,
+        },
+        PersistencePoint {
+            dimension: 9,
+            birth: 0.0,
+            death: f64::INFINITY,
+        },
+        PersistencePoint {
+            dimension: 1,
+            birth: 2.0,
+            death: 1.0,
+        },
     ]);
     a.anomaly_score = f64::NAN;
     a.severity = Severity::Critical;
     let r = e.assess(&a, None, a.detected_at - 10);
     assert!(r.urgency.is_finite() && r.explanation.contains("malformed"));
-    let empty = TdaAnomaly { diagram: vec![], betti: vec![], tags: vec![], entities: vec![], attributes: HashMap::new(), ..a };
+    let empty = TdaAnomaly {
+        diagram: vec![],
+        betti: vec![],
+        tags: vec![],
+        entities: vec![],
+        attributes: HashMap::new(),
+        ..a
+    };
     let r = e.assess(&empty, None, 0);
     assert!((0.0..=1.0).contains(&r.confidence));
+}
+
+#[test]
+fn explanation_numbers_have_two_decimals() {
+    let e = engine();
+    let mut a = anomaly("ddos", 7);
+    a.anomaly_score = 0.456;
+    let r = e.assess(&a, None, a.detected_at);
+    assert!(r.explanation.contains("score 0.46)"), "{}", r.explanation);
+    assert!(r.explanation.contains("(severity "), "{}", r.explanation);
 }

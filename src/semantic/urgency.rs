@@ -1,4 +1,5 @@
-//! Semantic complexity and urgency, each in [0, 1], with their parts kept for the explanation.
+//! Urgency in [0, 1]: severity and detector score, amplified by topological departure from the source's
+//! baseline and decayed with event age; the parts are kept for the explanation.
 //!
 //! Urgency is amplified by how far the anomaly's topology departs from its source's baseline. The baseline
 //! is the source's `tda.context` row when the table has one; otherwise a running per-source estimate (an
@@ -10,38 +11,11 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 
-use super::config::{ComplexityConfig, UrgencyConfig};
+use super::config::UrgencyConfig;
 use super::diagram::NDIM;
 use super::features::Features;
 use super::sliced_wasserstein::SlicedWasserstein;
 use crate::model::{Severity, TdaAnomaly, TdaContext};
-
-/// Complexity and its parts (each in [0, 1]).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Complexity {
-    pub value: f64,
-    pub entropy: f64,
-    pub significant: f64,
-    pub entities: f64,
-    pub tags: f64,
-}
-
-pub fn complexity(f: &Features, a: &TdaAnomaly, cfg: &ComplexityConfig) -> Complexity {
-    let w = &cfg.weights;
-    let distinct_tags = a.tags.iter().enumerate().filter(|(i, t)| !a.tags[..*i].contains(t)).count();
-    let mut c = Complexity {
-        entropy: f.entropy,
-        significant: 1.0 - (-(f.significant as f64) / cfg.significant_scale).exp(),
-        // One entity is the simple case: the part grows from the second entity on.
-        entities: (a.entities.len().saturating_sub(1) as f64 / (cfg.entity_cap - 1) as f64).min(1.0),
-        tags: (distinct_tags as f64 / cfg.tag_cap as f64).min(1.0),
-        value: 0.0,
-    };
-    let total = w.entropy + w.significant + w.entities + w.tags;
-    c.value = ((w.entropy * c.entropy + w.significant * c.significant + w.entities * c.entities + w.tags * c.tags) / total)
-        .clamp(0.0, 1.0);
-    c
-}
 
 /// Where the baseline came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,14 +117,22 @@ fn betti_of(a: &TdaAnomaly, f: &Features) -> [f64; NDIM] {
         return f.diagram_betti.map(f64::from);
     }
     std::array::from_fn(|k| {
-        let tail = if k + 1 == NDIM { &a.betti[k.min(a.betti.len())..] } else { a.betti.get(k..=k).unwrap_or(&[]) };
+        let tail = if k + 1 == NDIM {
+            &a.betti[k.min(a.betti.len())..]
+        } else {
+            a.betti.get(k..=k).unwrap_or(&[])
+        };
         tail.iter().map(|&b| b.max(0) as f64).sum()
     })
 }
 
 fn relative_change(now: f64, base: f64) -> f64 {
     let denom = now.abs().max(base.abs());
-    if denom > 0.0 { ((now - base).abs() / denom).min(1.0) } else { 0.0 }
+    if denom > 0.0 {
+        ((now - base).abs() / denom).min(1.0)
+    } else {
+        0.0
+    }
 }
 
 fn betti_change(now: &[f64; NDIM], base: &[f64; NDIM]) -> f64 {
@@ -169,15 +151,33 @@ pub struct UrgencyInputs<'a> {
 pub fn urgency(f: &Features, a: &TdaAnomaly, inp: &UrgencyInputs, cfg: &UrgencyConfig) -> Urgency {
     let w = &cfg.weights;
     let severity = severity_value(a.severity);
-    let score = if a.anomaly_score.is_finite() { a.anomaly_score.clamp(0.0, 1.0) } else { 0.0 };
+    let score = if a.anomaly_score.is_finite() {
+        a.anomaly_score.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let base = (w.severity * severity + w.score * score) / (w.severity + w.score);
     let betti = betti_of(a, f);
     let dw = &cfg.departure;
-    let mut dep = Departure { value: 0.0, entropy: 0.0, persistence: 0.0, betti: 0.0, diagram: 0.0, source: BaselineSource::WarmingUp };
-    let now = Running { n: 1, entropy: f.entropy, persistence: f.total_persistence, betti };
+    let mut dep = Departure {
+        value: 0.0,
+        entropy: 0.0,
+        persistence: 0.0,
+        betti: 0.0,
+        diagram: 0.0,
+        source: BaselineSource::WarmingUp,
+    };
+    let now = Running {
+        n: 1,
+        entropy: f.entropy,
+        persistence: f.total_persistence,
+        betti,
+    };
     match inp.context {
         Some(ctx) => {
-            let base_betti: [f64; NDIM] = std::array::from_fn(|k| ctx.baseline_betti.get(k).map_or(0.0, |&b| b.max(0) as f64));
+            let base_betti: [f64; NDIM] = std::array::from_fn(|k| {
+                ctx.baseline_betti.get(k).map_or(0.0, |&b| b.max(0) as f64)
+            });
             dep.source = BaselineSource::Context;
             dep.entropy = (f.entropy - ctx.baseline_entropy).abs().min(1.0);
             dep.persistence = relative_change(f.total_persistence, ctx.baseline_total_persistence);
@@ -185,7 +185,11 @@ pub fn urgency(f: &Features, a: &TdaAnomaly, inp: &UrgencyInputs, cfg: &UrgencyC
             if dw.diagram > 0.0 && !ctx.baseline_diagram.is_empty() {
                 let d = inp.sw.distance(&a.diagram, &ctx.baseline_diagram);
                 let scale = ctx.baseline_total_persistence.max(f.total_persistence);
-                dep.diagram = if scale > 0.0 { (d / scale).min(1.0) } else { 0.0 };
+                dep.diagram = if scale > 0.0 {
+                    (d / scale).min(1.0)
+                } else {
+                    0.0
+                };
             }
         }
         None => {
@@ -202,13 +206,27 @@ pub fn urgency(f: &Features, a: &TdaAnomaly, inp: &UrgencyInputs, cfg: &UrgencyC
     if dep.source != BaselineSource::WarmingUp {
         let total = dw.entropy + dw.persistence + dw.betti + dw.diagram;
         if total > 0.0 {
-            dep.value = (dw.entropy * dep.entropy + dw.persistence * dep.persistence + dw.betti * dep.betti + dw.diagram * dep.diagram) / total;
+            dep.value = (dw.entropy * dep.entropy
+                + dw.persistence * dep.persistence
+                + dw.betti * dep.betti
+                + dw.diagram * dep.diagram)
+                / total;
         }
     }
     let amplification = 1.0 + cfg.amplification * dep.value;
     let age_ms = (inp.now_ms - a.detected_at).max(0);
-    let decay = 0.5f64.powf(age_ms as f64 / cfg.half_life_ms as f64).max(cfg.decay_floor);
-    Urgency { value: (base * amplification).min(1.0) * decay, base, severity, departure: dep, amplification, decay, age_ms }
+    let decay = 0.5f64
+        .powf(age_ms as f64 / cfg.half_life_ms as f64)
+        .max(cfg.decay_floor);
+    Urgency {
+        value: (base * amplification).min(1.0) * decay,
+        base,
+        severity,
+        departure: dep,
+        amplification,
+        decay,
+        age_ms,
+    }
 }
 
 #[cfg(test)]
@@ -236,18 +254,18 @@ mod tests {
     }
 
     fn loop_diagram(death: f64) -> Vec<PersistencePoint> {
-        vec![PersistencePoint { dimension: 0, birth: 0.0, death: f64::INFINITY }, PersistencePoint { dimension: 1, birth: 0.1, death }]
-    }
-
-    #[test]
-    fn complexity_parts_are_weighted_and_bounded() {
-        let cfg = SemanticConfig::default();
-        let a = anomaly(loop_diagram(1.0), Severity::Low);
-        let f = Features::compute(&clean(&a.diagram), &a.betti, &cfg.features);
-        let c = complexity(&f, &a, &cfg.complexity);
-        assert!((c.entities - 1.0 / 7.0).abs() < 1e-12);
-        assert!((c.tags - 2.0 / 8.0).abs() < 1e-12, "duplicate tags count once");
-        assert!((0.0..=1.0).contains(&c.value));
+        vec![
+            PersistencePoint {
+                dimension: 0,
+                birth: 0.0,
+                death: f64::INFINITY,
+            },
+            PersistencePoint {
+                dimension: 1,
+                birth: 0.1,
+                death,
+            },
+        ]
     }
 
     #[test]
@@ -267,13 +285,38 @@ mod tests {
             updated_at: 0,
         };
         let same = ctx(f.total_persistence);
-        let u0 = urgency(&f, &a, &UrgencyInputs { context: Some(&same), baselines: &bl, sw: &sw, now_ms: 1_000 }, &cfg.urgency);
+        let u0 = urgency(
+            &f,
+            &a,
+            &UrgencyInputs {
+                context: Some(&same),
+                baselines: &bl,
+                sw: &sw,
+                now_ms: 1_000,
+            },
+            &cfg.urgency,
+        );
         assert_eq!(u0.departure.value, 0.0);
         assert!((u0.value - (0.6 * 0.75 + 0.4 * 0.5)).abs() < 1e-12);
         let moved = ctx(f.total_persistence * 4.0);
-        let u1 = urgency(&f, &a, &UrgencyInputs { context: Some(&moved), baselines: &bl, sw: &sw, now_ms: 1_000 }, &cfg.urgency);
+        let u1 = urgency(
+            &f,
+            &a,
+            &UrgencyInputs {
+                context: Some(&moved),
+                baselines: &bl,
+                sw: &sw,
+                now_ms: 1_000,
+            },
+            &cfg.urgency,
+        );
         assert!(u1.value > u0.value && u1.departure.persistence == 0.75);
-        let old = UrgencyInputs { context: Some(&same), baselines: &bl, sw: &sw, now_ms: 1_000 + cfg.urgency.half_life_ms };
+        let old = UrgencyInputs {
+            context: Some(&same),
+            baselines: &bl,
+            sw: &sw,
+            now_ms: 1_000 + cfg.urgency.half_life_ms,
+        };
         assert!((urgency(&f, &a, &old, &cfg.urgency).decay - 0.5).abs() < 1e-12);
     }
 
@@ -281,7 +324,12 @@ mod tests {
     fn running_baseline_warms_up_then_amplifies() {
         let cfg = SemanticConfig::default();
         let (bl, sw) = (Baselines::new(10), SlicedWasserstein::new(4));
-        let inp = UrgencyInputs { context: None, baselines: &bl, sw: &sw, now_ms: 1_000 };
+        let inp = UrgencyInputs {
+            context: None,
+            baselines: &bl,
+            sw: &sw,
+            now_ms: 1_000,
+        };
         let normal = anomaly(loop_diagram(1.0), Severity::Medium);
         let f = Features::compute(&clean(&normal.diagram), &normal.betti, &cfg.features);
         for _ in 0..cfg.urgency.baseline_min_samples + 1 {
