@@ -1,10 +1,13 @@
-//! Synthetic anomalies for `aura produce` and `aura demo`: realistic shapes, and on request
-//! malformed records of every class the dead-letter topic knows.
+//! Synthetic anomalies for `aura produce`, `aura demo` and `aura bench`: the semantic
+//! engine's labelled archetypes with unique ids and live timestamps, and on request malformed
+//! records of every class the dead-letter topic knows.
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::model::{PersistencePoint, Severity, TdaAnomaly};
+use crate::model::TdaAnomaly;
+use crate::semantic::archetypes::{self, Scenario, UnknownScenario};
+use crate::semantic::{Label, LabelledAnomaly};
 
 /// The kinds of malformed record `--bad-ratio` mixes in, each a dead-letter class.
 pub const BAD_KINDS: &[BadKind] = &[
@@ -45,69 +48,73 @@ pub enum Synthetic {
 
 pub struct Generator {
     rng: SmallRng,
+    scenario: Scenario,
     next: u64,
     run: String,
     sources: usize,
     bad_ratio: f64,
 }
 
-const TAGS: &[&str] = &["latency", "memory", "cpu", "errors", "network", "disk", "saturation"];
-
 impl Generator {
-    /// `sources` distinct correlation keys; `bad_ratio` in [0,1] of malformed records.
+    /// Anomalies drawn from the labelled archetypes of the `mixed` scenario (see
+    /// [`crate::semantic::archetypes`]); `sources` distinct correlation keys; `bad_ratio` in
+    /// [0,1] of malformed records.
     pub fn new(seed: u64, sources: usize, bad_ratio: f64) -> Self {
-        Self {
+        Self::for_scenario("mixed", seed, 0.3, sources, bad_ratio).expect("mixed is a scenario")
+    }
+
+    /// Like [`Generator::new`] for a named scenario with its noise level in [0, 1].
+    pub fn for_scenario(
+        name: &str,
+        seed: u64,
+        noise: f64,
+        sources: usize,
+        bad_ratio: f64,
+    ) -> Result<Self, UnknownScenario> {
+        Ok(Self {
             rng: SmallRng::seed_from_u64(seed),
+            scenario: archetypes::scenario(name, seed, noise)?,
             next: 0,
             run: format!("{seed:x}"),
             sources: sources.max(1),
             bad_ratio,
-        }
+        })
+    }
+
+    /// The next anomaly with its label, detected at `now_ms`, with a unique id and one of
+    /// the generator's sources as its correlation key.
+    pub fn labelled(&mut self, now_ms: i64) -> LabelledAnomaly {
+        let mut example = self.scenario.next().expect("scenarios are endless");
+        let n = self.next;
+        self.next += 1;
+        let source = format!("svc-{:03}", self.rng.random_range(0..self.sources));
+        let a = &mut example.anomaly;
+        a.anomaly_id = format!("anom-{}-{n}", self.run);
+        a.correlation_id = source.clone();
+        a.source = source;
+        a.detected_at = now_ms;
+        a.attributes.insert("generator".into(), "aura".into());
+        example
     }
 
     /// The next anomaly, detected at `now_ms`.
     pub fn anomaly(&mut self, now_ms: i64) -> TdaAnomaly {
-        let n = self.next;
-        self.next += 1;
-        let rng = &mut self.rng;
-        let source = format!("svc-{:03}", rng.random_range(0..self.sources));
-        let points = rng.random_range(4..48);
-        let scale = rng.random_range(0.5..4.0);
-        let diagram: Vec<PersistencePoint> = (0..points)
-            .map(|i| {
-                let birth = rng.random_range(0.0..scale);
-                // A few long-lived loops carry the shape; the rest is short-lived noise.
-                let life = if i % 7 == 0 { rng.random_range(0.5..2.0) * scale } else { rng.random_range(0.0..0.2) };
-                PersistencePoint { dimension: (i % 3 == 0) as i32, birth, death: birth + life }
-            })
-            .collect();
-        let entities = (0..rng.random_range(1..4)).map(|e| format!("{source}-pod-{e}")).collect();
-        let tags = (0..rng.random_range(1..4)).map(|_| TAGS[rng.random_range(0..TAGS.len())].to_string()).collect();
-        let severity = [Severity::Low, Severity::Medium, Severity::High, Severity::Critical][rng.random_range(0..4)];
-        TdaAnomaly {
-            anomaly_id: format!("anom-{}-{n}", self.run),
-            correlation_id: source.clone(),
-            source,
-            detected_at: now_ms,
-            anomaly_score: rng.random_range(0.05..1.0),
-            severity,
-            betti: vec![1, diagram.iter().filter(|p| p.dimension == 1 && p.death - p.birth > 0.5).count() as i32],
-            diagram,
-            signature: (0..8).map(|_| rng.random_range(-1.0..1.0)).collect(),
-            tags,
-            entities,
-            attributes: [("generator".to_string(), "aura".to_string())].into(),
-        }
+        self.labelled(now_ms).anomaly
     }
 
     /// The next record: valid, or malformed with probability `bad_ratio`.
     pub fn next_record(&mut self, now_ms: i64) -> Synthetic {
-        let mut anomaly = self.anomaly(now_ms);
+        self.next_labelled_record(now_ms).0
+    }
+
+    /// The next record and the label of the anomaly it was made from.
+    pub fn next_labelled_record(&mut self, now_ms: i64) -> (Synthetic, Label) {
+        let LabelledAnomaly { mut anomaly, label } = self.labelled(now_ms);
         if !self.rng.random_bool(self.bad_ratio.clamp(0.0, 1.0)) {
-            return Synthetic::Good(anomaly);
+            return (Synthetic::Good(anomaly), label);
         }
         let kind = BAD_KINDS[self.rng.random_range(0..BAD_KINDS.len())];
-        damage(kind, &mut anomaly, now_ms)
+        (damage(kind, &mut anomaly, now_ms), label)
     }
 }
 

@@ -54,3 +54,26 @@ fn help_teaches_with_examples() {
     assert!(help.contains("--processing-guarantee") && help.contains("AURA_BOOTSTRAP_SERVERS"), "{help}");
     assert!(help.contains("Example"), "{help}");
 }
+
+#[test]
+fn generate_fit_and_eval_report_accuracy_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (train, test, library, report) = (path("train.jsonl"), path("test.jsonl"), path("lib.toml"), path("report.json"));
+    for (file, seed) in [(&train, "1"), (&test, "2")] {
+        let out = aura(&["patterns", "generate", "--count", "400", "--seed", seed, "--noise", "0.4", "--out", file]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = aura(&["patterns", "fit", "--dataset", &train, "--out", &library]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = aura(&["eval", "--dataset", &test, "--patterns", &library, "--report-json", &report]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(json["n"].as_u64(), Some(400));
+    let accuracy = json["pattern_accuracy"].as_f64().unwrap();
+    assert!(accuracy >= 0.9, "pattern accuracy {accuracy}");
+    assert!(json["route_accuracy"].is_number(), "generated labels carry routes: {json}");
+    assert!(json["confusion"].is_object() || json["confusion"].is_array(), "{json}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.to_lowercase().contains("accuracy"), "{stdout}");
+}

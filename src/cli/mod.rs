@@ -2,6 +2,8 @@
 
 mod bench;
 mod demo;
+mod eval;
+mod patterns;
 mod produce;
 mod run;
 mod summary;
@@ -31,6 +33,12 @@ enum Command {
     Produce(produce::ProduceArgs),
     Demo(demo::DemoArgs),
     Bench(bench::BenchArgs),
+    /// Build pattern libraries from labelled data (`fit`) or write labelled synthetic data
+    /// (`generate`).
+    Patterns(patterns::PatternsArgs),
+    /// Measure pattern and route accuracy of a pattern library on a labelled dataset.
+    Eval(eval::EvalArgs),
+    /// Check configuration files before deploying them.
     #[command(subcommand)]
     Topology(topology::TopologyCommand),
 }
@@ -54,6 +62,8 @@ pub fn main() -> ExitCode {
             Command::Produce(args) => produce::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Patterns(args) => patterns::run(args),
+            Command::Eval(args) => eval::run(args),
             Command::Topology(cmd) => topology::run(cmd),
         }
     });

@@ -1,5 +1,7 @@
 //! `aura produce`: publish synthetic TDA anomalies to Kafka.
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -10,6 +12,8 @@ use rdkafka::ClientConfig;
 
 use crate::codec::Codec;
 use crate::generator::{damage_bytes, Generator, Synthetic};
+use crate::semantic::dataset::write_line;
+use crate::semantic::LabelledAnomaly;
 
 /// Publish synthetic, realistic TDA anomalies (Avro, Confluent wire format).
 ///
@@ -44,6 +48,17 @@ pub struct ProduceArgs {
     /// Seed of the generator; the same seed gives the same anomalies.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Which labelled archetypes to draw from: `mixed` (all), `drift` (memory-leak changes
+    /// shape midway), or one pattern name such as `memory-leak` or `ddos`.
+    #[arg(long, default_value = "mixed")]
+    scenario: String,
+    /// Noise of the archetypes' diagrams, in [0, 1].
+    #[arg(long, default_value_t = 0.3)]
+    noise: f64,
+    /// Also write every valid anomaly with its label as JSON lines, for `aura patterns fit`
+    /// and `aura eval`.
+    #[arg(long)]
+    dataset_out: Option<PathBuf>,
 }
 
 pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
@@ -64,7 +79,13 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let bar = ProgressBar::new(args.events).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} records, {per_sec}, eta {eta}").expect("valid template"),
     );
-    let mut generator = Generator::new(args.seed, args.sources, args.bad_ratio);
+    let mut generator = Generator::for_scenario(&args.scenario, args.seed, args.noise, args.sources, args.bad_ratio)?;
+    let mut dataset = match &args.dataset_out {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => None,
+    };
     let started = Instant::now();
     let mut pending = Vec::with_capacity(1024);
     for n in 0..args.events {
@@ -72,7 +93,12 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
             let due = started + Duration::from_secs_f64(n as f64 / args.rate);
             tokio::time::sleep_until(due.into()).await;
         }
-        let (mut key, mut value) = encode(&codec, &args.topic, generator.next_record(crate::clock::now_ms()))?;
+        let (record, label) = generator.next_labelled_record(crate::clock::now_ms());
+        if let (Some(out), Synthetic::Good(anomaly)) = (dataset.as_mut(), &record) {
+            let example = LabelledAnomaly { anomaly: anomaly.clone(), label };
+            write_line(out, &example).context("cannot write the dataset")?;
+        }
+        let (mut key, mut value) = encode(&codec, &args.topic, record)?;
         let record = FutureRecord::to(&args.topic).key(&key).payload(&value);
         pending.push(producer.send_result(record).map_err(|(e, _)| e).context("produce failed")?);
         key.clear();
@@ -88,6 +114,9 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         delivery.await.context("producer dropped")?.map_err(|(e, _)| e).context("delivery failed")?;
     }
     producer.flush(Duration::from_secs(10)).context("flush failed")?;
+    if let Some(mut out) = dataset {
+        out.flush().context("cannot write the dataset")?;
+    }
     bar.finish();
     eprintln!("published {} records to {} in {:.2?}", args.events, args.topic, started.elapsed());
     Ok(())
