@@ -11,6 +11,11 @@
 //! - [`dead_letter`]: why a record was rejected, one constructor per stage.
 //! - [`runtime`]: record handling shared by both runtimes, the Kafka runtime (exactly-once
 //!   or at-least-once) and the embedded in-memory log.
+//! - [`saga`]: durable sagas: workflow definitions (`topologies/workflows/`), the saga state
+//!   machine (retries, timeouts, compensation, escalation) and its timer index; pure, driven
+//!   by the runtime.
+//! - [`semantic`]: the semantic engine: TDA features, diagram distances, pattern matching that
+//!   learns, urgency, complexity and cached capability routing.
 //! - [`telemetry`]: every metric, named in one place.
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //! - [`generator`]: synthetic, realistic anomalies (and malformed ones) for `produce` and `demo`.
@@ -29,6 +34,7 @@ pub mod http;
 pub mod model;
 pub mod processor;
 pub mod runtime;
+pub mod saga;
 pub mod semantic;
 pub mod table;
 pub mod telemetry;

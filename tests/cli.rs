@@ -77,3 +77,30 @@ fn generate_fit_and_eval_report_accuracy_as_json() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.to_lowercase().contains("accuracy"), "{stdout}");
 }
+
+#[test]
+fn topology_check_accepts_every_shipped_file_and_names_a_broken_workflow_field() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    for path in ["topologies/workflows", "topologies/patterns.toml", "deploy/aura.toml"] {
+        let out = aura(&["topology", "check", &format!("{root}/{path}")]);
+        assert!(out.status.success(), "{path}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let shipped = std::fs::read_to_string(format!("{root}/topologies/workflows/triage.toml")).unwrap();
+    let broken = shipped.replacen("timeout_ms = ", "timeout_ms = 0 # was ", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.toml");
+    std::fs::write(&path, broken).unwrap();
+    let out = aura(&["topology", "check", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("broken.toml") && stderr.contains("timeout_ms: must be > 0, got 0"), "{stderr}");
+}
+
+#[test]
+fn topology_graph_draws_a_workflow() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dir = format!("{root}/topologies/workflows");
+    let out = aura(&["topology", "graph", &dir, "--workflow", "triage", "--format", "dot"]);
+    let dot = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && dot.contains("digraph") && dot.contains("->"), "{dot}");
+}

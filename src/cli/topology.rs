@@ -1,29 +1,100 @@
-//! `aura topology`: check configuration and topology files before deploying them.
+//! `aura topology`: check configuration, workflow and pattern files before deploying them,
+//! and draw workflows.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::Subcommand;
+use anyhow::Context;
+use clap::{Subcommand, ValueEnum};
 
 use crate::config::Config;
+use crate::saga::Workflows;
+use crate::semantic::PatternLibrary;
 
 #[derive(Subcommand)]
 pub enum TopologyCommand {
-    /// Validate a configuration file; prints every problem with its field and value, and
-    /// exits non-zero if there is any.
+    /// Validate a service config, a workflow file, a folder of workflow files or a pattern
+    /// library; prints every problem with its file, field and value, and exits non-zero if
+    /// there is any. The kind of file is recognised from its content.
     ///
     ///   aura topology check aura.toml
+    ///   aura topology check topologies/workflows
+    ///   aura topology check topologies/patterns.toml
     Check {
-        /// The file to check.
+        /// The file or folder to check.
         path: PathBuf,
     },
+    /// Draw workflows as Mermaid (paste into a Markdown file) or Graphviz DOT.
+    ///
+    ///   aura topology graph topologies/workflows --workflow triage --format dot | dot -Tpng > triage.png
+    Graph {
+        /// A workflow file or a folder of them.
+        path: PathBuf,
+        /// Only this workflow; all of them when omitted.
+        #[arg(long)]
+        workflow: Option<String>,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+        format: GraphFormat,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum GraphFormat {
+    Mermaid,
+    Dot,
 }
 
 pub fn run(command: TopologyCommand) -> anyhow::Result<()> {
     match command {
         TopologyCommand::Check { path } => {
-            Config::load(&path)?;
-            println!("{}: ok", path.display());
+            let what = check(&path)?;
+            println!("{}: ok ({what})", path.display());
+            Ok(())
+        }
+        TopologyCommand::Graph { path, workflow, format } => {
+            let workflows = load_workflows(&path)?;
+            let selected: Vec<_> = match &workflow {
+                Some(name) => vec![workflows.get(name).with_context(|| {
+                    format!("no workflow {name:?} in {}; known: {}", path.display(), workflows.names().collect::<Vec<_>>().join(", "))
+                })?],
+                None => workflows.iter().collect(),
+            };
+            for w in selected {
+                match format {
+                    GraphFormat::Mermaid => println!("{}", w.to_mermaid()),
+                    GraphFormat::Dot => println!("{}", w.to_dot()),
+                }
+            }
             Ok(())
         }
     }
+}
+
+/// Validates `path` as whatever it holds and says what that was.
+fn check(path: &Path) -> anyhow::Result<String> {
+    if path.is_dir() {
+        let workflows = load_workflows(path)?;
+        return Ok(format!("{} workflows", workflows.len()));
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if text.lines().any(|l| l.trim_start().starts_with("[workflows.")) {
+        let workflows = load_workflows(path)?;
+        Ok(format!("{} workflows", workflows.len()))
+    } else if text.lines().any(|l| l.trim() == "[[patterns]]") {
+        let library = PatternLibrary::load(path)?;
+        library
+            .validate()
+            .map_err(|problems| anyhow::anyhow!("{} has {} problem(s):\n  - {}", path.display(), problems.len(), problems.join("\n  - ")))?;
+        Ok("pattern library".into())
+    } else {
+        Config::load(path)?;
+        Ok("service config".into())
+    }
+}
+
+fn load_workflows(path: &Path) -> anyhow::Result<Workflows> {
+    if path.is_dir() {
+        return Ok(Workflows::load_dir(path)?);
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Workflows::from_sources([(path.display().to_string(), text)])?)
 }

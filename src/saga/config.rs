@@ -217,6 +217,23 @@ impl Default for SagaConfig {
     }
 }
 
+impl SagaConfig {
+    /// Every problem with these settings, for the configuration's own report.
+    pub fn validate(&self, file: &str) -> Vec<super::validate::Problem> {
+        use super::validate::Problem;
+        let mut problems = Vec::new();
+        if self.retention_ms < 0 {
+            let path = "saga.retention_ms".to_string();
+            problems.push(Problem::new(file, path, "must be >= 0", self.retention_ms));
+        }
+        if self.max_anomaly_ids == 0 {
+            let path = "saga.max_anomaly_ids".to_string();
+            problems.push(Problem::new(file, path, "must be >= 1", 0));
+        }
+        problems
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -247,6 +264,28 @@ mod tests {
         assert!(c(None, None, Some(true)).holds(&high));
         assert!(c(None, None, Some(false)).holds(&none));
         assert!(!c(None, None, Some(true)).holds(&none));
+    }
+
+    #[test]
+    fn saga_settings_report_every_problem() {
+        let bad = SagaConfig {
+            retention_ms: -1,
+            max_anomaly_ids: 0,
+            ..SagaConfig::default()
+        };
+        let lines: Vec<String> = bad
+            .validate("aura.toml")
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "aura.toml: saga.retention_ms: must be >= 0, got -1",
+                "aura.toml: saga.max_anomaly_ids: must be >= 1, got 0"
+            ]
+        );
+        assert!(SagaConfig::default().validate("aura.toml").is_empty());
     }
 
     #[test]

@@ -39,7 +39,12 @@ impl WorkflowSpec {
         let esc = |t: &str| t.replace('\\', "\\\\").replace('"', "\\\"");
         let mut s = String::new();
         let _ = writeln!(s, "digraph \"{}\" {{", esc(&self.name));
-        let _ = writeln!(s, "    label=\"{}: {}\";", esc(&self.name), esc(&self.description));
+        let _ = writeln!(
+            s,
+            "    label=\"{}: {}\";",
+            esc(&self.name),
+            esc(&self.description)
+        );
         let _ = writeln!(s, "    rankdir=TB;");
         let _ = writeln!(s, "    node [shape=box, style=rounded];");
         let _ = writeln!(s, "    start [shape=circle, label=\"start\"];");
@@ -123,7 +128,10 @@ mod tests {
         assert!(m.contains("undo: revert-remediation"), "{m}");
 
         let d = w.to_dot();
-        assert!(d.starts_with("digraph \"investigate-and-remediate\" {"), "{d}");
+        assert!(
+            d.starts_with("digraph \"investigate-and-remediate\" {"),
+            "{d}"
+        );
         assert!(d.contains("n2 -> n3 [label=\"approved == true\"];"), "{d}");
         assert!(d.contains("n4 -> done;"), "{d}");
         assert!(d.trim_end().ends_with('}'));

@@ -55,7 +55,11 @@ pub fn validate_workflow(file: &str, w: &WorkflowSpec, problems: &mut Vec<Proble
         p(root.clone(), NAME_RULE, &quoted(&w.name));
     }
     if w.steps.is_empty() {
-        p(format!("{root}.steps"), "must list at least one step", &"[]");
+        p(
+            format!("{root}.steps"),
+            "must list at least one step",
+            &"[]",
+        );
         return;
     }
     let mut index: HashMap<&str, usize> = HashMap::new();
@@ -64,12 +68,18 @@ pub fn validate_workflow(file: &str, w: &WorkflowSpec, problems: &mut Vec<Proble
         if !valid_name(&s.name) {
             p(format!("{at}.name"), NAME_RULE, &quoted(&s.name));
         }
-        if let Some(first) = index.insert(&s.name, i) {
+        // The first of duplicate names wins, so edges and cycles are checked against it.
+        let first = *index.entry(&s.name).or_insert(i);
+        if first != i {
             let rule = format!("must be unique, also used by steps[{first}]");
             p(format!("{at}.name"), &rule, &quoted(&s.name));
         }
         if s.action.trim().is_empty() {
-            p(format!("{at}.action"), "must not be empty", &quoted(&s.action));
+            p(
+                format!("{at}.action"),
+                "must not be empty",
+                &quoted(&s.action),
+            );
         }
         if s.timeout_ms <= 0 {
             p(format!("{at}.timeout_ms"), "must be > 0", &s.timeout_ms);
@@ -78,7 +88,11 @@ pub fn validate_workflow(file: &str, w: &WorkflowSpec, problems: &mut Vec<Proble
         if let Some(c) = &s.compensation {
             let at = format!("{at}.compensation");
             if c.action.trim().is_empty() {
-                p(format!("{at}.action"), "must not be empty", &quoted(&c.action));
+                p(
+                    format!("{at}.action"),
+                    "must not be empty",
+                    &quoted(&c.action),
+                );
             }
             if let Some(t) = c.timeout_ms.filter(|t| *t <= 0) {
                 p(format!("{at}.timeout_ms"), "must be > 0", &t);
@@ -111,12 +125,19 @@ pub fn validate_workflow(file: &str, w: &WorkflowSpec, problems: &mut Vec<Proble
     }
     if let Some(cycle) = find_cycle(w, &index) {
         let path = format!("{root}.steps");
-        p(path, "must form no cycle (the graph is a DAG)", &cycle.join(" -> "));
+        p(
+            path,
+            "must form no cycle (the graph is a DAG)",
+            &cycle.join(" -> "),
+        );
     }
     let reachable = reachable(w, &index);
     for (i, s) in w.steps.iter().enumerate() {
         if !reachable.contains(&i) {
-            let rule = format!("must be reachable from the first step `{}`", w.steps[0].name);
+            let rule = format!(
+                "must be reachable from the first step `{}`",
+                w.steps[0].name
+            );
             p(format!("{root}.steps[{i}]"), &rule, &quoted(&s.name));
         }
     }
@@ -157,7 +178,11 @@ fn check_retry(at: &str, r: &RetryPolicy, p: &mut impl FnMut(String, &str, &dyn 
         p(format!("{at}.multiplier"), "must be >= 1", &r.multiplier);
     }
     if r.max_attempts < 1 {
-        p(format!("{at}.max_attempts"), "must be >= 1", &r.max_attempts);
+        p(
+            format!("{at}.max_attempts"),
+            "must be >= 1",
+            &r.max_attempts,
+        );
     }
     if !(0.0..=1.0).contains(&r.jitter) {
         p(format!("{at}.jitter"), "must be in [0, 1]", &r.jitter);
@@ -196,8 +221,10 @@ fn find_cycle(w: &WorkflowSpec, index: &HashMap<&str, usize>) -> Option<Vec<Stri
             };
             if mark[j] == 1 {
                 let from = stack.iter().position(|&k| k == j).unwrap_or(0);
-                let mut names: Vec<String> =
-                    stack[from..].iter().map(|&k| w.steps[k].name.clone()).collect();
+                let mut names: Vec<String> = stack[from..]
+                    .iter()
+                    .map(|&k| w.steps[k].name.clone())
+                    .collect();
                 names.push(w.steps[j].name.clone());
                 return Some(names);
             }

@@ -143,7 +143,12 @@ impl Workflows {
                 validate_workflow(&file, &w, &mut problems);
                 if let Some(first) = out.files.get(&name) {
                     let rule = format!("must be unique, also defined in {first}");
-                    problems.push(Problem::new(&file, format!("workflows.{name}"), &rule, &name));
+                    problems.push(Problem::new(
+                        &file,
+                        format!("workflows.{name}"),
+                        &rule,
+                        &name,
+                    ));
                     continue;
                 }
                 out.files.insert(name.clone(), file.clone());

@@ -1,0 +1,276 @@
+//! The durable state of one saga: everything needed to carry on after a crash, timers included.
+//!
+//! It is written as JSON to a compacted changelog keyed by `saga_id`, so it is kept small: command ids
+//! are derived (`{saga_id}/{step}/{attempt}`, compensations `{saga_id}/{step}/undo/{attempt}`) rather
+//! than stored, a saga has at most one pending timer, and a finished saga drops its routing context.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{AgentType, Coordination, Layer};
+
+/// Where a saga is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SagaStatus {
+    /// Steps are running forward.
+    Running,
+    /// A step failed for good; completed steps are being undone, newest first.
+    Compensating,
+    Completed,
+    Compensated,
+    Failed,
+}
+
+impl SagaStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Compensated | Self::Failed)
+    }
+}
+
+/// What the current attempt is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// The command is out; its result or its timeout comes next.
+    Waiting,
+    /// The attempt's FAILED result arrived; the retry timer is pending.
+    Failed,
+    /// The attempt timed out; the retry timer is pending.
+    TimedOut,
+}
+
+/// The step (or, while compensating, the compensation) in flight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub step: String,
+    /// 1-based.
+    pub attempt: i32,
+    pub phase: Phase,
+}
+
+/// A step that succeeded, in completion order; compensation walks this list backwards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Done {
+    pub step: String,
+    /// The attempt that succeeded (its command id is the one compensations name).
+    pub attempt: i32,
+}
+
+/// The step whose last attempt failed, sending the saga to compensation or failure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    pub step: String,
+    pub attempt: i32,
+    /// The last attempt timed out rather than reporting FAILED.
+    pub timed_out: bool,
+    pub reason: String,
+}
+
+/// Routing context copied into every command the saga issues. Dropped when the saga finishes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteContext {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern_id: Option<String>,
+    pub layer: Layer,
+    pub coordination: Coordination,
+    pub urgency: f64,
+    pub complexity: f64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub explanation: String,
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub attributes: HashMap<String, String>,
+}
+
+/// What a timer does when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    /// The current step attempt ran out of time: it counts as failed.
+    StepTimeout,
+    /// Backoff is over: issue the next attempt of the current step.
+    Retry,
+    /// The current compensation attempt ran out of time.
+    CompensationTimeout,
+    /// Backoff is over: issue the next compensation attempt.
+    CompensationRetry,
+    /// A finished saga's retention is over: delete its state.
+    Expire,
+}
+
+/// A timer as stored in the saga (the saga id is the state's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingTimer {
+    pub kind: TimerKind,
+    /// Milliseconds since the Unix epoch.
+    pub due_ms: i64,
+    /// Increases with every timer the saga sets, so a fired timer that was since replaced is stale.
+    pub seq: u32,
+}
+
+/// A timer as the runtime sees it: which saga, what, when.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Timer {
+    pub saga_id: String,
+    pub kind: TimerKind,
+    pub due_ms: i64,
+    pub seq: u32,
+}
+
+/// One saga, keyed by `saga_id` in the store and the changelog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SagaState {
+    pub saga_id: String,
+    pub correlation_id: String,
+    pub workflow: String,
+    pub status: SagaStatus,
+    /// The first `max_anomaly_ids` anomalies of the incident, in arrival order.
+    pub anomaly_ids: Vec<String>,
+    /// Anomalies that joined beyond `anomaly_ids`' cap (counted, not stored).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub more_anomalies: u32,
+    pub route: RouteContext,
+    /// Agent types routing reassigned by step name (capabilities); empty when none were.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub agent_overrides: BTreeMap<String, AgentType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<Run>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub done: Vec<Done>,
+    /// While compensating: `done[..cursor]` are not compensated yet; the current compensation is
+    /// `done[cursor - 1]`. After COMPENSATION_FAILED it still points at the step that failed.
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub cursor: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timer: Option<PendingTimer>,
+    #[serde(default)]
+    pub timer_seq: u32,
+    pub started_at: i64,
+    pub updated_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<i64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_usize(n: &usize) -> bool {
+    *n == 0
+}
+
+impl SagaState {
+    /// The pending timer with its saga id, as the timer index holds it.
+    pub fn timer(&self) -> Option<Timer> {
+        self.timer.map(|t| Timer {
+            saga_id: self.saga_id.clone(),
+            kind: t.kind,
+            due_ms: t.due_ms,
+            seq: t.seq,
+        })
+    }
+
+    /// Replaces the pending timer.
+    pub(crate) fn set_timer(&mut self, kind: TimerKind, due_ms: i64) {
+        self.timer_seq = self.timer_seq.wrapping_add(1);
+        self.timer = Some(PendingTimer {
+            kind,
+            due_ms,
+            seq: self.timer_seq,
+        });
+    }
+
+    /// Heap and inline bytes this state holds in memory (strings by capacity), an estimate for
+    /// the per-saga memory budget.
+    pub fn approx_memory_bytes(&self) -> usize {
+        let s = |x: &String| x.capacity();
+        std::mem::size_of::<Self>()
+            + s(&self.saga_id)
+            + s(&self.correlation_id)
+            + s(&self.workflow)
+            + self.anomaly_ids.capacity() * std::mem::size_of::<String>()
+            + self.anomaly_ids.iter().map(s).sum::<usize>()
+            + self.route.pattern_id.as_ref().map_or(0, s)
+            + s(&self.route.explanation)
+            + self
+                .route
+                .attributes
+                .iter()
+                .map(|(k, v)| s(k) + s(v) + 2 * std::mem::size_of::<String>() + 8)
+                .sum::<usize>()
+            + self
+                .agent_overrides
+                .keys()
+                .map(|k| s(k) + 48)
+                .sum::<usize>()
+            + self.current.as_ref().map_or(0, |r| s(&r.step))
+            + self.done.capacity() * std::mem::size_of::<Done>()
+            + self.done.iter().map(|d| s(&d.step)).sum::<usize>()
+            + self.failure.as_ref().map_or(0, |f| {
+                std::mem::size_of::<Failure>() + s(&f.step) + s(&f.reason)
+            })
+    }
+}
+
+/// The id of a step attempt's command: `{saga_id}/{step}/{attempt}`.
+pub fn command_id(saga_id: &str, step: &str, attempt: i32) -> String {
+    format!("{saga_id}/{step}/{attempt}")
+}
+
+/// The id of a compensation attempt's command: `{saga_id}/{step}/undo/{attempt}`.
+pub fn compensation_id(saga_id: &str, step: &str, attempt: i32) -> String {
+    format!("{saga_id}/{step}/undo/{attempt}")
+}
+
+/// A command id taken apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandRef<'a> {
+    pub step: &'a str,
+    pub attempt: i32,
+    pub compensation: bool,
+}
+
+/// Parses an id made by [`command_id`] or [`compensation_id`] for `saga_id`; `None` for anything
+/// else. Step names hold no `/` (validation), so the split is unambiguous even if saga ids do.
+pub fn parse_command_id<'a>(saga_id: &str, id: &'a str) -> Option<CommandRef<'a>> {
+    let rest = id.strip_prefix(saga_id)?.strip_prefix('/')?;
+    let (head, attempt) = rest.rsplit_once('/')?;
+    let attempt: i32 = attempt.parse().ok().filter(|a| *a >= 1)?;
+    let (step, compensation) = match head.strip_suffix("/undo") {
+        Some(step) => (step, true),
+        None => (head, false),
+    };
+    (!step.is_empty() && !step.contains('/')).then_some(CommandRef {
+        step,
+        attempt,
+        compensation,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_ids_round_trip_even_with_slashes_in_the_saga_id() {
+        let saga = "src/a/1700000000";
+        let id = command_id(saga, "collect", 3);
+        let c = parse_command_id(saga, &id).unwrap();
+        assert_eq!((c.step, c.attempt, c.compensation), ("collect", 3, false));
+        let id = compensation_id(saga, "apply", 2);
+        let c = parse_command_id(saga, &id).unwrap();
+        assert_eq!((c.step, c.attempt, c.compensation), ("apply", 2, true));
+        for bad in [
+            "other/collect/1",
+            "src/a/1700000000/collect/0",
+            "src/a/1700000000/collect/x",
+            "src/a/1700000000//1",
+            "src/a/1700000000/a/b/1",
+        ] {
+            assert_eq!(parse_command_id(saga, bad), None, "{bad}");
+        }
+    }
+}
