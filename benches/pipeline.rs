@@ -49,7 +49,10 @@ fn records(n: usize) -> Vec<InputRecord> {
 
 fn pipeline(c: &mut Criterion) {
     let handler = RecordHandler::new(Codec::embedded(), TopicsConfig::default(), Metrics::new());
-    let engine = Arc::new(Engine::new(SemanticConfig::default(), PatternLibrary::builtin()));
+    let engine = Arc::new(Engine::new(
+        SemanticConfig::default(),
+        PatternLibrary::builtin(),
+    ));
     let mut router = AnomalyRouter::new(RouterSettings::default(), Arc::default(), engine);
     let inputs = records(1024);
     let mut group = c.benchmark_group("pipeline");

@@ -28,11 +28,18 @@ pub async fn run_on_kafka(
     let codec = connect_codec(config).await?;
     let engine = Arc::new(semantic_engine(config)?);
     let contexts: Arc<Table<_>> = Arc::default();
-    let settings = RouterSettings { validation: config.validation.clone(), ..Default::default() };
+    let settings = RouterSettings {
+        validation: config.validation.clone(),
+        ..Default::default()
+    };
     let make_processor = {
         let contexts = contexts.clone();
         Box::new(move || -> Box<dyn Processor> {
-            Box::new(AnomalyRouter::new(settings.clone(), contexts.clone(), engine.clone()))
+            Box::new(AnomalyRouter::new(
+                settings.clone(),
+                contexts.clone(),
+                engine.clone(),
+            ))
         })
     };
     let handler = RecordHandler::new(codec, config.topics.clone(), metrics);
@@ -41,7 +48,16 @@ pub async fn run_on_kafka(
         instance_id: instance_id.to_string(),
         input_topics: vec![config.topics.anomalies.clone()],
     };
-    kafka::run(config, kafka_settings, handler, contexts, make_processor, readiness, shutdown).await?;
+    kafka::run(
+        config,
+        kafka_settings,
+        handler,
+        contexts,
+        make_processor,
+        readiness,
+        shutdown,
+    )
+    .await?;
     Ok(())
 }
 
@@ -75,7 +91,10 @@ async fn connect_codec(config: &Config) -> anyhow::Result<Codec> {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
-            Err(e) => return Err(e).with_context(|| format!("schema registry at {url} refused the schemas")),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("schema registry at {url} refused the schemas"))
+            }
         }
     }
 }

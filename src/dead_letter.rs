@@ -15,22 +15,38 @@ pub struct Rejection {
 impl Rejection {
     /// The bytes are not a readable record: no framing, unknown schema, bad Avro, no key.
     pub fn decode(code: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { stage: DeadLetterStage::Decode, code: code.into(), reason: reason.into() }
+        Self {
+            stage: DeadLetterStage::Decode,
+            code: code.into(),
+            reason: reason.into(),
+        }
     }
 
     /// The record decoded but breaks a data contract.
     pub fn validate(code: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { stage: DeadLetterStage::Validate, code: code.into(), reason: reason.into() }
+        Self {
+            stage: DeadLetterStage::Validate,
+            code: code.into(),
+            reason: reason.into(),
+        }
     }
 
     /// A processor failed on a valid record.
     pub fn process(reason: impl Into<String>) -> Self {
-        Self { stage: DeadLetterStage::Process, code: "processor_failed".into(), reason: reason.into() }
+        Self {
+            stage: DeadLetterStage::Process,
+            code: "processor_failed".into(),
+            reason: reason.into(),
+        }
     }
 
     /// An output of the record could not be encoded or produced.
     pub fn produce(reason: impl Into<String>) -> Self {
-        Self { stage: DeadLetterStage::Produce, code: "output_unencodable".into(), reason: reason.into() }
+        Self {
+            stage: DeadLetterStage::Produce,
+            code: "output_unencodable".into(),
+            reason: reason.into(),
+        }
     }
 
     /// The dead letter for `record`, carrying its original bytes and coordinates.

@@ -129,9 +129,10 @@ pub fn damage(kind: BadKind, anomaly: &mut TdaAnomaly, now_ms: i64) -> Synthetic
         // Past the default cap of 4096, yet small enough for the broker's 1 MB message limit.
         BadKind::DiagramTooLarge => a.diagram = vec![a.diagram[0]; 5_000],
         BadKind::FutureTimestamp => a.detected_at = now_ms + 24 * 3600 * 1000,
-        BadKind::NoMagicByte | BadKind::UnknownSchemaId | BadKind::TruncatedAvro | BadKind::EmptyKey => {
-            return Synthetic::BadBytes(kind, a.clone())
-        }
+        BadKind::NoMagicByte
+        | BadKind::UnknownSchemaId
+        | BadKind::TruncatedAvro
+        | BadKind::EmptyKey => return Synthetic::BadBytes(kind, a.clone()),
     }
     Synthetic::BadContent(kind, a.clone())
 }
@@ -168,7 +169,10 @@ mod tests {
         for kind in BAD_KINDS {
             let mut a = g.anomaly(1_000);
             if let Synthetic::BadContent(_, a) = damage(*kind, &mut a, 1_000) {
-                assert!(validate(&a, &ValidationConfig::default(), 1_000).is_err(), "{kind:?}");
+                assert!(
+                    validate(&a, &ValidationConfig::default(), 1_000).is_err(),
+                    "{kind:?}"
+                );
             }
         }
     }

@@ -46,12 +46,21 @@ pub async fn serve(
 }
 
 async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
 }
 
 async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     match s.readiness.check() {
-        Ok(()) => (StatusCode::OK, format!("ready: {} partitions\n", s.readiness.assigned())),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+        Ok(()) => (
+            StatusCode::OK,
+            format!("ready: {} partitions\n", s.readiness.assigned()),
+        ),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
     }
 }

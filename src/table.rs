@@ -16,13 +16,20 @@ pub struct Table<V> {
 
 impl<V> Default for Table<V> {
     fn default() -> Self {
-        Self { rows: RwLock::new(HashMap::new()), restored: AtomicBool::new(false) }
+        Self {
+            rows: RwLock::new(HashMap::new()),
+            restored: AtomicBool::new(false),
+        }
     }
 }
 
 impl<V> Table<V> {
     pub fn get(&self, key: &str) -> Option<Arc<V>> {
-        self.rows.read().expect("table lock poisoned").get(key).cloned()
+        self.rows
+            .read()
+            .expect("table lock poisoned")
+            .get(key)
+            .cloned()
     }
 
     /// Applies one changelog record: a value upserts, a tombstone deletes.

@@ -10,8 +10,8 @@ use prometheus::{
 
 /// Latency buckets from 10 µs to 10 s: our targets live in the low milliseconds.
 const LATENCY_BUCKETS: &[f64] = &[
-    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
 #[derive(Clone)]
@@ -48,18 +48,24 @@ impl Metrics {
         let registry = Registry::new_custom(Some("aura".into()), None).expect("valid prefix");
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
             c
         };
         let histogram = |name: &str, help: &str| {
             let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
             let h = Histogram::with_opts(opts).expect("valid metric");
-            registry.register(Box::new(h.clone())).expect("unique metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
             h
         };
         let gauge = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("unique metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
             g
         };
         let commit_seconds = HistogramVec::new(
@@ -68,9 +74,14 @@ impl Metrics {
             &["guarantee"],
         )
         .expect("valid metric");
-        registry.register(Box::new(commit_seconds.clone())).expect("unique metric");
-        let rebalances = IntCounter::new("rebalances_total", "Consumer group rebalances").expect("valid");
-        registry.register(Box::new(rebalances.clone())).expect("unique metric");
+        registry
+            .register(Box::new(commit_seconds.clone()))
+            .expect("unique metric");
+        let rebalances =
+            IntCounter::new("rebalances_total", "Consumer group rebalances").expect("valid");
+        registry
+            .register(Box::new(rebalances.clone()))
+            .expect("unique metric");
         Self {
             records_in: counter_vec("records_in_total", "Records consumed", &["topic"]),
             records_out: counter_vec("records_out_total", "Records produced", &["topic"]),
@@ -125,9 +136,16 @@ mod tests {
     fn rendered_metrics_carry_the_prefix_and_labels() {
         let m = Metrics::new();
         m.records_in.with_label_values(&["tda.anomalies"]).inc();
-        m.dead_letters.with_label_values(&["DECODE", "no_magic_byte"]).inc();
+        m.dead_letters
+            .with_label_values(&["DECODE", "no_magic_byte"])
+            .inc();
         let text = m.render();
-        assert!(text.contains("aura_records_in_total{topic=\"tda.anomalies\"} 1"), "{text}");
-        assert!(text.contains("aura_dead_letters_total{reason=\"no_magic_byte\",stage=\"DECODE\"} 1"));
+        assert!(
+            text.contains("aura_records_in_total{topic=\"tda.anomalies\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("aura_dead_letters_total{reason=\"no_magic_byte\",stage=\"DECODE\"} 1")
+        );
     }
 }

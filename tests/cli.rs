@@ -3,14 +3,22 @@
 use std::process::Command;
 
 fn aura(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_aura")).args(args).env("AURA_LOG", "error").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_aura"))
+        .args(args)
+        .env("AURA_LOG", "error")
+        .output()
+        .unwrap()
 }
 
 #[test]
 fn a_config_error_exits_non_zero_naming_file_field_and_value() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
-    std::fs::write(&path, "[kafka]\n\"commit.interval.ms\" = 0\n\"group.id\" = \"has space\"\n").unwrap();
+    std::fs::write(
+        &path,
+        "[kafka]\n\"commit.interval.ms\" = 0\n\"group.id\" = \"has space\"\n",
+    )
+    .unwrap();
     for args in [vec!["run", "--config"], vec!["topology", "check"]] {
         let mut args: Vec<&str> = args;
         args.push(path.to_str().unwrap());
@@ -18,14 +26,26 @@ fn a_config_error_exits_non_zero_naming_file_field_and_value() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} should fail");
         assert!(stderr.contains("bad.toml"), "{stderr}");
-        assert!(stderr.contains("kafka.commit.interval.ms: must be > 0, got 0"), "{stderr}");
-        assert!(stderr.contains("kafka.group.id") && stderr.contains("has space"), "{stderr}");
+        assert!(
+            stderr.contains("kafka.commit.interval.ms: must be > 0, got 0"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("kafka.group.id") && stderr.contains("has space"),
+            "{stderr}"
+        );
     }
 }
 
 #[test]
 fn an_override_flag_is_validated_too() {
-    let out = aura(&["run", "--bootstrap-servers", "", "--http-listen", "127.0.0.1:0"]);
+    let out = aura(&[
+        "run",
+        "--bootstrap-servers",
+        "",
+        "--http-listen",
+        "127.0.0.1:0",
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("kafka.bootstrap.servers"), "{stderr}");
@@ -35,23 +55,46 @@ fn an_override_flag_is_validated_too() {
 fn the_demo_accounts_for_every_event() {
     let dir = tempfile::tempdir().unwrap();
     let summary = dir.path().join("summary.json");
-    let out = aura(&["demo", "--events", "2000", "--bad-ratio", "0.05", "--summary-json", summary.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
-    let n = |k: &str| json[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {json}"));
+    let out = aura(&[
+        "demo",
+        "--events",
+        "2000",
+        "--bad-ratio",
+        "0.05",
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let n = |k: &str| {
+        json[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k} missing in {json}"))
+    };
     assert_eq!(n("anomalies_in"), 2000);
     assert_eq!(n("commands_out") + n("dead_letters"), 2000);
     assert!(n("dead_letters") > 0);
     assert!(n("processing_p50_us") <= n("processing_p99_us"));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("commands out") && stdout.contains("µs |"), "{stdout}");
+    assert!(
+        stdout.contains("commands out") && stdout.contains("µs |"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn help_teaches_with_examples() {
     let out = aura(&["run", "--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
-    assert!(help.contains("--processing-guarantee") && help.contains("AURA_BOOTSTRAP_SERVERS"), "{help}");
+    assert!(
+        help.contains("--processing-guarantee") && help.contains("AURA_BOOTSTRAP_SERVERS"),
+        "{help}"
+    );
     assert!(help.contains("Example"), "{help}");
 }
 
@@ -59,21 +102,55 @@ fn help_teaches_with_examples() {
 fn generate_fit_and_eval_report_accuracy_as_json() {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
-    let (train, test, library, report) = (path("train.jsonl"), path("test.jsonl"), path("lib.toml"), path("report.json"));
+    let (train, test, library, report) = (
+        path("train.jsonl"),
+        path("test.jsonl"),
+        path("lib.toml"),
+        path("report.json"),
+    );
     for (file, seed) in [(&train, "1"), (&test, "2")] {
-        let out = aura(&["patterns", "generate", "--count", "400", "--seed", seed, "--noise", "0.4", "--out", file]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = aura(&[
+            "patterns", "generate", "--count", "400", "--seed", seed, "--noise", "0.4", "--out",
+            file,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let out = aura(&["patterns", "fit", "--dataset", &train, "--out", &library]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = aura(&["eval", "--dataset", &test, "--patterns", &library, "--report-json", &report]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = aura(&[
+        "eval",
+        "--dataset",
+        &test,
+        "--patterns",
+        &library,
+        "--report-json",
+        &report,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(json["n"].as_u64(), Some(400));
     let accuracy = json["pattern_accuracy"].as_f64().unwrap();
     assert!(accuracy >= 0.9, "pattern accuracy {accuracy}");
-    assert!(json["route_accuracy"].is_number(), "generated labels carry routes: {json}");
-    assert!(json["confusion"].is_object() || json["confusion"].is_array(), "{json}");
+    assert!(
+        json["route_accuracy"].is_number(),
+        "generated labels carry routes: {json}"
+    );
+    assert!(
+        json["confusion"].is_object() || json["confusion"].is_array(),
+        "{json}"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.to_lowercase().contains("accuracy"), "{stdout}");
 }
@@ -81,11 +158,20 @@ fn generate_fit_and_eval_report_accuracy_as_json() {
 #[test]
 fn topology_check_accepts_every_shipped_file_and_names_a_broken_workflow_field() {
     let root = env!("CARGO_MANIFEST_DIR");
-    for path in ["topologies/workflows", "topologies/patterns.toml", "deploy/aura.toml"] {
+    for path in [
+        "topologies/workflows",
+        "topologies/patterns.toml",
+        "deploy/aura.toml",
+    ] {
         let out = aura(&["topology", "check", &format!("{root}/{path}")]);
-        assert!(out.status.success(), "{path}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    let shipped = std::fs::read_to_string(format!("{root}/topologies/workflows/triage.toml")).unwrap();
+    let shipped =
+        std::fs::read_to_string(format!("{root}/topologies/workflows/triage.toml")).unwrap();
     let broken = shipped.replacen("timeout_ms = ", "timeout_ms = 0 # was ", 1);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.toml");
@@ -93,14 +179,28 @@ fn topology_check_accepts_every_shipped_file_and_names_a_broken_workflow_field()
     let out = aura(&["topology", "check", path.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("broken.toml") && stderr.contains("timeout_ms: must be > 0, got 0"), "{stderr}");
+    assert!(
+        stderr.contains("broken.toml") && stderr.contains("timeout_ms: must be > 0, got 0"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn topology_graph_draws_a_workflow() {
     let root = env!("CARGO_MANIFEST_DIR");
     let dir = format!("{root}/topologies/workflows");
-    let out = aura(&["topology", "graph", &dir, "--workflow", "triage", "--format", "dot"]);
+    let out = aura(&[
+        "topology",
+        "graph",
+        &dir,
+        "--workflow",
+        "triage",
+        "--format",
+        "dot",
+    ]);
     let dot = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && dot.contains("digraph") && dot.contains("->"), "{dot}");
+    assert!(
+        out.status.success() && dot.contains("digraph") && dot.contains("->"),
+        "{dot}"
+    );
 }

@@ -15,7 +15,12 @@ use rdkafka::ClientConfig;
 async fn decode_commands(codec: &Codec, records: &[Record]) -> Vec<AgentCommand> {
     let mut out = Vec::new();
     for r in records {
-        out.push(codec.decode::<AgentCommand>(&r.value).await.expect("commands decode"));
+        out.push(
+            codec
+                .decode::<AgentCommand>(&r.value)
+                .await
+                .expect("commands decode"),
+        );
     }
     out
 }
@@ -25,8 +30,16 @@ fn http_address(service: &Service) -> String {
     loop {
         let log = service.log_text();
         if let Some(line) = log.lines().find(|l| l.contains("http listening")) {
-            let addr = line.split("address=").nth(1).unwrap().split_whitespace().next().unwrap();
-            return addr.trim_matches(|c: char| !c.is_ascii_digit() && c != '.' && c != ':').to_string();
+            let addr = line
+                .split("address=")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap();
+            return addr
+                .trim_matches(|c: char| !c.is_ascii_digit() && c != '.' && c != ':')
+                .to_string();
         }
         assert!(Instant::now() < deadline, "service never listened:\n{log}");
         std::thread::sleep(Duration::from_millis(50));
@@ -42,25 +55,61 @@ async fn n_anomalies_in_give_n_commands_out_with_metrics_and_readiness() {
     let ids = produce_anomalies(&topics.anomalies, 300, 0.0, 0.0, 11).await;
     let service = Service::start(&config, "pipeline-0", dir.path());
 
-    let records = read_committed(&topics.commands, Duration::from_secs(60), |r| r.len() >= 300);
+    let records = read_committed(&topics.commands, Duration::from_secs(60), |r| {
+        r.len() >= 300
+    });
     let codec = Codec::with_registry(&registry(), &[]).await.unwrap();
     let commands = decode_commands(&codec, &records).await;
-    let seen: HashSet<String> = commands.iter().flat_map(|c| c.anomaly_ids.clone()).collect();
+    let seen: HashSet<String> = commands
+        .iter()
+        .flat_map(|c| c.anomaly_ids.clone())
+        .collect();
     assert_eq!(commands.len(), 300, "log:\n{}", service.log_text());
     assert_eq!(seen, ids.into_iter().collect::<HashSet<_>>());
     for c in &commands {
         assert!(!c.explanation.is_empty() && !c.command_id.is_empty() && c.deadline > c.issued_at);
-        assert_eq!(records.iter().find(|r| r.key.as_deref() == Some(c.saga_id.as_str())).is_some(), true);
+        assert!(
+            records
+                .iter()
+                .any(|r| r.key.as_deref() == Some(c.saga_id.as_str())),
+            "commands are keyed by saga id"
+        );
     }
 
     let base = format!("http://{}", http_address(&service));
-    let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
-    let line = format!("aura_records_in_total{{topic=\"{}\"}} 300", topics.anomalies);
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = format!(
+        "aura_records_in_total{{topic=\"{}\"}} 300",
+        topics.anomalies
+    );
     assert!(metrics.contains(&line), "{metrics}");
-    assert!(metrics.contains("aura_transactions_total{outcome=\"committed\"}"), "{metrics}");
-    assert!(metrics.contains("aura_processing_seconds_bucket"), "{metrics}");
-    assert_eq!(reqwest::get(format!("{base}/healthz")).await.unwrap().status(), 200);
-    assert_eq!(reqwest::get(format!("{base}/readyz")).await.unwrap().status(), 200);
+    assert!(
+        metrics.contains("aura_transactions_total{outcome=\"committed\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("aura_processing_seconds_bucket"),
+        "{metrics}"
+    );
+    assert_eq!(
+        reqwest::get(format!("{base}/healthz"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        reqwest::get(format!("{base}/readyz"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     let status = service.stop();
     assert!(status.success(), "SIGTERM should stop cleanly: {status:?}");
@@ -68,7 +117,10 @@ async fn n_anomalies_in_give_n_commands_out_with_metrics_and_readiness() {
 
 /// Produces `n` anomalies at `rate` while the service runs, SIGKILLs it midway, restarts it,
 /// and returns how often each anomaly id appears in the committed commands.
-async fn kill_and_restart(guarantee: &str, n: u64) -> (Vec<String>, std::collections::HashMap<String, usize>) {
+async fn kill_and_restart(
+    guarantee: &str,
+    n: u64,
+) -> (Vec<String>, std::collections::HashMap<String, usize>) {
     let topics = TestTopics::new(&format!("kill-{}", guarantee.replace('_', "")));
     create_topic(&topics.anomalies, 3).await;
     let dir = tempfile::tempdir().unwrap();
@@ -82,7 +134,12 @@ async fn kill_and_restart(guarantee: &str, n: u64) -> (Vec<String>, std::collect
     first.kill();
     let second = Service::start(&config, "victim", dir.path());
     let ids = producing.await.unwrap();
-    let records = read_until_idle(&topics.commands, n as usize, Duration::from_secs(3), Duration::from_secs(90));
+    let records = read_until_idle(
+        &topics.commands,
+        n as usize,
+        Duration::from_secs(3),
+        Duration::from_secs(90),
+    );
     let codec = Codec::with_registry(&registry(), &[]).await.unwrap();
     let commands = decode_commands(&codec, &records).await;
     let log = second.log_text();
@@ -97,8 +154,19 @@ async fn exactly_once_v2_has_no_duplicates_across_a_sigkill() {
     let (ids, seen) = kill_and_restart("exactly_once_v2", 4000).await;
     let missing: Vec<_> = ids.iter().filter(|id| !seen.contains_key(*id)).collect();
     let duplicated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(missing.is_empty(), "{} of {} lost: {:?}", missing.len(), ids.len(), &missing[..missing.len().min(5)]);
-    assert!(duplicated.is_empty(), "{} duplicated: {:?}", duplicated.len(), &duplicated[..duplicated.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} of {} lost: {:?}",
+        missing.len(),
+        ids.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert!(
+        duplicated.is_empty(),
+        "{} duplicated: {:?}",
+        duplicated.len(),
+        &duplicated[..duplicated.len().min(5)]
+    );
     assert_eq!(seen.len(), ids.len());
 }
 
@@ -106,15 +174,29 @@ async fn exactly_once_v2_has_no_duplicates_across_a_sigkill() {
 async fn at_least_once_loses_nothing_across_a_sigkill() {
     let (ids, seen) = kill_and_restart("at_least_once", 4000).await;
     let missing: Vec<_> = ids.iter().filter(|id| !seen.contains_key(*id)).collect();
-    assert!(missing.is_empty(), "{} of {} lost: {:?}", missing.len(), ids.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} of {} lost: {:?}",
+        missing.len(),
+        ids.len(),
+        &missing[..missing.len().min(5)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_bad_input_class_lands_in_the_dlq_and_the_good_records_around_it_are_processed() {
     let topics = TestTopics::new("dlq");
     create_topic(&topics.anomalies, 1).await;
-    let codec = Codec::with_registry(&registry(), &[(topics.anomalies.as_str(), "aura.v1.TdaAnomaly")]).await.unwrap();
-    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", bootstrap()).create().unwrap();
+    let codec = Codec::with_registry(
+        &registry(),
+        &[(topics.anomalies.as_str(), "aura.v1.TdaAnomaly")],
+    )
+    .await
+    .unwrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .unwrap();
     let mut generator = Generator::new(5, 3, 0.0);
     let mut good = Vec::new();
     let mut sent_bad = Vec::new();
@@ -122,7 +204,11 @@ async fn every_bad_input_class_lands_in_the_dlq_and_the_good_records_around_it_a
     for kind in BAD_KINDS {
         for bad in [false, true] {
             let mut a = generator.anomaly(now);
-            let (record, expect_bad) = if bad { (damage(*kind, &mut a, now), true) } else { (Synthetic::Good(a), false) };
+            let (record, expect_bad) = if bad {
+                (damage(*kind, &mut a, now), true)
+            } else {
+                (Synthetic::Good(a), false)
+            };
             let (anomaly, bytes_kind) = match record {
                 Synthetic::Good(a) | Synthetic::BadContent(_, a) => (a, None),
                 Synthetic::BadBytes(k, a) => (a, Some(k)),
@@ -137,15 +223,27 @@ async fn every_bad_input_class_lands_in_the_dlq_and_the_good_records_around_it_a
             } else {
                 good.push(anomaly.anomaly_id.clone());
             }
-            producer.send(FutureRecord::to(&topics.anomalies).key(&key).payload(&value), Duration::from_secs(5)).await.unwrap();
+            producer
+                .send(
+                    FutureRecord::to(&topics.anomalies)
+                        .key(&key)
+                        .payload(&value),
+                    Duration::from_secs(5),
+                )
+                .await
+                .unwrap();
         }
     }
     let dir = tempfile::tempdir().unwrap();
     let config = topics.write_config(dir.path(), "exactly_once_v2");
     let service = Service::start(&config, "dlq-0", dir.path());
 
-    let letters = read_committed(&topics.dlq, Duration::from_secs(60), |r| r.len() >= BAD_KINDS.len());
-    let commands = read_committed(&topics.commands, Duration::from_secs(30), |r| r.len() >= good.len());
+    let letters = read_committed(&topics.dlq, Duration::from_secs(60), |r| {
+        r.len() >= BAD_KINDS.len()
+    });
+    let commands = read_committed(&topics.commands, Duration::from_secs(30), |r| {
+        r.len() >= good.len()
+    });
     let log = service.log_text();
     assert_eq!(letters.len(), BAD_KINDS.len(), "log:\n{log}");
     let reader = Codec::with_registry(&registry(), &[]).await.unwrap();
@@ -171,12 +269,53 @@ async fn every_bad_input_class_lands_in_the_dlq_and_the_good_records_around_it_a
         };
         assert_eq!(letter.stage, expected_stage, "{kind:?}: {}", letter.reason);
     }
-    let classes: HashSet<&str> = letters_decoded.iter().map(|l| l.error_class.as_str()).collect();
-    for class in ["no_magic_byte", "unknown_schema_id", "missing_id", "score_out_of_range", "death_before_birth",
-        "diagram_too_large", "future_timestamp", "empty_key"] {
+    let classes: HashSet<&str> = letters_decoded
+        .iter()
+        .map(|l| l.error_class.as_str())
+        .collect();
+    for class in [
+        "no_magic_byte",
+        "unknown_schema_id",
+        "missing_id",
+        "score_out_of_range",
+        "death_before_birth",
+        "diagram_too_large",
+        "future_timestamp",
+        "empty_key",
+    ] {
         assert!(classes.contains(class), "{class} missing from {classes:?}");
     }
-    let command_ids: HashSet<String> = decode_commands(&reader, &commands).await.into_iter().flat_map(|c| c.anomaly_ids).collect();
+    let command_ids: HashSet<String> = decode_commands(&reader, &commands)
+        .await
+        .into_iter()
+        .flat_map(|c| c.anomaly_ids)
+        .collect();
     assert_eq!(command_ids, good.into_iter().collect::<HashSet<_>>());
     service.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_input_topic_created_after_start_up_is_picked_up() {
+    let topics = TestTopics::new("late-topic");
+    let dir = tempfile::tempdir().unwrap();
+    let config = topics.write_config(dir.path(), "exactly_once_v2");
+    let service = Service::start(&config, "late-0", dir.path());
+    // Let the service subscribe to a topic that does not exist yet.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    create_topic(&topics.anomalies, 2).await;
+    let ids = produce_anomalies(&topics.anomalies, 50, 0.0, 0.0, 31).await;
+    let records = read_committed(&topics.commands, Duration::from_secs(60), |r| r.len() >= 50);
+    let codec = Codec::with_registry(&registry(), &[]).await.unwrap();
+    let seen: HashSet<String> = decode_commands(&codec, &records)
+        .await
+        .into_iter()
+        .flat_map(|c| c.anomaly_ids)
+        .collect();
+    assert_eq!(
+        seen,
+        ids.into_iter().collect::<HashSet<_>>(),
+        "log:\n{}",
+        service.log_text()
+    );
+    assert!(service.stop().success());
 }

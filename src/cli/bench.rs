@@ -102,19 +102,33 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let readiness = Arc::new(Readiness::default());
     let metrics = Metrics::new();
     let service = {
-        let (config, readiness, shutdown, metrics) = (config.clone(), readiness.clone(), shutdown.clone(), metrics.clone());
+        let (config, readiness, shutdown, metrics) = (
+            config.clone(),
+            readiness.clone(),
+            shutdown.clone(),
+            metrics.clone(),
+        );
         tokio::spawn(async move {
             crate::app::run_on_kafka(&config, "bench-0", metrics, readiness, shutdown).await
         })
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     while readiness.check().is_err() {
-        anyhow::ensure!(Instant::now() < deadline, "the service did not become ready within 60 s");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the service did not become ready within 60 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
     let codec = match &args.schema_registry_url {
-        Some(url) => Codec::with_registry(url, &[(config.topics.anomalies.as_str(), "aura.v1.TdaAnomaly")]).await?,
+        Some(url) => {
+            Codec::with_registry(
+                url,
+                &[(config.topics.anomalies.as_str(), "aura.v1.TdaAnomaly")],
+            )
+            .await?
+        }
         None => Codec::embedded(),
     };
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
@@ -134,21 +148,34 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .set("partitioner", "murmur2_random")
         .create()
         .context("cannot create the producer")?;
-    let bar = ProgressBar::new(args.events)
-        .with_style(ProgressStyle::with_template("{bar:40} {pos}/{len} anomalies sent, eta {eta}").expect("valid template"));
+    let bar = ProgressBar::new(args.events).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} anomalies sent, eta {eta}")
+            .expect("valid template"),
+    );
     let mut generator = Generator::new(7, 200, 0.0);
     let started = Instant::now();
     for n in 0..args.events {
-        tokio::time::sleep_until((started + Duration::from_secs_f64(n as f64 / args.rate)).into()).await;
+        tokio::time::sleep_until((started + Duration::from_secs_f64(n as f64 / args.rate)).into())
+            .await;
         let anomaly = generator.anomaly(crate::clock::now_ms());
         let value = codec.encode(&config.topics.anomalies, &anomaly)?;
-        sent.lock().expect("sent lock").insert(anomaly.anomaly_id.clone(), Instant::now());
-        let record = FutureRecord::to(&config.topics.anomalies).key(&anomaly.correlation_id).payload(&value);
-        // Delivery is awaited by the reader's view, not here: the sender keeps its rate.
-        let _ = producer.send_result(record).map_err(|(e, _)| e).context("produce failed")?;
+        sent.lock()
+            .expect("sent lock")
+            .insert(anomaly.anomaly_id.clone(), Instant::now());
+        let record = FutureRecord::to(&config.topics.anomalies)
+            .key(&anomaly.correlation_id)
+            .payload(&value);
+        let delivery = producer
+            .send_result(record)
+            .map_err(|(e, _)| e)
+            .context("produce failed")?;
+        // Not awaited: the reader sees every command, and the sender must keep its rate.
+        drop(delivery);
         bar.inc(1);
     }
-    producer.flush(Duration::from_secs(10)).context("flush failed")?;
+    producer
+        .flush(Duration::from_secs(10))
+        .context("flush failed")?;
     bar.finish_and_clear();
     let (histogram, last) = reader.await.context("reader panicked")??;
     let _ = stop.send(true);
@@ -173,12 +200,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         report.processing_guarantee, report.rate, report.commit_interval_ms, report.measured,
         report.p50_ms, report.p90_ms, report.p99_ms, report.p999_ms, report.max_ms, report.throughput_per_second
     );
-    println!("anomaly-to-command latency:\n{}", histogram_plot(&histogram));
+    println!(
+        "anomaly-to-command latency:\n{}",
+        histogram_plot(&histogram)
+    );
     if let Ok(path) = std::env::var("AURA_BENCH_METRICS_OUT") {
         std::fs::write(path, metrics.render())?;
     }
     if let Some(path) = &args.report_json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
 }
@@ -210,7 +241,10 @@ async fn read_commands(
             .with_context(|| format!("no command for 30 s after {seen} of {expected}"))??;
         let received = Instant::now();
         let command: AgentCommand = codec.decode(message.payload().unwrap_or_default()).await?;
-        let sent_at = command.anomaly_ids.first().and_then(|id| sent.lock().expect("sent lock").remove(id));
+        let sent_at = command
+            .anomaly_ids
+            .first()
+            .and_then(|id| sent.lock().expect("sent lock").remove(id));
         if let Some(sent_at) = sent_at {
             seen += 1;
             last = received;

@@ -58,20 +58,33 @@ pub struct DemoSummary {
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    anyhow::ensure!((0.0..=1.0).contains(&args.bad_ratio), "--bad-ratio must be in [0, 1], got {}", args.bad_ratio);
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.bad_ratio),
+        "--bad-ratio must be in [0, 1], got {}",
+        args.bad_ratio
+    );
     let config = Config::default();
     let topics = config.topics.clone();
     let log = Arc::new(EmbeddedLog::new());
     log.create_topic(&topics.anomalies, args.partitions.max(1));
     let codec = Codec::embedded();
 
-    let bar = ProgressBar::new(args.events)
-        .with_style(ProgressStyle::with_template("generating {bar:40} {pos}/{len}").expect("valid template"));
+    let bar = ProgressBar::new(args.events).with_style(
+        ProgressStyle::with_template("generating {bar:40} {pos}/{len}").expect("valid template"),
+    );
     let mut generator = Generator::new(args.seed, 50, args.bad_ratio);
     for _ in 0..args.events {
         let now = crate::clock::now_ms();
         let (key, value) = encode(&codec, &topics.anomalies, generator.next_record(now))?;
-        log.append(OutputRecord { topic: topics.anomalies.clone(), key: Some(key), value, headers: vec![] }, now);
+        log.append(
+            OutputRecord {
+                topic: topics.anomalies.clone(),
+                key: Some(key),
+                value,
+                headers: vec![],
+            },
+            now,
+        );
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -88,7 +101,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let stats = runner
         .run_to_end(
             move || -> Box<dyn Processor> {
-                Box::new(AnomalyRouter::new(RouterSettings::default(), contexts.clone(), engine.clone()))
+                Box::new(AnomalyRouter::new(
+                    RouterSettings::default(),
+                    contexts.clone(),
+                    engine.clone(),
+                ))
             },
             crate::clock::now_ms,
         )
@@ -105,7 +122,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         wall_seconds: wall,
     };
     print!("{}", render(&summary));
-    println!("processing latency per record:\n{}", histogram_plot(&stats.processing_us));
+    println!(
+        "processing latency per record:\n{}",
+        histogram_plot(&stats.processing_us)
+    );
     if let Some(path) = &args.summary_json {
         let json = serde_json::to_string_pretty(&summary).expect("summary serializes");
         std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?;

@@ -78,7 +78,8 @@ pub fn main() -> ExitCode {
 
 fn init_tracing(default_filter: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("AURA_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter =
+        EnvFilter::try_from_env("AURA_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -62,7 +62,11 @@ pub struct ProduceArgs {
 }
 
 pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
-    anyhow::ensure!((0.0..=1.0).contains(&args.bad_ratio), "--bad-ratio must be in [0, 1], got {}", args.bad_ratio);
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.bad_ratio),
+        "--bad-ratio must be in [0, 1], got {}",
+        args.bad_ratio
+    );
     let codec = match &args.schema_registry_url {
         Some(url) => Codec::with_registry(url, &[(args.topic.as_str(), "aura.v1.TdaAnomaly")])
             .await
@@ -77,12 +81,20 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         .create()
         .context("cannot create the Kafka producer; check --bootstrap-servers")?;
     let bar = ProgressBar::new(args.events).with_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} records, {per_sec}, eta {eta}").expect("valid template"),
+        ProgressStyle::with_template("{bar:40} {pos}/{len} records, {per_sec}, eta {eta}")
+            .expect("valid template"),
     );
-    let mut generator = Generator::for_scenario(&args.scenario, args.seed, args.noise, args.sources, args.bad_ratio)?;
+    let mut generator = Generator::for_scenario(
+        &args.scenario,
+        args.seed,
+        args.noise,
+        args.sources,
+        args.bad_ratio,
+    )?;
     let mut dataset = match &args.dataset_out {
         Some(path) => Some(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
         )),
         None => None,
     };
@@ -95,30 +107,53 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         }
         let (record, label) = generator.next_labelled_record(crate::clock::now_ms());
         if let (Some(out), Synthetic::Good(anomaly)) = (dataset.as_mut(), &record) {
-            let example = LabelledAnomaly { anomaly: anomaly.clone(), label };
+            let example = LabelledAnomaly {
+                anomaly: anomaly.clone(),
+                label,
+            };
             write_line(out, &example).context("cannot write the dataset")?;
         }
         let (mut key, mut value) = encode(&codec, &args.topic, record)?;
         let record = FutureRecord::to(&args.topic).key(&key).payload(&value);
-        pending.push(producer.send_result(record).map_err(|(e, _)| e).context("produce failed")?);
+        pending.push(
+            producer
+                .send_result(record)
+                .map_err(|(e, _)| e)
+                .context("produce failed")?,
+        );
         key.clear();
         value.clear();
         if pending.len() >= 1024 {
             for delivery in pending.drain(..) {
-                delivery.await.context("producer dropped")?.map_err(|(e, _)| e).context("delivery failed")?;
+                delivery
+                    .await
+                    .context("producer dropped")?
+                    .map_err(|(e, _)| e)
+                    .context("delivery failed")?;
             }
         }
         bar.inc(1);
     }
     for delivery in pending {
-        delivery.await.context("producer dropped")?.map_err(|(e, _)| e).context("delivery failed")?;
+        delivery
+            .await
+            .context("producer dropped")?
+            .map_err(|(e, _)| e)
+            .context("delivery failed")?;
     }
-    producer.flush(Duration::from_secs(10)).context("flush failed")?;
+    producer
+        .flush(Duration::from_secs(10))
+        .context("flush failed")?;
     if let Some(mut out) = dataset {
         out.flush().context("cannot write the dataset")?;
     }
     bar.finish();
-    eprintln!("published {} records to {} in {:.2?}", args.events, args.topic, started.elapsed());
+    eprintln!(
+        "published {} records to {} in {:.2?}",
+        args.events,
+        args.topic,
+        started.elapsed()
+    );
     Ok(())
 }
 

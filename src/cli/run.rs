@@ -49,7 +49,10 @@ pub struct RunArgs {
 }
 
 fn default_instance_id() -> String {
-    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "aura-0".into())
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "aura-0".into())
 }
 
 impl RunArgs {
@@ -89,9 +92,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let readiness = Arc::new(Readiness::default());
     let listen = config.http.listen.parse().expect("validated");
-    let (bound, http) = crate::http::serve(listen, metrics.clone(), readiness.clone(), shutdown.clone())
-        .await
-        .with_context(|| format!("cannot listen on http.listen = {listen}; pick a free port with --http-listen"))?;
+    let (bound, http) =
+        crate::http::serve(listen, metrics.clone(), readiness.clone(), shutdown.clone())
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on http.listen = {listen}; pick a free port with --http-listen"
+                )
+            })?;
     info!(address = %bound, "http listening");
 
     crate::app::run_on_kafka(&config, &args.instance_id, metrics, readiness, shutdown).await?;

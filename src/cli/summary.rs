@@ -17,7 +17,11 @@ pub fn histogram_plot(h: &Histogram<u64>) -> String {
     let mut upper = 1u64;
     while upper / 2 <= h.max() {
         let lower = upper / 2;
-        let count: u64 = h.iter_recorded().filter(|v| v.value_iterated_to() >= lower && v.value_iterated_to() < upper).map(|v| v.count_at_value()).sum();
+        let count: u64 = h
+            .iter_recorded()
+            .filter(|v| v.value_iterated_to() >= lower && v.value_iterated_to() < upper)
+            .map(|v| v.count_at_value())
+            .sum();
         buckets.push((upper, count));
         upper *= 2;
     }
@@ -26,7 +30,12 @@ pub fn histogram_plot(h: &Histogram<u64>) -> String {
     let mut out = String::new();
     for (upper, count) in &buckets[first..] {
         let width = (count * 40).div_ceil(peak) as usize;
-        out.push_str(&format!("  < {:>8} µs | {:<40} {}\n", upper, "█".repeat(width), count));
+        out.push_str(&format!(
+            "  < {:>8} µs | {:<40} {}\n",
+            upper,
+            "█".repeat(width),
+            count
+        ));
     }
     out
 }

@@ -50,11 +50,19 @@ pub fn run(command: TopologyCommand) -> anyhow::Result<()> {
             println!("{}: ok ({what})", path.display());
             Ok(())
         }
-        TopologyCommand::Graph { path, workflow, format } => {
+        TopologyCommand::Graph {
+            path,
+            workflow,
+            format,
+        } => {
             let workflows = load_workflows(&path)?;
             let selected: Vec<_> = match &workflow {
                 Some(name) => vec![workflows.get(name).with_context(|| {
-                    format!("no workflow {name:?} in {}; known: {}", path.display(), workflows.names().collect::<Vec<_>>().join(", "))
+                    format!(
+                        "no workflow {name:?} in {}; known: {}",
+                        path.display(),
+                        workflows.names().collect::<Vec<_>>().join(", ")
+                    )
                 })?],
                 None => workflows.iter().collect(),
             };
@@ -75,15 +83,24 @@ fn check(path: &Path) -> anyhow::Result<String> {
         let workflows = load_workflows(path)?;
         return Ok(format!("{} workflows", workflows.len()));
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if text.lines().any(|l| l.trim_start().starts_with("[workflows.")) {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if text
+        .lines()
+        .any(|l| l.trim_start().starts_with("[workflows."))
+    {
         let workflows = load_workflows(path)?;
         Ok(format!("{} workflows", workflows.len()))
     } else if text.lines().any(|l| l.trim() == "[[patterns]]") {
         let library = PatternLibrary::load(path)?;
-        library
-            .validate()
-            .map_err(|problems| anyhow::anyhow!("{} has {} problem(s):\n  - {}", path.display(), problems.len(), problems.join("\n  - ")))?;
+        library.validate().map_err(|problems| {
+            anyhow::anyhow!(
+                "{} has {} problem(s):\n  - {}",
+                path.display(),
+                problems.len(),
+                problems.join("\n  - ")
+            )
+        })?;
         Ok("pattern library".into())
     } else {
         Config::load(path)?;
@@ -95,6 +112,10 @@ fn load_workflows(path: &Path) -> anyhow::Result<Workflows> {
     if path.is_dir() {
         return Ok(Workflows::load_dir(path)?);
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(Workflows::from_sources([(path.display().to_string(), text)])?)
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Workflows::from_sources([(
+        path.display().to_string(),
+        text,
+    )])?)
 }

@@ -16,7 +16,11 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(field: &str, value: impl fmt::Display, rule: &str) -> Self {
-        Self { field: field.into(), value: value.to_string(), rule: rule.into() }
+        Self {
+            field: field.into(),
+            value: value.to_string(),
+            rule: rule.into(),
+        }
     }
 }
 
@@ -25,7 +29,11 @@ impl Problem {
     pub fn from_message(message: &str) -> Self {
         let (field, rest) = message.split_once(": ").unwrap_or(("", message));
         let (rule, value) = rest.rsplit_once(", got ").unwrap_or((rest, ""));
-        Self { field: field.into(), value: value.into(), rule: rule.into() }
+        Self {
+            field: field.into(),
+            value: value.into(),
+            rule: rule.into(),
+        }
     }
 }
 
@@ -51,9 +59,16 @@ pub enum ConfigError {
     #[error("config file {} is not valid TOML for aura: {message}", file.display())]
     Parse { file: PathBuf, message: String },
     #[error("config file {} has {} problem(s):\n{}", file.display(), problems.len(), list(problems))]
-    Invalid { file: PathBuf, problems: Vec<Problem> },
+    Invalid {
+        file: PathBuf,
+        problems: Vec<Problem>,
+    },
 }
 
 fn list(problems: &[Problem]) -> String {
-    problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -96,7 +96,10 @@ impl Default for KafkaConfig {
 impl KafkaConfig {
     pub(super) fn validate(&self, problems: &mut Vec<Problem>) {
         let servers_ok = !self.bootstrap_servers.trim().is_empty()
-            && self.bootstrap_servers.split(',').all(|s| s.trim().rsplit_once(':').is_some());
+            && self
+                .bootstrap_servers
+                .split(',')
+                .all(|s| s.trim().rsplit_once(':').is_some());
         if !servers_ok {
             problems.push(Problem::new(
                 "kafka.bootstrap.servers",
@@ -105,7 +108,10 @@ impl KafkaConfig {
             ));
         }
         let id_ok = !self.group_id.is_empty()
-            && self.group_id.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            && self
+                .group_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
         if !id_ok {
             problems.push(Problem::new(
                 "kafka.group.id",
@@ -117,7 +123,11 @@ impl KafkaConfig {
             problems.push(Problem::new("kafka.commit.interval.ms", 0, "must be > 0"));
         }
         if self.output_partitions < 1 {
-            problems.push(Problem::new("kafka.output.partitions", self.output_partitions, "must be >= 1"));
+            problems.push(Problem::new(
+                "kafka.output.partitions",
+                self.output_partitions,
+                "must be >= 1",
+            ));
         }
         if self.replication_factor < 1 {
             problems.push(Problem::new(

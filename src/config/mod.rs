@@ -21,7 +21,7 @@ pub use topics::TopicsConfig;
 pub use validation::ValidationConfig;
 
 /// The whole service configuration (`aura run --config FILE`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Kafka client and processing settings.
@@ -60,20 +60,8 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: "0.0.0.0:8080".into() }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
         Self {
-            kafka: KafkaConfig::default(),
-            schema_registry: SchemaRegistryConfig::default(),
-            topics: TopicsConfig::default(),
-            validation: ValidationConfig::default(),
-            http: HttpConfig::default(),
-            semantic: SemanticConfig::default(),
-            patterns: None,
+            listen: "0.0.0.0:8080".into(),
         }
     }
 }
@@ -104,7 +92,11 @@ impl Config {
         self.topics.validate(&mut problems);
         self.validation.validate(&mut problems);
         if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
-            problems.push(Problem::new("http.listen", &self.http.listen, "must be host:port"));
+            problems.push(Problem::new(
+                "http.listen",
+                &self.http.listen,
+                "must be host:port",
+            ));
         }
         if let Some(url) = &self.schema_registry.url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -121,7 +113,10 @@ impl Config {
         if problems.is_empty() {
             Ok(self)
         } else {
-            Err(ConfigError::Invalid { file: origin.to_path_buf(), problems })
+            Err(ConfigError::Invalid {
+                file: origin.to_path_buf(),
+                problems,
+            })
         }
     }
 }
@@ -138,7 +133,10 @@ mod tests {
     #[test]
     fn empty_file_gives_the_defaults() {
         let config = Config::parse("", Path::new("aura.toml")).unwrap();
-        assert_eq!(config.kafka.processing_guarantee, ProcessingGuarantee::ExactlyOnceV2);
+        assert_eq!(
+            config.kafka.processing_guarantee,
+            ProcessingGuarantee::ExactlyOnceV2
+        );
         assert_eq!(config.topics.anomalies, "tda.anomalies");
     }
 
@@ -151,19 +149,33 @@ mod tests {
             [validation]
             max_diagram_points = 0
         "#;
-        let err = Config::parse(text, Path::new("bad.toml")).unwrap_err().to_string();
+        let err = Config::parse(text, Path::new("bad.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("bad.toml"), "{err}");
-        assert!(err.contains("kafka.commit.interval.ms: must be > 0, got 0"), "{err}");
+        assert!(
+            err.contains("kafka.commit.interval.ms: must be > 0, got 0"),
+            "{err}"
+        );
         assert!(err.contains("kafka.bootstrap.servers"), "{err}");
-        assert!(err.contains("validation.max_diagram_points: must be > 0, got 0"), "{err}");
+        assert!(
+            err.contains("validation.max_diagram_points: must be > 0, got 0"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_fields_are_refused_by_name() {
-        let err = Config::parse("[kafka]\n\"bootstrap.server\" = \"x:1\"\n", Path::new("a.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("a.toml") && err.contains("bootstrap.server"), "{err}");
+        let err = Config::parse(
+            "[kafka]\n\"bootstrap.server\" = \"x:1\"\n",
+            Path::new("a.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("a.toml") && err.contains("bootstrap.server"),
+            "{err}"
+        );
     }
 
     #[test]

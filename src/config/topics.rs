@@ -39,7 +39,9 @@ impl TopicsConfig {
         ] {
             let legal = !name.is_empty()
                 && name.len() <= 249
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
             if !legal {
                 problems.push(Problem::new(
                     field,

@@ -17,14 +17,21 @@ pub struct ValidationConfig {
 
 impl Default for ValidationConfig {
     fn default() -> Self {
-        Self { max_diagram_points: 4096, max_future_skew_ms: 5 * 60 * 1000 }
+        Self {
+            max_diagram_points: 4096,
+            max_future_skew_ms: 5 * 60 * 1000,
+        }
     }
 }
 
 impl ValidationConfig {
     pub(super) fn validate(&self, problems: &mut Vec<Problem>) {
         if self.max_diagram_points == 0 {
-            problems.push(Problem::new("validation.max_diagram_points", 0, "must be > 0"));
+            problems.push(Problem::new(
+                "validation.max_diagram_points",
+                0,
+                "must be > 0",
+            ));
         }
         if self.max_future_skew_ms < 0 {
             problems.push(Problem::new(

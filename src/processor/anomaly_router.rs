@@ -49,22 +49,39 @@ fn first_action(agent: AgentType) -> &'static str {
 }
 
 impl AnomalyRouter {
-    pub fn new(settings: RouterSettings, contexts: Arc<Table<TdaContext>>, engine: Arc<Engine>) -> Self {
-        Self { settings, contexts, engine }
+    pub fn new(
+        settings: RouterSettings,
+        contexts: Arc<Table<TdaContext>>,
+        engine: Arc<Engine>,
+    ) -> Self {
+        Self {
+            settings,
+            contexts,
+            engine,
+        }
     }
 
     fn command_for(&self, anomaly: TdaAnomaly, now_ms: i64) -> AgentCommand {
         let enriched = enrich(anomaly, &self.contexts);
-        let assessment = self.engine.assess(&enriched.anomaly, enriched.context.as_deref(), now_ms);
+        let assessment = self
+            .engine
+            .assess(&enriched.anomaly, enriched.context.as_deref(), now_ms);
         let a = enriched.anomaly;
         let route = assessment.route;
         let incident_bucket = a.detected_at.div_euclid(self.settings.incident_window_ms);
         let saga_id = format!("{}@{}", a.correlation_id, incident_bucket);
-        let mut attributes = enriched.context.as_ref().map(|c| c.attributes.clone()).unwrap_or_default();
+        let mut attributes = enriched
+            .context
+            .as_ref()
+            .map(|c| c.attributes.clone())
+            .unwrap_or_default();
         attributes.extend(a.attributes.clone());
         attributes.insert("source".into(), a.source.clone());
         attributes.insert("confidence".into(), format!("{:.3}", assessment.confidence));
-        attributes.insert("library_version".into(), assessment.library_version.to_string());
+        attributes.insert(
+            "library_version".into(),
+            assessment.library_version.to_string(),
+        );
         let step = "step-1";
         AgentCommand {
             command_id: format!("{}/{step}/1", a.anomaly_id),
@@ -94,7 +111,12 @@ impl Processor for AnomalyRouter {
         "anomaly-router"
     }
 
-    fn process(&mut self, event: Event, now_ms: i64, out: &mut Vec<Output>) -> Result<(), ProcessError> {
+    fn process(
+        &mut self,
+        event: Event,
+        now_ms: i64,
+        out: &mut Vec<Output>,
+    ) -> Result<(), ProcessError> {
         let Event::Anomaly(anomaly) = event;
         validate(&anomaly, &self.settings.validation, now_ms)?;
         out.push(Output::Command(self.command_for(anomaly, now_ms)));
@@ -117,7 +139,11 @@ mod tests {
             anomaly_score: 0.9,
             severity,
             betti: vec![1, 1],
-            diagram: vec![PersistencePoint { dimension: 1, birth: 0.1, death: 0.9 }],
+            diagram: vec![PersistencePoint {
+                dimension: 1,
+                birth: 0.1,
+                death: 0.9,
+            }],
             signature: vec![],
             tags: vec!["latency".into()],
             entities: entities.iter().map(|e| e.to_string()).collect(),
@@ -126,7 +152,10 @@ mod tests {
     }
 
     fn run(a: TdaAnomaly, contexts: Arc<Table<TdaContext>>) -> Result<Vec<Output>, ProcessError> {
-        let engine = Arc::new(Engine::new(SemanticConfig::default(), PatternLibrary::builtin()));
+        let engine = Arc::new(Engine::new(
+            SemanticConfig::default(),
+            PatternLibrary::builtin(),
+        ));
         let mut router = AnomalyRouter::new(RouterSettings::default(), contexts, engine);
         let mut out = Vec::new();
         router.process(Event::Anomaly(a), 600_000, &mut out)?;
@@ -136,7 +165,9 @@ mod tests {
     #[test]
     fn a_valid_anomaly_gives_one_complete_explained_command() {
         let out = run(anomaly(&["svc-a"], Severity::Low), Default::default()).unwrap();
-        let [Output::Command(c)] = out.as_slice() else { panic!("one command expected: {out:?}") };
+        let [Output::Command(c)] = out.as_slice() else {
+            panic!("one command expected: {out:?}")
+        };
         assert_eq!(c.anomaly_ids, vec!["a-1".to_string()]);
         assert_eq!(c.saga_id, "checkout@2");
         assert!(!c.workflow.is_empty() && !c.explanation.is_empty());
@@ -146,9 +177,18 @@ mod tests {
 
     #[test]
     fn several_entities_do_not_route_as_a_plain_pipeline_when_confident() {
-        let out = run(anomaly(&["a", "b", "c"], Severity::Critical), Default::default()).unwrap();
-        let [Output::Command(c)] = out.as_slice() else { panic!() };
-        if c.pattern_id.is_some() && c.complexity <= 0.8 && c.coordination != Coordination::Consensus {
+        let out = run(
+            anomaly(&["a", "b", "c"], Severity::Critical),
+            Default::default(),
+        )
+        .unwrap();
+        let [Output::Command(c)] = out.as_slice() else {
+            panic!()
+        };
+        if c.pattern_id.is_some()
+            && c.complexity <= 0.8
+            && c.coordination != Coordination::Consensus
+        {
             assert_eq!(c.coordination, Coordination::FanOut, "{}", c.explanation);
         }
     }
@@ -171,7 +211,10 @@ mod tests {
         );
         let out = run(anomaly(&["a"], Severity::Low), contexts).unwrap();
         let Output::Command(c) = &out[0];
-        assert_eq!(c.attributes.get("team").map(String::as_str), Some("payments"));
+        assert_eq!(
+            c.attributes.get("team").map(String::as_str),
+            Some("payments")
+        );
     }
 
     #[test]

@@ -12,13 +12,21 @@ pub enum ValidationError {
     #[error("anomaly_score must be a number in [0, 1], got {0}")]
     ScoreOutOfRange(f64),
     #[error("diagram point {index} has death {death} < birth {birth}")]
-    DeathBeforeBirth { index: usize, birth: f64, death: f64 },
+    DeathBeforeBirth {
+        index: usize,
+        birth: f64,
+        death: f64,
+    },
     #[error("diagram point {index} has a non-finite birth {birth}")]
     NonFiniteBirth { index: usize, birth: f64 },
     #[error("diagram has {points} points, more than the configured cap of {cap}")]
     DiagramTooLarge { points: usize, cap: usize },
     #[error("detected_at {detected_at} is {ahead_ms} ms in the future (allowed skew {max_ms} ms)")]
-    FutureTimestamp { detected_at: i64, ahead_ms: i64, max_ms: i64 },
+    FutureTimestamp {
+        detected_at: i64,
+        ahead_ms: i64,
+        max_ms: i64,
+    },
 }
 
 impl ValidationError {
@@ -65,10 +73,17 @@ pub fn validate(
     }
     for (index, p) in anomaly.diagram.iter().enumerate() {
         if !p.birth.is_finite() {
-            return Err(ValidationError::NonFiniteBirth { index, birth: p.birth });
+            return Err(ValidationError::NonFiniteBirth {
+                index,
+                birth: p.birth,
+            });
         }
         if p.death.is_nan() || p.death < p.birth {
-            return Err(ValidationError::DeathBeforeBirth { index, birth: p.birth, death: p.death });
+            return Err(ValidationError::DeathBeforeBirth {
+                index,
+                birth: p.birth,
+                death: p.death,
+            });
         }
     }
     let ahead_ms = anomaly.detected_at.saturating_sub(now_ms);
@@ -96,7 +111,11 @@ mod tests {
             anomaly_score: 0.5,
             severity: Severity::High,
             betti: vec![1, 0],
-            diagram: vec![PersistencePoint { dimension: 0, birth: 0.0, death: 1.0 }],
+            diagram: vec![PersistencePoint {
+                dimension: 0,
+                birth: 0.0,
+                death: 1.0,
+            }],
             signature: vec![],
             tags: vec![],
             entities: vec!["svc-a".into()],
@@ -121,7 +140,10 @@ mod tests {
 
         let mut a = anomaly();
         a.anomaly_score = f64::NAN;
-        assert_eq!(check(&a).unwrap_err().to_string(), "anomaly_score must be a number in [0, 1], got NaN");
+        assert_eq!(
+            check(&a).unwrap_err().to_string(),
+            "anomaly_score must be a number in [0, 1], got NaN"
+        );
 
         let mut a = anomaly();
         a.anomaly_score = 1.5;

@@ -36,14 +36,20 @@ impl EmbeddedLog {
     /// Creates `name` with `partitions` partitions; a no-op if it exists.
     pub fn create_topic(&self, name: &str, partitions: i32) {
         let mut inner = self.inner.lock().expect("log lock poisoned");
-        inner.topics.entry(name.to_string()).or_insert_with(|| Topic {
-            partitions: (0..partitions.max(1)).map(|_| Vec::new()).collect(),
-        });
+        inner
+            .topics
+            .entry(name.to_string())
+            .or_insert_with(|| Topic {
+                partitions: (0..partitions.max(1)).map(|_| Vec::new()).collect(),
+            });
     }
 
     pub fn partitions(&self, topic: &str) -> i32 {
         let inner = self.inner.lock().expect("log lock poisoned");
-        inner.topics.get(topic).map_or(0, |t| t.partitions.len() as i32)
+        inner
+            .topics
+            .get(topic)
+            .map_or(0, |t| t.partitions.len() as i32)
     }
 
     /// Appends a record to the partition its key hashes to (creating the topic with one
@@ -56,7 +62,11 @@ impl EmbeddedLog {
     /// Up to `max` records of one partition from `offset` on.
     pub fn read(&self, topic: &str, partition: i32, offset: i64, max: usize) -> Vec<InputRecord> {
         let inner = self.inner.lock().expect("log lock poisoned");
-        let Some(log) = inner.topics.get(topic).and_then(|t| t.partitions.get(partition as usize)) else {
+        let Some(log) = inner
+            .topics
+            .get(topic)
+            .and_then(|t| t.partitions.get(partition as usize))
+        else {
             return Vec::new();
         };
         let start = (offset.max(0) as usize).min(log.len());
@@ -66,7 +76,10 @@ impl EmbeddedLog {
     /// Every record of a topic, partition by partition.
     pub fn read_all(&self, topic: &str) -> Vec<InputRecord> {
         let inner = self.inner.lock().expect("log lock poisoned");
-        inner.topics.get(topic).map_or_else(Vec::new, |t| t.partitions.concat())
+        inner
+            .topics
+            .get(topic)
+            .map_or_else(Vec::new, |t| t.partitions.concat())
     }
 
     pub fn end_offset(&self, topic: &str, partition: i32) -> i64 {
@@ -97,7 +110,10 @@ impl EmbeddedLog {
         for output in outputs {
             append_locked(&mut inner, output, timestamp_ms);
         }
-        inner.offsets.insert((group.to_string(), input.0.to_string(), input.1), next_offset);
+        inner.offsets.insert(
+            (group.to_string(), input.0.to_string(), input.1),
+            next_offset,
+        );
     }
 }
 
@@ -105,7 +121,9 @@ fn append_locked(inner: &mut Inner, record: OutputRecord, timestamp_ms: i64) -> 
     let topic = inner
         .topics
         .entry(record.topic.clone())
-        .or_insert_with(|| Topic { partitions: vec![Vec::new()] });
+        .or_insert_with(|| Topic {
+            partitions: vec![Vec::new()],
+        });
     let n = topic.partitions.len() as u64;
     let partition = record.key.as_ref().map_or(0, |k| {
         let mut h = DefaultHasher::new();
@@ -131,7 +149,12 @@ mod tests {
     use super::*;
 
     fn rec(topic: &str, key: &str) -> OutputRecord {
-        OutputRecord { topic: topic.into(), key: Some(key.into()), value: vec![1], headers: vec![] }
+        OutputRecord {
+            topic: topic.into(),
+            key: Some(key.into()),
+            value: vec![1],
+            headers: vec![],
+        }
     }
 
     #[test]

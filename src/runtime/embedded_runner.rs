@@ -25,7 +25,11 @@ pub struct EmbeddedRunner {
 
 impl EmbeddedRunner {
     /// Processes every partition of the input topic up to its current end.
-    pub async fn run_to_end<F>(&self, make_processor: F, now_ms: impl Fn() -> i64 + Send + Sync + 'static) -> RunStats
+    pub async fn run_to_end<F>(
+        &self,
+        make_processor: F,
+        now_ms: impl Fn() -> i64 + Send + Sync + 'static,
+    ) -> RunStats
     where
         F: Fn() -> Box<dyn Processor>,
     {
@@ -33,8 +37,12 @@ impl EmbeddedRunner {
         let stats = Arc::new(Mutex::new(crate::cli::latency_histogram()));
         let mut tasks = Vec::new();
         for partition in 0..self.log.partitions(&self.input_topic) {
-            let (log, handler, group, topic) =
-                (self.log.clone(), self.handler.clone(), self.group.clone(), self.input_topic.clone());
+            let (log, handler, group, topic) = (
+                self.log.clone(),
+                self.handler.clone(),
+                self.group.clone(),
+                self.input_topic.clone(),
+            );
             let (stats, now_ms) = (stats.clone(), now_ms.clone());
             let mut processor = make_processor();
             tasks.push(async move {
@@ -46,19 +54,27 @@ impl EmbeddedRunner {
                         let started = Instant::now();
                         let decoded = handler.decode(&record).await;
                         let now = now_ms();
-                        let outputs = handler.handle(processor.as_mut(), &record, decoded, now, started);
+                        let outputs =
+                            handler.handle(processor.as_mut(), &record, decoded, now, started);
                         local.saturating_record(started.elapsed().as_micros() as u64);
                         log.commit(&group, (&topic, partition), record.offset + 1, outputs, now);
                         offset = record.offset + 1;
                     }
                 }
-                stats.lock().expect("stats lock poisoned").add(&local).expect("same bounds");
+                stats
+                    .lock()
+                    .expect("stats lock poisoned")
+                    .add(&local)
+                    .expect("same bounds");
             });
         }
         futures::future::join_all(tasks).await;
         let processing_us = Arc::try_unwrap(stats)
             .map(|m| m.into_inner().expect("stats lock poisoned"))
             .unwrap_or_else(|arc| arc.lock().expect("stats lock poisoned").clone());
-        RunStats { records: processing_us.len(), processing_us }
+        RunStats {
+            records: processing_us.len(),
+            processing_us,
+        }
     }
 }

@@ -25,7 +25,11 @@ pub struct RecordHandler {
 
 impl RecordHandler {
     pub fn new(codec: Codec, topics: TopicsConfig, metrics: Metrics) -> Self {
-        Self { codec, topics, metrics }
+        Self {
+            codec,
+            topics,
+            metrics,
+        }
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -42,17 +46,26 @@ impl RecordHandler {
     /// the record is not poison, and skipping it would lose it. Only this partition waits.
     pub async fn decode(&self, record: &InputRecord) -> Result<Event, Rejection> {
         if record.key.as_deref().is_none_or(|k| k.is_empty()) {
-            return Err(Rejection::decode("empty_key", "record has no key (the correlation key is required)"));
+            return Err(Rejection::decode(
+                "empty_key",
+                "record has no key (the correlation key is required)",
+            ));
         }
         let Some(value) = record.value.as_deref() else {
-            return Err(Rejection::decode("tombstone", "record has no value (tombstone)"));
+            return Err(Rejection::decode(
+                "tombstone",
+                "record has no value (tombstone)",
+            ));
         };
         let mut backoff = Duration::from_millis(50);
         loop {
             match self.codec.decode::<TdaAnomaly>(value).await {
                 Ok(anomaly) => return Ok(Event::Anomaly(anomaly)),
                 Err(e) if e.is_transient() => {
-                    self.metrics.transient_retries.with_label_values(&["registry"]).inc();
+                    self.metrics
+                        .transient_retries
+                        .with_label_values(&["registry"])
+                        .inc();
                     warn!(topic = %record.topic, partition = record.partition, offset = record.offset,
                         error = %e, backoff_ms = backoff.as_millis() as u64, "decode retried");
                     tokio::time::sleep(backoff).await;
@@ -75,17 +88,24 @@ impl RecordHandler {
     ) -> Vec<OutputRecord> {
         let result = decoded.and_then(|event| {
             let mut outputs = Vec::with_capacity(1);
-            processor.process(event, now_ms, &mut outputs).map_err(|e| match e {
-                ProcessError::Invalid(v) => Rejection::validate(v.code(), v.to_string()),
-                ProcessError::Failed(reason) => Rejection::process(reason),
-            })?;
-            outputs.iter().map(|o| self.encode(o, record)).collect::<Result<Vec<_>, _>>()
+            processor
+                .process(event, now_ms, &mut outputs)
+                .map_err(|e| match e {
+                    ProcessError::Invalid(v) => Rejection::validate(v.code(), v.to_string()),
+                    ProcessError::Failed(reason) => Rejection::process(reason),
+                })?;
+            outputs
+                .iter()
+                .map(|o| self.encode(o, record))
+                .collect::<Result<Vec<_>, _>>()
         });
         let outputs = match result {
             Ok(outputs) => outputs,
             Err(rejection) => vec![self.dead_letter(rejection, record, now_ms)],
         };
-        self.metrics.processing_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .processing_seconds
+            .observe(started.elapsed().as_secs_f64());
         outputs
     }
 
@@ -98,7 +118,8 @@ impl RecordHandler {
                 &c.command_id,
             ),
         };
-        let value = value.map_err(|e| Rejection::produce(format!("cannot encode output for {topic}: {e}")))?;
+        let value = value
+            .map_err(|e| Rejection::produce(format!("cannot encode output for {topic}: {e}")))?;
         let trace = traceparent(input.header(TRACEPARENT), correlation_id, id);
         Ok(OutputRecord {
             topic: topic.clone(),
@@ -120,7 +141,9 @@ impl RecordHandler {
         let value = self
             .codec
             .encode(&self.topics.dead_letters, &letter)
-            .expect("a DeadLetter always encodes: its schema is embedded and registered at start-up");
+            .expect(
+                "a DeadLetter always encodes: its schema is embedded and registered at start-up",
+            );
         OutputRecord {
             topic: self.topics.dead_letters.clone(),
             key: record.key.clone(),

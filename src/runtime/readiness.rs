@@ -20,7 +20,8 @@ impl Readiness {
     }
 
     pub fn set_assigned(&self, partitions: i64) {
-        self.assigned_partitions.store(partitions, Ordering::Release);
+        self.assigned_partitions
+            .store(partitions, Ordering::Release);
     }
 
     pub fn assigned(&self) -> i64 {

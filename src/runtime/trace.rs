@@ -13,7 +13,13 @@ pub fn traceparent(input: Option<&[u8]>, correlation_id: &str, output_id: &str) 
         .and_then(|h| std::str::from_utf8(h).ok())
         .and_then(parse_trace_id)
         .map(str::to_owned)
-        .unwrap_or_else(|| format!("{:016x}{:016x}", hash(&("aura", correlation_id)), hash(&correlation_id)));
+        .unwrap_or_else(|| {
+            format!(
+                "{:016x}{:016x}",
+                hash(&("aura", correlation_id)),
+                hash(&correlation_id)
+            )
+        });
     format!("00-{trace_id}-{:016x}-01", hash(&output_id).max(1))
 }
 
@@ -37,7 +43,10 @@ mod tests {
     fn the_input_trace_id_is_kept() {
         let input = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let out = traceparent(Some(input), "c", "cmd-1");
-        assert!(out.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{out}");
+        assert!(
+            out.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "{out}"
+        );
         assert_eq!(out.len(), 55);
     }
 

@@ -18,8 +18,9 @@ use rdkafka::ClientConfig;
 
 /// The broker; a test that needs it fails loudly without it, never passes silently.
 pub fn bootstrap() -> String {
-    std::env::var("KAFKA_BOOTSTRAP")
-        .expect("KAFKA_BOOTSTRAP is not set: run the tests with scripts/test, which starts a real broker")
+    std::env::var("KAFKA_BOOTSTRAP").expect(
+        "KAFKA_BOOTSTRAP is not set: run the tests with scripts/test, which starts a real broker",
+    )
 }
 
 pub fn registry() -> String {
@@ -91,10 +92,15 @@ listen = "127.0.0.1:0"
 }
 
 pub async fn create_topic(name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", bootstrap()).create().unwrap();
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .unwrap();
     let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-    let results = admin.create_topics(&[topic], &AdminOptions::new()).await.unwrap();
+    let results = admin
+        .create_topics(&[topic], &AdminOptions::new())
+        .await
+        .unwrap();
     for r in results {
         r.unwrap_or_else(|(t, e)| panic!("cannot create {t}: {e}"));
     }
@@ -102,8 +108,16 @@ pub async fn create_topic(name: &str, partitions: i32) {
 
 /// Publishes `n` generated records (with `bad_ratio` malformed ones) at about `rate`/s
 /// (0: as fast as possible). Returns the anomaly ids of the valid ones.
-pub async fn produce_anomalies(topic: &str, n: u64, rate: f64, bad_ratio: f64, seed: u64) -> Vec<String> {
-    let codec = Codec::with_registry(&registry(), &[(topic, "aura.v1.TdaAnomaly")]).await.unwrap();
+pub async fn produce_anomalies(
+    topic: &str,
+    n: u64,
+    rate: f64,
+    bad_ratio: f64,
+    seed: u64,
+) -> Vec<String> {
+    let codec = Codec::with_registry(&registry(), &[(topic, "aura.v1.TdaAnomaly")])
+        .await
+        .unwrap();
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
         .set("partitioner", "murmur2_random")
@@ -116,14 +130,19 @@ pub async fn produce_anomalies(topic: &str, n: u64, rate: f64, bad_ratio: f64, s
     let mut pending = Vec::new();
     for i in 0..n {
         if rate > 0.0 {
-            tokio::time::sleep_until((started + Duration::from_secs_f64(i as f64 / rate)).into()).await;
+            tokio::time::sleep_until((started + Duration::from_secs_f64(i as f64 / rate)).into())
+                .await;
         }
         let record = generator.next_record(aura::clock::now_ms());
         if let Synthetic::Good(a) = &record {
             good.push(a.anomaly_id.clone());
         }
         let (key, value) = aura::cli::encode_synthetic(&codec, topic, record).unwrap();
-        pending.push(producer.send_result(FutureRecord::to(topic).key(&key).payload(&value)).unwrap());
+        pending.push(
+            producer
+                .send_result(FutureRecord::to(topic).key(&key).payload(&value))
+                .unwrap(),
+        );
     }
     for p in pending {
         p.await.unwrap().unwrap();
@@ -133,7 +152,11 @@ pub async fn produce_anomalies(topic: &str, n: u64, rate: f64, bad_ratio: f64, s
 }
 
 /// Reads `topic` with read_committed from the beginning until `done` says so or `timeout`.
-pub fn read_committed(topic: &str, timeout: Duration, done: impl Fn(&[Record]) -> bool) -> Vec<Record> {
+pub fn read_committed(
+    topic: &str,
+    timeout: Duration,
+    done: impl Fn(&[Record]) -> bool,
+) -> Vec<Record> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
         .set("group.id", unique("reader"))
@@ -197,7 +220,10 @@ pub struct Service {
 
 impl Service {
     pub fn start(config: &Path, instance_id: &str, log_dir: &Path) -> Self {
-        let log = log_dir.join(format!("{instance_id}-{}.log", uuid::Uuid::new_v4().simple()));
+        let log = log_dir.join(format!(
+            "{instance_id}-{}.log",
+            uuid::Uuid::new_v4().simple()
+        ));
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_aura"))
             .args(["run", "--config"])
@@ -219,7 +245,10 @@ impl Service {
 
     /// SIGTERM, then waits for a clean exit.
     pub fn stop(mut self) -> std::process::ExitStatus {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         self.child.wait().unwrap()
     }
 

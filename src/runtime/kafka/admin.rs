@@ -18,14 +18,22 @@ pub async fn ensure_topics(
     topics: &[&str],
     topic_config: &[(&str, &str)],
 ) -> Result<(), RuntimeError> {
-    let admin: AdminClient<DefaultClientContext> = super::clients::admin(kafka)
-        .create()
-        .map_err(|e| RuntimeError::Client { what: "admin client", source: e })?;
+    let admin: AdminClient<DefaultClientContext> =
+        super::clients::admin(kafka)
+            .create()
+            .map_err(|e| RuntimeError::Client {
+                what: "admin client",
+                source: e,
+            })?;
     let new: Vec<NewTopic> = topics
         .iter()
         .map(|t| {
             topic_config.iter().fold(
-                NewTopic::new(t, kafka.output_partitions, TopicReplication::Fixed(kafka.replication_factor)),
+                NewTopic::new(
+                    t,
+                    kafka.output_partitions,
+                    TopicReplication::Fixed(kafka.replication_factor),
+                ),
                 |topic, (k, v)| topic.set(k, v),
             )
         })
@@ -34,13 +42,19 @@ pub async fn ensure_topics(
     let results = admin
         .create_topics(&new, &opts)
         .await
-        .map_err(|e| RuntimeError::Broker { what: "create topics", source: e })?;
+        .map_err(|e| RuntimeError::Broker {
+            what: "create topics",
+            source: e,
+        })?;
     for result in results {
         match result {
             Ok(topic) => info!(topic, partitions = kafka.output_partitions, "created topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {
-                return Err(RuntimeError::TopicCreation { topic, reason: code.to_string() })
+                return Err(RuntimeError::TopicCreation {
+                    topic,
+                    reason: code.to_string(),
+                })
             }
         }
     }

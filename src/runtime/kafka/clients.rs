@@ -51,21 +51,27 @@ pub fn stream_consumer(kafka: &KafkaConfig, instance_id: &str) -> ClientConfig {
 /// instead of waiting for it to time out.
 pub fn producer(kafka: &KafkaConfig, instance_id: &str, slot: usize) -> ClientConfig {
     let mut c = base(kafka);
-    c.set("client.id", format!("{}-{instance_id}-producer-{slot}", kafka.group_id))
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "0")
-        // Java's partitioner, so keys land where Java producers and Kafka Streams put them.
-        .set("partitioner", "murmur2_random")
-        .set("queue.buffering.max.messages", "1000000")
-        // A transaction begun right after a commit is refused with CONCURRENT_TRANSACTIONS
-        // until the commit markers are written (about a millisecond on a healthy broker);
-        // the default 100 ms retry backoff would add a tenth of a second to every commit.
-        .set("retry.backoff.ms", "2")
-        .set("retry.backoff.max.ms", "200");
+    c.set(
+        "client.id",
+        format!("{}-{instance_id}-producer-{slot}", kafka.group_id),
+    )
+    .set("enable.idempotence", "true")
+    .set("acks", "all")
+    .set("linger.ms", "0")
+    // Java's partitioner, so keys land where Java producers and Kafka Streams put them.
+    .set("partitioner", "murmur2_random")
+    .set("queue.buffering.max.messages", "1000000")
+    // A transaction begun right after a commit is refused with CONCURRENT_TRANSACTIONS
+    // until the commit markers are written (about a millisecond on a healthy broker);
+    // the default 100 ms retry backoff would add a tenth of a second to every commit.
+    .set("retry.backoff.ms", "2")
+    .set("retry.backoff.max.ms", "200");
     if kafka.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2 {
-        c.set("transactional.id", format!("{}-{instance_id}-{slot}", kafka.group_id))
-            .set("transaction.timeout.ms", "10000");
+        c.set(
+            "transactional.id",
+            format!("{}-{instance_id}-{slot}", kafka.group_id),
+        )
+        .set("transaction.timeout.ms", "10000");
     }
     with_overrides(c, kafka)
 }

@@ -98,15 +98,26 @@ impl Committer {
         let mut producers = Vec::with_capacity(slots);
         for slot in 0..slots {
             let producer: ThreadedProducer<DeliveryTracker> = config(slot)
-                .create_with_context(DeliveryTracker { failed: AtomicBool::new(false) })
-                .map_err(|e| RuntimeError::Client { what: "producer", source: e })?;
+                .create_with_context(DeliveryTracker {
+                    failed: AtomicBool::new(false),
+                })
+                .map_err(|e| RuntimeError::Client {
+                    what: "producer",
+                    source: e,
+                })?;
             if guarantee == ProcessingGuarantee::ExactlyOnceV2 {
                 producer
                     .init_transactions(Duration::from_secs(30))
-                    .map_err(|e| RuntimeError::Broker { what: "init transactions", source: e })?;
+                    .map_err(|e| RuntimeError::Broker {
+                        what: "init transactions",
+                        source: e,
+                    })?;
                 producer
                     .begin_transaction()
-                    .map_err(|e| RuntimeError::Broker { what: "begin transaction", source: e })?;
+                    .map_err(|e| RuntimeError::Broker {
+                        what: "begin transaction",
+                        source: e,
+                    })?;
             }
             producers.push(producer);
         }
@@ -139,23 +150,36 @@ impl Committer {
     pub fn send(&self, output: &OutputRecord) -> Result<(), RuntimeError> {
         let mut headers = OwnedHeaders::new_with_capacity(output.headers.len());
         for (name, value) in &output.headers {
-            headers = headers.insert(Header { key: name, value: Some(value) });
+            headers = headers.insert(Header {
+                key: name,
+                value: Some(value),
+            });
         }
-        let mut record = BaseRecord::to(&output.topic).payload(&output.value).headers(headers);
+        let mut record = BaseRecord::to(&output.topic)
+            .payload(&output.value)
+            .headers(headers);
         if let Some(key) = &output.key {
             record = record.key(key);
         }
         loop {
             match self.producer().send(record) {
                 Ok(()) => {
-                    self.metrics.records_out.with_label_values(&[&output.topic]).inc();
+                    self.metrics
+                        .records_out
+                        .with_label_values(&[&output.topic])
+                        .inc();
                     return Ok(());
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     record = r;
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                Err((e, _)) => return Err(RuntimeError::Broker { what: "produce", source: e }),
+                Err((e, _)) => {
+                    return Err(RuntimeError::Broker {
+                        what: "produce",
+                        source: e,
+                    })
+                }
             }
         }
     }
@@ -163,7 +187,8 @@ impl Committer {
     /// Marks `record` processed: its offset goes into the next commit.
     pub fn record_done(&self, record: &InputRecord) {
         let mut p = self.progress.lock().expect("progress lock poisoned");
-        p.next_offsets.insert((record.topic.clone(), record.partition), record.offset + 1);
+        p.next_offsets
+            .insert((record.topic.clone(), record.partition), record.offset + 1);
         if let Some(ts) = record.timestamp_ms {
             p.timestamps_ms.push(ts);
         }
@@ -171,13 +196,19 @@ impl Committer {
 
     /// Commits everything processed so far; a no-op when nothing was. Blocking: call it from
     /// a blocking context. Returns whether anything was committed.
-    pub fn commit<C: ConsumerContext>(&self, consumer: &impl Consumer<C>) -> Result<bool, RuntimeError> {
+    pub fn commit<C: ConsumerContext>(
+        &self,
+        consumer: &impl Consumer<C>,
+    ) -> Result<bool, RuntimeError> {
         let _exclusive = self.gate.write().expect("commit gate poisoned");
         self.commit_locked(consumer)
     }
 
     /// Commits, then stops every partition task: their partitions are being revoked.
-    pub fn commit_and_revoke<C: ConsumerContext>(&self, consumer: &impl Consumer<C>) -> Result<bool, RuntimeError> {
+    pub fn commit_and_revoke<C: ConsumerContext>(
+        &self,
+        consumer: &impl Consumer<C>,
+    ) -> Result<bool, RuntimeError> {
         let _exclusive = self.gate.write().expect("commit gate poisoned");
         let result = self.commit_locked(consumer);
         self.epoch.fetch_add(1, Ordering::AcqRel);
@@ -186,7 +217,10 @@ impl Committer {
         result
     }
 
-    fn commit_locked<C: ConsumerContext>(&self, consumer: &impl Consumer<C>) -> Result<bool, RuntimeError> {
+    fn commit_locked<C: ConsumerContext>(
+        &self,
+        consumer: &impl Consumer<C>,
+    ) -> Result<bool, RuntimeError> {
         let pending = std::mem::take(&mut *self.progress.lock().expect("progress lock poisoned"));
         if pending.next_offsets.is_empty() {
             return Ok(false);
@@ -203,18 +237,29 @@ impl Committer {
             ProcessingGuarantee::AtLeastOnce => self.commit_after_delivery(consumer, &offsets),
         };
         let label = self.guarantee.to_string();
-        self.metrics.commit_seconds.with_label_values(&[&label]).observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .commit_seconds
+            .with_label_values(&[&label])
+            .observe(started.elapsed().as_secs_f64());
         match &result {
             Ok(()) => {
-                self.metrics.transactions.with_label_values(&["committed"]).inc();
+                self.metrics
+                    .transactions
+                    .with_label_values(&["committed"])
+                    .inc();
                 let now_ms = crate::clock::now_ms();
                 for ts in pending.timestamps_ms {
-                    self.metrics.end_to_end_seconds.observe((now_ms - ts).max(0) as f64 / 1000.0);
+                    self.metrics
+                        .end_to_end_seconds
+                        .observe((now_ms - ts).max(0) as f64 / 1000.0);
                 }
                 debug!(partitions = offsets.count(), "committed");
             }
             Err(error) => {
-                self.metrics.transactions.with_label_values(&["aborted"]).inc();
+                self.metrics
+                    .transactions
+                    .with_label_values(&["aborted"])
+                    .inc();
                 warn!(%error, "commit failed; aborting and restarting from the last committed offsets");
             }
         }
@@ -227,7 +272,9 @@ impl Committer {
         offsets: &TopicPartitionList,
     ) -> Result<(), RuntimeError> {
         // Without group metadata the offsets cannot be fenced by generation: refuse.
-        let group = consumer.group_metadata().ok_or(RuntimeError::NoGroupMetadata)?;
+        let group = consumer
+            .group_metadata()
+            .ok_or(RuntimeError::NoGroupMetadata)?;
         let producer = self.producer();
         let attempt = || -> Result<(), KafkaError> {
             wait_delivered(producer)?;
@@ -238,7 +285,10 @@ impl Committer {
         attempt().map_err(|e| {
             // Best effort: a fenced or fatal producer cannot abort, and is rebuilt anyway.
             let _ = producer.abort_transaction(TXN_TIMEOUT);
-            RuntimeError::Broker { what: "commit transaction", source: e }
+            RuntimeError::Broker {
+                what: "commit transaction",
+                source: e,
+            }
         })?;
         let next = (self.active.load(Ordering::Acquire) + 1) % self.producers.len();
         self.active.store(next, Ordering::Release);
@@ -250,14 +300,24 @@ impl Committer {
         consumer: &impl Consumer<C>,
         offsets: &TopicPartitionList,
     ) -> Result<(), RuntimeError> {
-        wait_delivered(self.producer())
-            .map_err(|e| RuntimeError::Broker { what: "flush outputs", source: e })?;
-        if self.producer().context().failed.swap(false, Ordering::AcqRel) {
+        wait_delivered(self.producer()).map_err(|e| RuntimeError::Broker {
+            what: "flush outputs",
+            source: e,
+        })?;
+        if self
+            .producer()
+            .context()
+            .failed
+            .swap(false, Ordering::AcqRel)
+        {
             return Err(RuntimeError::DeliveryFailed);
         }
         consumer
             .commit(offsets, CommitMode::Async)
-            .map_err(|e| RuntimeError::Broker { what: "commit offsets", source: e })
+            .map_err(|e| RuntimeError::Broker {
+                what: "commit offsets",
+                source: e,
+            })
     }
 }
 

@@ -28,7 +28,10 @@ impl ConsumerContext for StreamContext {
     /// partitions are revoked, then the new assignment is given).
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
-            info!(partitions = partitions.count(), "partitions revoked; committing");
+            info!(
+                partitions = partitions.count(),
+                "partitions revoked; committing"
+            );
             // The commit blocks on the broker; tell tokio so other tasks move elsewhere.
             let result = tokio::task::block_in_place(|| self.committer.commit_and_revoke(consumer));
             if let Err(error) = result {

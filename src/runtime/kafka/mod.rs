@@ -69,8 +69,18 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), RuntimeError> {
     let topics = &config.topics;
-    ensure_topics(&settings.kafka, &[&topics.commands, &topics.dead_letters], &[]).await?;
-    ensure_topics(&settings.kafka, &[&topics.context], &[("cleanup.policy", "compact")]).await?;
+    ensure_topics(
+        &settings.kafka,
+        &[&topics.commands, &topics.dead_letters],
+        &[],
+    )
+    .await?;
+    ensure_topics(
+        &settings.kafka,
+        &[&topics.context],
+        &[("cleanup.policy", "compact")],
+    )
+    .await?;
 
     let loader = tokio::spawn(table_loader::run(
         settings.kafka.clone(),
@@ -92,12 +102,29 @@ pub async fn run(
 
     let mut backoff = Duration::from_millis(100);
     loop {
-        match stream::run_generation(&settings, &handler, make_processor.as_ref(), &readiness, &mut shutdown).await {
+        match stream::run_generation(
+            &settings,
+            &handler,
+            make_processor.as_ref(),
+            &readiness,
+            &mut shutdown,
+        )
+        .await
+        {
             Ok(stream::Ended::Shutdown) => break,
-            Ok(stream::Ended::Restart) => warn!(backoff_ms = backoff.as_millis() as u64, "restarting the stream loop"),
-            Err(error) => warn!(%error, backoff_ms = backoff.as_millis() as u64, "stream loop failed; retrying"),
+            Ok(stream::Ended::Restart) => warn!(
+                backoff_ms = backoff.as_millis() as u64,
+                "restarting the stream loop"
+            ),
+            Err(error) => {
+                warn!(%error, backoff_ms = backoff.as_millis() as u64, "stream loop failed; retrying")
+            }
         }
-        handler.metrics().transient_retries.with_label_values(&["stream_loop"]).inc();
+        handler
+            .metrics()
+            .transient_retries
+            .with_label_values(&["stream_loop"])
+            .inc();
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
             _ = shutdown.changed() => break,

@@ -62,12 +62,18 @@ pub async fn run_generation(
     let consumer: Arc<StreamConsumer<StreamContext>> = Arc::new(
         clients::stream_consumer(kafka, &settings.instance_id)
             .create_with_context(context)
-            .map_err(|e| RuntimeError::Client { what: "consumer", source: e })?,
+            .map_err(|e| RuntimeError::Client {
+                what: "consumer",
+                source: e,
+            })?,
     );
     let topics: Vec<&str> = settings.input_topics.iter().map(String::as_str).collect();
     consumer
         .subscribe(&topics)
-        .map_err(|e| RuntimeError::Broker { what: "subscribe", source: e })?;
+        .map_err(|e| RuntimeError::Broker {
+            what: "subscribe",
+            source: e,
+        })?;
     info!(topics = ?topics, group = %kafka.group_id, guarantee = %kafka.processing_guarantee, "stream loop started");
     readiness.set_running(true);
 
@@ -130,7 +136,9 @@ pub async fn run_generation(
         let result = tokio::task::spawn_blocking(move || c.commit_and_revoke(&*k)).await;
         match result {
             Ok(Ok(_)) => info!("final commit done"),
-            Ok(Err(error)) => warn!(%error, "final commit failed; uncommitted records will be processed again"),
+            Ok(Err(error)) => {
+                warn!(%error, "final commit failed; uncommitted records will be processed again")
+            }
             Err(panic) => std::panic::resume_unwind(panic.into_panic()),
         }
     }
@@ -138,7 +146,11 @@ pub async fn run_generation(
     Ok(ended)
 }
 
-fn dispatch(consumer: &StreamConsumer<StreamContext>, partition: &mut Partition, record: InputRecord) {
+fn dispatch(
+    consumer: &StreamConsumer<StreamContext>,
+    partition: &mut Partition,
+    record: InputRecord,
+) {
     if !partition.parked.is_empty() {
         partition.parked.push_back(record);
         return;
@@ -154,7 +166,10 @@ fn dispatch(consumer: &StreamConsumer<StreamContext>, partition: &mut Partition,
 }
 
 /// Moves parked records into their queues and resumes partitions that caught up.
-fn resume_drained(consumer: &StreamConsumer<StreamContext>, partitions: &mut HashMap<(String, i32), Partition>) {
+fn resume_drained(
+    consumer: &StreamConsumer<StreamContext>,
+    partitions: &mut HashMap<(String, i32), Partition>,
+) {
     for ((topic, p), partition) in partitions.iter_mut() {
         if partition.parked.is_empty() {
             continue;
@@ -178,7 +193,12 @@ fn to_record(m: &rdkafka::message::BorrowedMessage<'_>) -> InputRecord {
         .headers()
         .map(|hs| {
             hs.iter()
-                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec).unwrap_or_default()))
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -192,4 +212,3 @@ fn to_record(m: &rdkafka::message::BorrowedMessage<'_>) -> InputRecord {
         headers,
     }
 }
-

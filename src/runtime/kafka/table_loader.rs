@@ -45,10 +45,16 @@ pub async fn run<V: AvroRecord + Send + Sync + 'static>(
 ) -> Result<(), RuntimeError> {
     let consumer: StreamConsumer<EofIsNormal> = clients::table_consumer(&kafka)
         .create_with_context(EofIsNormal)
-        .map_err(|e| RuntimeError::Client { what: "table consumer", source: e })?;
+        .map_err(|e| RuntimeError::Client {
+            what: "table consumer",
+            source: e,
+        })?;
     let metadata = consumer
         .fetch_metadata(Some(&topic), Duration::from_secs(10))
-        .map_err(|e| RuntimeError::Broker { what: "table metadata", source: e })?;
+        .map_err(|e| RuntimeError::Broker {
+            what: "table metadata",
+            source: e,
+        })?;
     let partitions: Vec<i32> = metadata
         .topics()
         .iter()
@@ -62,14 +68,20 @@ pub async fn run<V: AvroRecord + Send + Sync + 'static>(
             .expect("a fresh offset is valid");
         let (low, high) = consumer
             .fetch_watermarks(&topic, p, Duration::from_secs(10))
-            .map_err(|e| RuntimeError::Broker { what: "table watermarks", source: e })?;
+            .map_err(|e| RuntimeError::Broker {
+                what: "table watermarks",
+                source: e,
+            })?;
         if high > low {
             remaining.insert(p, high);
         }
     }
     consumer
         .assign(&assignment)
-        .map_err(|e| RuntimeError::Broker { what: "table assign", source: e })?;
+        .map_err(|e| RuntimeError::Broker {
+            what: "table assign",
+            source: e,
+        })?;
     if remaining.is_empty() {
         table.mark_restored();
         info!(topic, rows = table.len(), "table loaded");
@@ -95,7 +107,12 @@ pub async fn run<V: AvroRecord + Send + Sync + 'static>(
             }
         };
         let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
-            warn!(topic, partition = m.partition(), offset = m.offset(), "table record without a UTF-8 key skipped");
+            warn!(
+                topic,
+                partition = m.partition(),
+                offset = m.offset(),
+                "table record without a UTF-8 key skipped"
+            );
             continue;
         };
         match m.payload() {
@@ -103,7 +120,10 @@ pub async fn run<V: AvroRecord + Send + Sync + 'static>(
             Some(bytes) => match codec.decode::<V>(bytes).await {
                 Ok(value) => table.apply(key.to_string(), Some(value)),
                 Err(error) => {
-                    metrics.dead_letters.with_label_values(&["DECODE", error.class()]).inc();
+                    metrics
+                        .dead_letters
+                        .with_label_values(&["DECODE", error.class()])
+                        .inc();
                     warn!(topic, partition = m.partition(), offset = m.offset(), %error, "table record skipped");
                 }
             },

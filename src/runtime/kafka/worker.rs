@@ -26,15 +26,24 @@ pub async fn run(
     let epoch = committer.epoch();
     while let Some(record) = records.recv().await {
         let started = Instant::now();
-        handler.metrics().records_in.with_label_values(&[&record.topic]).inc();
+        handler
+            .metrics()
+            .records_in
+            .with_label_values(&[&record.topic])
+            .inc();
         let decoded = handler.decode(&record).await;
         let outcome = {
             let _gate = committer.enter();
             if committer.epoch() != epoch {
                 return; // revoked: the next owner processes what is left
             }
-            let outputs =
-                handler.handle(processor.as_mut(), &record, decoded, crate::clock::now_ms(), started);
+            let outputs = handler.handle(
+                processor.as_mut(),
+                &record,
+                decoded,
+                crate::clock::now_ms(),
+                started,
+            );
             outputs
                 .iter()
                 .try_for_each(|o| committer.send(o))
