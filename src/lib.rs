@@ -16,6 +16,7 @@
 //!   by the runtime.
 //! - [`semantic`]: the semantic engine: TDA features, diagram distances, pattern matching that
 //!   learns, urgency, complexity and cached capability routing.
+//! - [`sim`]: simulated agents and a virtual-time saga run (the demo's agents).
 //! - [`telemetry`]: every metric, named in one place.
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //! - [`generator`]: synthetic, realistic anomalies (and malformed ones) for `produce` and `demo`.
@@ -36,5 +37,6 @@ pub mod processor;
 pub mod runtime;
 pub mod saga;
 pub mod semantic;
+pub mod sim;
 pub mod table;
 pub mod telemetry;

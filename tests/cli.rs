@@ -80,6 +80,13 @@ fn the_demo_accounts_for_every_event() {
     assert_eq!(n("commands_out") + n("dead_letters"), 2000);
     assert!(n("dead_letters") > 0);
     assert!(n("processing_p50_us") <= n("processing_p99_us"));
+    // Every saga reaches a terminal state against the simulated agents.
+    assert!(n("sagas_started") > 0);
+    assert_eq!(n("sagas_unfinished"), 0);
+    assert_eq!(
+        n("sagas_completed") + n("sagas_compensated") + n("sagas_failed"),
+        n("sagas_started")
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("commands out") && stdout.contains("µs |"),
@@ -203,4 +210,38 @@ fn topology_graph_draws_a_workflow() {
         out.status.success() && dot.contains("digraph") && dot.contains("->"),
         "{dot}"
     );
+}
+
+#[test]
+fn the_demo_compensates_when_agents_fail_often() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("summary.json");
+    let out = aura(&[
+        "demo",
+        "--events",
+        "1000",
+        "--agent-failure-rate",
+        "0.6",
+        "--agent-silence-rate",
+        "0.1",
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let n = |k: &str| {
+        json[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k} missing in {json}"))
+    };
+    assert!(
+        n("saga_compensations") > 0 && n("sagas_compensated") + n("sagas_failed") > 0,
+        "{json}"
+    );
+    assert_eq!(n("sagas_unfinished"), 0);
 }

@@ -1,0 +1,141 @@
+//! Simulated agents: each command gets a result after a drawn latency, or fails, or (silent)
+//! never gets one, so timeouts and retries are exercised.
+
+use std::collections::HashMap;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::model::{AgentCommand, AgentResult, AgentType, CompensationCommand, ResultStatus};
+
+/// How the simulated agents behave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentProfile {
+    /// Latency of an answer, drawn uniformly from this range, in milliseconds.
+    pub latency_ms: (i64, i64),
+    /// Share of commands answered FAILED, in [0, 1].
+    pub failure_rate: f64,
+    /// Share of commands never answered, in [0, 1].
+    pub silence_rate: f64,
+}
+
+impl Default for AgentProfile {
+    fn default() -> Self {
+        Self {
+            latency_ms: (5, 50),
+            failure_rate: 0.05,
+            silence_rate: 0.0,
+        }
+    }
+}
+
+pub struct SimulatedAgents {
+    profile: AgentProfile,
+    rng: SmallRng,
+}
+
+/// Step outputs the shipped workflows branch on, with the values an agent may report.
+const OUTPUTS: &[(&str, &[&str])] = &[
+    ("actionable", &["true", "true", "true", "false"]),
+    ("approved", &["true", "true", "true", "false"]),
+    ("attack", &["true", "false"]),
+    ("drift", &["none", "moderate", "severe"]),
+    ("leak_confirmed", &["true", "true", "false"]),
+    ("risk", &["low", "medium", "high", "critical"]),
+];
+/// Outputs that a workflow checks only for presence.
+const OPTIONAL_OUTPUTS: &[&str] = &["isolated_zone", "remediation", "suspect_change"];
+
+impl SimulatedAgents {
+    pub fn new(profile: AgentProfile, seed: u64) -> Self {
+        Self {
+            profile,
+            rng: SmallRng::seed_from_u64(seed),
+        }
+    }
+
+    /// The result of a command and when it arrives, or None for silence.
+    pub fn answer(&mut self, command: &AgentCommand, now_ms: i64) -> Option<(i64, AgentResult)> {
+        self.respond(
+            &command.command_id,
+            &command.saga_id,
+            &command.correlation_id,
+            &command.step,
+            command.attempt,
+            command.agent_type,
+            now_ms,
+        )
+    }
+
+    /// The result of a compensation and when it arrives, or None for silence.
+    pub fn compensate(
+        &mut self,
+        command: &CompensationCommand,
+        now_ms: i64,
+    ) -> Option<(i64, AgentResult)> {
+        self.respond(
+            &command.command_id,
+            &command.saga_id,
+            &command.correlation_id,
+            &command.step,
+            command.attempt,
+            command.agent_type,
+            now_ms,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn respond(
+        &mut self,
+        command_id: &str,
+        saga_id: &str,
+        correlation_id: &str,
+        step: &str,
+        attempt: i32,
+        agent_type: AgentType,
+        now_ms: i64,
+    ) -> Option<(i64, AgentResult)> {
+        let p = &self.profile;
+        if self.rng.random_bool(p.silence_rate.clamp(0.0, 1.0)) {
+            return None;
+        }
+        let failed = self.rng.random_bool(p.failure_rate.clamp(0.0, 1.0));
+        let (lo, hi) = (
+            p.latency_ms.0.max(0),
+            p.latency_ms.1.max(p.latency_ms.0.max(0)),
+        );
+        let at = now_ms + self.rng.random_range(lo..=hi);
+        let mut output = HashMap::new();
+        if !failed {
+            for (key, values) in OUTPUTS {
+                output.insert(
+                    key.to_string(),
+                    values[self.rng.random_range(0..values.len())].to_string(),
+                );
+            }
+            for key in OPTIONAL_OUTPUTS {
+                if self.rng.random_bool(0.5) {
+                    output.insert(key.to_string(), "yes".into());
+                }
+            }
+        }
+        let result = AgentResult {
+            command_id: command_id.into(),
+            saga_id: saga_id.into(),
+            correlation_id: correlation_id.into(),
+            step: step.into(),
+            attempt,
+            agent_id: format!("sim-{}", format!("{agent_type:?}").to_lowercase()),
+            agent_type,
+            status: if failed {
+                ResultStatus::Failed
+            } else {
+                ResultStatus::Succeeded
+            },
+            output,
+            error: failed.then(|| "simulated failure".to_string()),
+            finished_at: at,
+        };
+        Some((at, result))
+    }
+}
