@@ -48,7 +48,12 @@ fn records(n: usize) -> Vec<InputRecord> {
 }
 
 fn pipeline(c: &mut Criterion) {
-    let handler = RecordHandler::new(Codec::embedded(), TopicsConfig::default(), Metrics::new());
+    let handler = RecordHandler::new(
+        Codec::embedded(),
+        TopicsConfig::default(),
+        "aura-bench",
+        Metrics::new(),
+    );
     let engine = Arc::new(Engine::new(
         SemanticConfig::default(),
         PatternLibrary::builtin(),

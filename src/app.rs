@@ -9,10 +9,11 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::codec::Codec;
-use crate::config::Config;
-use crate::processor::{AnomalyRouter, Processor, RouterSettings};
-use crate::runtime::kafka::{self, KafkaSettings};
+use crate::config::{Config, InternalTopics};
+use crate::processor::{AnomalyRouter, Processor, RouterSettings, SagaProcessor, SAGA_STORE};
+use crate::runtime::kafka::{self, KafkaSettings, SubTopology};
 use crate::runtime::{Readiness, RecordHandler};
+use crate::saga::{SagaEngine, Workflows};
 use crate::semantic::{Engine, PatternLibrary};
 use crate::table::Table;
 use crate::telemetry::Metrics;
@@ -30,9 +31,10 @@ pub async fn run_on_kafka(
     let contexts: Arc<Table<_>> = Arc::default();
     let settings = RouterSettings {
         validation: config.validation.clone(),
+        sagas: config.sagas.enabled,
         ..Default::default()
     };
-    let make_processor = {
+    let router = {
         let contexts = contexts.clone();
         Box::new(move || -> Box<dyn Processor> {
             Box::new(AnomalyRouter::new(
@@ -42,23 +44,63 @@ pub async fn run_on_kafka(
             ))
         })
     };
-    let handler = RecordHandler::new(codec, config.topics.clone(), metrics);
+    let handler = RecordHandler::new(
+        codec,
+        config.topics.clone(),
+        &config.kafka.group_id,
+        metrics,
+    );
+    let mut subtopologies = vec![SubTopology {
+        topics: vec![config.topics.anomalies.clone()],
+        make_processor: router,
+    }];
+    if config.sagas.enabled {
+        let internal = handler.internal_topics().clone();
+        kafka::ensure_copartitioned(
+            &config.kafka,
+            &config.topics.agent_results,
+            &[&internal.saga_triggers],
+            &[&internal.changelog(SAGA_STORE)],
+        )
+        .await?;
+        let sagas = Arc::new(saga_engine(config)?);
+        subtopologies.push(SubTopology {
+            topics: vec![
+                internal.saga_triggers.clone(),
+                config.topics.agent_results.clone(),
+            ],
+            make_processor: Box::new(move || -> Box<dyn Processor> {
+                Box::new(SagaProcessor::new(sagas.clone()))
+            }),
+        });
+    }
     let kafka_settings = KafkaSettings {
         kafka: config.kafka.clone(),
         instance_id: instance_id.to_string(),
-        input_topics: vec![config.topics.anomalies.clone()],
+        subtopologies,
     };
     kafka::run(
         config,
         kafka_settings,
         handler,
         contexts,
-        make_processor,
         readiness,
         shutdown,
     )
     .await?;
     Ok(())
+}
+
+/// The saga engine over the configured workflows, or the built-in ones.
+pub fn saga_engine(config: &Config) -> anyhow::Result<SagaEngine> {
+    let workflows = match &config.sagas.workflows {
+        Some(dir) => Workflows::load_dir(dir)?,
+        None => Workflows::builtin()?,
+    };
+    Ok(SagaEngine::new(
+        Arc::new(workflows),
+        config.sagas.engine.clone(),
+    ))
 }
 
 /// The semantic engine with the configured pattern library, or the built-in one.
@@ -78,10 +120,22 @@ async fn connect_codec(config: &Config) -> anyhow::Result<Codec> {
         info!("no schema_registry.url: using the embedded schema catalog");
         return Ok(Codec::embedded());
     };
-    let writes = [
+    let triggers = InternalTopics::new(&config.kafka.group_id).saga_triggers;
+    let mut writes = vec![
         (config.topics.commands.as_str(), "aura.v1.AgentCommand"),
         (config.topics.dead_letters.as_str(), "aura.v1.DeadLetter"),
     ];
+    if config.sagas.enabled {
+        writes.extend([
+            (triggers.as_str(), "aura.v1.AgentCommand"),
+            (config.topics.sagas.as_str(), "aura.v1.SagaEvent"),
+            (
+                config.topics.compensations.as_str(),
+                "aura.v1.CompensationCommand",
+            ),
+            (config.topics.escalations.as_str(), "aura.v1.Escalation"),
+        ]);
+    }
     let mut backoff = Duration::from_millis(200);
     loop {
         match Codec::with_registry(url, &writes).await {

@@ -104,7 +104,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             OutputRecord {
                 topic: topics.anomalies.clone(),
                 key: Some(key),
-                value,
+                value: Some(value),
                 headers: vec![],
             },
             now,
@@ -117,7 +117,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let engine = Arc::new(crate::app::semantic_engine(&config)?);
     let runner = EmbeddedRunner {
         log: log.clone(),
-        handler: RecordHandler::new(codec, topics.clone(), Metrics::new()),
+        handler: RecordHandler::new(codec, topics.clone(), "aura-demo", Metrics::new()),
         group: "aura-demo".into(),
         input_topic: topics.anomalies.clone(),
     };

@@ -1,5 +1,6 @@
 //! The `aura` command line. Each subcommand is one file; `main.rs` only calls [`main`].
 
+mod agents;
 mod bench;
 mod demo;
 mod eval;
@@ -33,6 +34,7 @@ enum Command {
     Produce(produce::ProduceArgs),
     Demo(demo::DemoArgs),
     Bench(bench::BenchArgs),
+    Agents(agents::AgentsArgs),
     /// Build pattern libraries from labelled data (`fit`) or write labelled synthetic data
     /// (`generate`).
     Patterns(patterns::PatternsArgs),
@@ -62,6 +64,7 @@ pub fn main() -> ExitCode {
             Command::Produce(args) => produce::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Agents(args) => agents::run(args).await,
             Command::Patterns(args) => patterns::run(args),
             Command::Eval(args) => eval::run(args),
             Command::Topology(cmd) => topology::run(cmd),

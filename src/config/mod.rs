@@ -6,6 +6,7 @@
 
 mod error;
 mod kafka;
+mod sagas;
 mod topics;
 mod validation;
 
@@ -17,7 +18,8 @@ use crate::semantic::SemanticConfig;
 
 pub use error::{ConfigError, Problem};
 pub use kafka::{KafkaConfig, ProcessingGuarantee};
-pub use topics::TopicsConfig;
+pub use sagas::SagasConfig;
+pub use topics::{InternalTopics, TopicsConfig};
 pub use validation::ValidationConfig;
 
 /// The whole service configuration (`aura run --config FILE`).
@@ -38,6 +40,8 @@ pub struct Config {
     pub semantic: SemanticConfig,
     /// The pattern library file; without it, the built-in `topologies/patterns.toml`.
     pub patterns: Option<PathBuf>,
+    /// Durable sagas (off by default while the saga processor is new).
+    pub sagas: SagasConfig,
 }
 
 /// Where the schema registry is.

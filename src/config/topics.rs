@@ -16,6 +16,14 @@ pub struct TopicsConfig {
     pub commands: String,
     /// Output: records that could not be processed, with their reason.
     pub dead_letters: String,
+    /// Input: agents' answers to commands, keyed by saga id (read when sagas are enabled).
+    pub agent_results: String,
+    /// Output: the saga lifecycle, keyed by saga id.
+    pub sagas: String,
+    /// Output: compensation commands, keyed by saga id.
+    pub compensations: String,
+    /// Output: escalations to a higher layer, keyed by saga id.
+    pub escalations: String,
 }
 
 impl Default for TopicsConfig {
@@ -25,6 +33,10 @@ impl Default for TopicsConfig {
             context: "tda.context".into(),
             commands: "orchestration.commands".into(),
             dead_letters: "orchestration.dlq".into(),
+            agent_results: "agent.results".into(),
+            sagas: "orchestration.sagas".into(),
+            compensations: "orchestration.compensations".into(),
+            escalations: "orchestration.escalations".into(),
         }
     }
 }
@@ -36,6 +48,10 @@ impl TopicsConfig {
             ("topics.context", &self.context),
             ("topics.commands", &self.commands),
             ("topics.dead_letters", &self.dead_letters),
+            ("topics.agent_results", &self.agent_results),
+            ("topics.sagas", &self.sagas),
+            ("topics.compensations", &self.compensations),
+            ("topics.escalations", &self.escalations),
         ] {
             let legal = !name.is_empty()
                 && name.len() <= 249
@@ -50,5 +66,27 @@ impl TopicsConfig {
                 ));
             }
         }
+    }
+}
+
+/// The internal topics of one application (`group.id`), named as Kafka Streams names them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InternalTopics {
+    /// Routed incidents re-keyed by saga id, co-partitioned with `agent.results`.
+    pub saga_triggers: String,
+    group_id: String,
+}
+
+impl InternalTopics {
+    pub fn new(group_id: &str) -> Self {
+        Self {
+            saga_triggers: format!("{group_id}-saga-triggers-repartition"),
+            group_id: group_id.to_string(),
+        }
+    }
+
+    /// The compacted changelog of `store`.
+    pub fn changelog(&self, store: &str) -> String {
+        format!("{}-{store}-changelog", self.group_id)
     }
 }

@@ -20,6 +20,9 @@ pub struct RouterSettings {
     pub incident_window_ms: i64,
     /// How long an agent has to act on a command.
     pub command_deadline_ms: i64,
+    /// When true the routed incident goes to the saga processor (re-keyed by saga id) instead
+    /// of straight to the agents as one command.
+    pub sagas: bool,
 }
 
 impl Default for RouterSettings {
@@ -28,6 +31,7 @@ impl Default for RouterSettings {
             validation: ValidationConfig::default(),
             incident_window_ms: 5 * 60 * 1000,
             command_deadline_ms: 60 * 1000,
+            sagas: false,
         }
     }
 }
@@ -117,9 +121,18 @@ impl Processor for AnomalyRouter {
         now_ms: i64,
         out: &mut Vec<Output>,
     ) -> Result<(), ProcessError> {
-        let Event::Anomaly(anomaly) = event;
+        let Event::Anomaly(anomaly) = event else {
+            return Err(ProcessError::Failed(
+                "only anomalies reach the anomaly router".into(),
+            ));
+        };
         validate(&anomaly, &self.settings.validation, now_ms)?;
-        out.push(Output::Command(self.command_for(anomaly, now_ms)));
+        let command = self.command_for(anomaly, now_ms);
+        out.push(if self.settings.sagas {
+            Output::SagaTrigger(command)
+        } else {
+            Output::Command(command)
+        });
         Ok(())
     }
 }
@@ -210,7 +223,9 @@ mod tests {
             }),
         );
         let out = run(anomaly(&["a"], Severity::Low), contexts).unwrap();
-        let Output::Command(c) = &out[0];
+        let Output::Command(c) = &out[0] else {
+            panic!("{out:?}")
+        };
         assert_eq!(
             c.attributes.get("team").map(String::as_str),
             Some("payments")

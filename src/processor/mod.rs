@@ -6,18 +6,26 @@
 
 mod anomaly_router;
 mod enrich;
+mod saga;
 mod validate;
 
 pub use anomaly_router::{AnomalyRouter, RouterSettings};
+pub use saga::{SagaProcessor, SAGA_STORE};
 pub use validate::{validate, ValidationError};
 
-use crate::model::{AgentCommand, TdaAnomaly};
+use crate::model::{
+    AgentCommand, AgentResult, CompensationCommand, Escalation, SagaEvent, TdaAnomaly,
+};
 
 /// A decoded input record.
 #[derive(Debug, Clone)]
 pub enum Event {
     /// An anomaly from `tda.anomalies`.
     Anomaly(TdaAnomaly),
+    /// A routed incident, re-keyed by saga id: starts or joins a saga.
+    SagaTrigger(AgentCommand),
+    /// An agent's answer from `agent.results`.
+    AgentResult(AgentResult),
 }
 
 /// What processors emit; the runtime picks the topic and key for each.
@@ -25,13 +33,31 @@ pub enum Event {
 pub enum Output {
     /// To `orchestration.commands`, keyed by saga id.
     Command(AgentCommand),
+    /// To the saga repartition topic, keyed by saga id: the routed incident.
+    SagaTrigger(AgentCommand),
+    /// To `orchestration.sagas`.
+    SagaEvent(SagaEvent),
+    /// To `orchestration.compensations`.
+    Compensation(CompensationCommand),
+    /// To `orchestration.escalations`.
+    Escalation(Escalation),
+    /// A write to the processor's store, through to its changelog topic; `None` deletes.
+    State {
+        store: &'static str,
+        key: String,
+        value: Option<Vec<u8>>,
+    },
 }
 
 impl Output {
     /// The record key: the saga id for everything saga-related.
     pub fn key(&self) -> &str {
         match self {
-            Output::Command(c) => &c.saga_id,
+            Output::Command(c) | Output::SagaTrigger(c) => &c.saga_id,
+            Output::SagaEvent(e) => &e.saga_id,
+            Output::Compensation(c) => &c.saga_id,
+            Output::Escalation(e) => &e.saga_id,
+            Output::State { key, .. } => key,
         }
     }
 }
@@ -67,4 +93,13 @@ pub trait Processor: Send {
 
     /// Called periodically with the current time, for timers. Most processors have none.
     fn on_tick(&mut self, _now_ms: i64, _out: &mut Vec<Output>) {}
+
+    /// The stores this processor keeps. Each is written through to the compacted topic
+    /// `<group.id>-<store>-changelog` and restored from it before any input is processed.
+    fn stores(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Applies one changelog record while restoring; `None` is a tombstone.
+    fn restore(&mut self, _store: &str, _key: &str, _value: Option<&[u8]>) {}
 }

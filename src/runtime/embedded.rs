@@ -137,7 +137,7 @@ fn append_locked(inner: &mut Inner, record: OutputRecord, timestamp_ms: i64) -> 
         partition,
         offset,
         key: record.key,
-        value: Some(record.value),
+        value: record.value,
         timestamp_ms: Some(timestamp_ms),
         headers: record.headers,
     });
@@ -152,7 +152,7 @@ mod tests {
         OutputRecord {
             topic: topic.into(),
             key: Some(key.into()),
-            value: vec![1],
+            value: Some(vec![1]),
             headers: vec![],
         }
     }

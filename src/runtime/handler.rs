@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
-use crate::codec::Codec;
-use crate::config::TopicsConfig;
+use crate::codec::{Codec, CodecError};
+use crate::config::{InternalTopics, TopicsConfig};
 use crate::dead_letter::{stage_label, Rejection};
-use crate::model::TdaAnomaly;
+use crate::model::{AgentCommand, AgentResult, TdaAnomaly};
 use crate::processor::{Event, Output, ProcessError, Processor};
 use crate::telemetry::Metrics;
 
@@ -20,16 +20,23 @@ use super::{InputRecord, OutputRecord};
 pub struct RecordHandler {
     codec: Codec,
     topics: TopicsConfig,
+    internal: InternalTopics,
     metrics: Metrics,
 }
 
 impl RecordHandler {
-    pub fn new(codec: Codec, topics: TopicsConfig, metrics: Metrics) -> Self {
+    /// `group_id` names the internal topics (repartition, changelogs).
+    pub fn new(codec: Codec, topics: TopicsConfig, group_id: &str, metrics: Metrics) -> Self {
         Self {
             codec,
             topics,
+            internal: InternalTopics::new(group_id),
             metrics,
         }
+    }
+
+    pub fn internal_topics(&self) -> &InternalTopics {
+        &self.internal
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -59,8 +66,8 @@ impl RecordHandler {
         };
         let mut backoff = Duration::from_millis(50);
         loop {
-            match self.codec.decode::<TdaAnomaly>(value).await {
-                Ok(anomaly) => return Ok(Event::Anomaly(anomaly)),
+            match self.decode_value(&record.topic, value).await {
+                Ok(event) => return Ok(event),
                 Err(e) if e.is_transient() => {
                     self.metrics
                         .transient_retries
@@ -73,6 +80,23 @@ impl RecordHandler {
                 }
                 Err(e) => return Err(Rejection::decode(e.class(), e.to_string())),
             }
+        }
+    }
+
+    /// The event a topic carries: anomalies, routed incidents or agent results.
+    async fn decode_value(&self, topic: &str, value: &[u8]) -> Result<Event, CodecError> {
+        if topic == self.internal.saga_triggers {
+            Ok(Event::SagaTrigger(
+                self.codec.decode::<AgentCommand>(value).await?,
+            ))
+        } else if topic == self.topics.agent_results {
+            Ok(Event::AgentResult(
+                self.codec.decode::<AgentResult>(value).await?,
+            ))
+        } else {
+            Ok(Event::Anomaly(
+                self.codec.decode::<TdaAnomaly>(value).await?,
+            ))
         }
     }
 
@@ -110,13 +134,50 @@ impl RecordHandler {
     }
 
     fn encode(&self, output: &Output, input: &InputRecord) -> Result<OutputRecord, Rejection> {
+        let t = &self.topics;
         let (topic, value, correlation_id, id) = match output {
             Output::Command(c) => (
-                &self.topics.commands,
-                self.codec.encode(&self.topics.commands, c),
+                &t.commands,
+                self.codec.encode(&t.commands, c),
                 &c.correlation_id,
                 &c.command_id,
             ),
+            Output::SagaTrigger(c) => {
+                let topic = &self.internal.saga_triggers;
+                (
+                    topic,
+                    self.codec.encode(topic, c),
+                    &c.correlation_id,
+                    &c.command_id,
+                )
+            }
+            Output::SagaEvent(e) => (
+                &t.sagas,
+                self.codec.encode(&t.sagas, e),
+                &e.correlation_id,
+                &e.saga_id,
+            ),
+            Output::Compensation(c) => (
+                &t.compensations,
+                self.codec.encode(&t.compensations, c),
+                &c.correlation_id,
+                &c.command_id,
+            ),
+            Output::Escalation(e) => (
+                &t.escalations,
+                self.codec.encode(&t.escalations, e),
+                &e.correlation_id,
+                &e.saga_id,
+            ),
+            Output::State { store, key, value } => {
+                // Changelogs hold the store's own bytes, with no trace: they are state, not events.
+                return Ok(OutputRecord {
+                    topic: self.internal.changelog(store),
+                    key: Some(key.as_bytes().to_vec()),
+                    value: value.clone(),
+                    headers: vec![],
+                });
+            }
         };
         let value = value
             .map_err(|e| Rejection::produce(format!("cannot encode output for {topic}: {e}")))?;
@@ -124,9 +185,35 @@ impl RecordHandler {
         Ok(OutputRecord {
             topic: topic.clone(),
             key: Some(output.key().as_bytes().to_vec()),
-            value,
+            value: Some(value),
             headers: vec![(TRACEPARENT.into(), trace.into_bytes())],
         })
+    }
+
+    /// Runs a processor's timers at `now_ms` and encodes what they emit. A timer's output that
+    /// cannot be encoded is a bug in this service, not in any input: it is logged and dropped.
+    pub fn tick(&self, processor: &mut dyn Processor, now_ms: i64) -> Vec<OutputRecord> {
+        let mut outputs = Vec::new();
+        processor.on_tick(now_ms, &mut outputs);
+        let none = InputRecord {
+            topic: String::new(),
+            partition: -1,
+            offset: -1,
+            key: None,
+            value: None,
+            timestamp_ms: None,
+            headers: vec![],
+        };
+        outputs
+            .iter()
+            .filter_map(|o| match self.encode(o, &none) {
+                Ok(r) => Some(r),
+                Err(rejection) => {
+                    tracing::error!(reason = %rejection.reason, "timer output dropped");
+                    None
+                }
+            })
+            .collect()
     }
 
     fn dead_letter(&self, rejection: Rejection, record: &InputRecord, now_ms: i64) -> OutputRecord {
@@ -147,7 +234,7 @@ impl RecordHandler {
         OutputRecord {
             topic: self.topics.dead_letters.clone(),
             key: record.key.clone(),
-            value,
+            value: Some(value),
             headers: record.headers.clone(),
         }
     }

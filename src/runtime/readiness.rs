@@ -8,6 +8,8 @@ pub struct Readiness {
     running: AtomicBool,
     tables_restored: AtomicBool,
     assigned_partitions: AtomicI64,
+    /// Tasks restoring their stores; not ready while any is.
+    restoring: AtomicI64,
 }
 
 impl Readiness {
@@ -22,6 +24,11 @@ impl Readiness {
     pub fn set_assigned(&self, partitions: i64) {
         self.assigned_partitions
             .store(partitions, Ordering::Release);
+    }
+
+    /// Counts a task starting (+1) or finishing (-1) its restore.
+    pub fn restoring(&self, delta: i64) {
+        self.restoring.fetch_add(delta, Ordering::AcqRel);
     }
 
     pub fn assigned(&self) -> i64 {
@@ -39,6 +46,9 @@ impl Readiness {
         }
         if self.assigned() == 0 {
             return Err("no partitions assigned yet");
+        }
+        if self.restoring.load(Ordering::Acquire) > 0 {
+            return Err("restoring state stores");
         }
         Ok(())
     }

@@ -27,6 +27,7 @@ impl InputRecord {
 pub struct OutputRecord {
     pub topic: String,
     pub key: Option<Vec<u8>>,
-    pub value: Vec<u8>,
+    /// `None` is a tombstone (a deletion on a compacted topic).
+    pub value: Option<Vec<u8>>,
     pub headers: Vec<(String, Vec<u8>)>,
 }

@@ -38,6 +38,10 @@ pub struct TestTopics {
     pub context: String,
     pub commands: String,
     pub dlq: String,
+    pub results: String,
+    pub sagas: String,
+    pub compensations: String,
+    pub escalations: String,
     pub group: String,
 }
 
@@ -50,12 +54,21 @@ impl TestTopics {
             context: name("context"),
             commands: name("commands"),
             dlq: name("dlq"),
+            results: name("results"),
+            sagas: name("sagas"),
+            compensations: name("compensations"),
+            escalations: name("escalations"),
             group: name("group"),
         }
     }
 
     /// A complete config file for `aura run` using these topics.
     pub fn write_config(&self, dir: &Path, guarantee: &str) -> PathBuf {
+        self.write_config_with(dir, guarantee, "")
+    }
+
+    /// `write_config` with `extra` TOML appended, e.g. `[sagas]\nenabled = true`.
+    pub fn write_config_with(&self, dir: &Path, guarantee: &str, extra: &str) -> PathBuf {
         let path = dir.join("aura.toml");
         let text = format!(
             r#"
@@ -74,9 +87,15 @@ anomalies = "{anomalies}"
 context = "{context}"
 commands = "{commands}"
 dead_letters = "{dlq}"
+agent_results = "{results}"
+sagas = "{sagas}"
+compensations = "{compensations}"
+escalations = "{escalations}"
 
 [http]
 listen = "127.0.0.1:0"
+
+{extra}
 "#,
             bootstrap = bootstrap(),
             registry = registry(),
@@ -85,6 +104,10 @@ listen = "127.0.0.1:0"
             context = self.context,
             commands = self.commands,
             dlq = self.dlq,
+            results = self.results,
+            sagas = self.sagas,
+            compensations = self.compensations,
+            escalations = self.escalations,
         );
         std::fs::write(&path, text).unwrap();
         path
@@ -106,6 +129,11 @@ pub async fn create_topic(name: &str, partitions: i32) {
     }
 }
 
+/// Publishes `n` valid anomalies from `sources` distinct sources, as fast as possible.
+pub async fn produce_anomalies_from(topic: &str, n: u64, sources: usize, seed: u64) -> Vec<String> {
+    produce_with(topic, n, 0.0, 0.0, seed, sources).await
+}
+
 /// Publishes `n` generated records (with `bad_ratio` malformed ones) at about `rate`/s
 /// (0: as fast as possible). Returns the anomaly ids of the valid ones.
 pub async fn produce_anomalies(
@@ -114,6 +142,17 @@ pub async fn produce_anomalies(
     rate: f64,
     bad_ratio: f64,
     seed: u64,
+) -> Vec<String> {
+    produce_with(topic, n, rate, bad_ratio, seed, 20).await
+}
+
+async fn produce_with(
+    topic: &str,
+    n: u64,
+    rate: f64,
+    bad_ratio: f64,
+    seed: u64,
+    sources: usize,
 ) -> Vec<String> {
     let codec = Codec::with_registry(&registry(), &[(topic, "aura.v1.TdaAnomaly")])
         .await
@@ -124,7 +163,7 @@ pub async fn produce_anomalies(
         .set("linger.ms", "1")
         .create()
         .unwrap();
-    let mut generator = Generator::new(seed, 20, bad_ratio);
+    let mut generator = Generator::new(seed, sources, bad_ratio);
     let mut good = Vec::new();
     let started = Instant::now();
     let mut pending = Vec::new();
@@ -220,15 +259,20 @@ pub struct Service {
 
 impl Service {
     pub fn start(config: &Path, instance_id: &str, log_dir: &Path) -> Self {
-        let log = log_dir.join(format!(
-            "{instance_id}-{}.log",
-            uuid::Uuid::new_v4().simple()
-        ));
+        let config = config.to_str().unwrap();
+        Self::spawn(
+            &["run", "--config", config, "--instance-id", instance_id],
+            instance_id,
+            log_dir,
+        )
+    }
+
+    /// Any `aura` subcommand as a background process, logging to a file in `log_dir`.
+    pub fn spawn(args: &[&str], name: &str, log_dir: &Path) -> Self {
+        let log = log_dir.join(format!("{name}-{}.log", uuid::Uuid::new_v4().simple()));
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_aura"))
-            .args(["run", "--config"])
-            .arg(config)
-            .args(["--instance-id", instance_id])
+            .args(args)
             .env("AURA_LOG", "info,rdkafka=warn")
             .stdout(Stdio::null())
             .stderr(file)

@@ -60,3 +60,94 @@ pub async fn ensure_topics(
     }
     Ok(())
 }
+
+/// Ensures `reference` exists, then that every topic in `copartitioned` and every compacted
+/// store changelog in `changelogs` has exactly its partition count, creating missing ones.
+/// An existing topic with another count, or a changelog that is not compacted, is refused.
+pub async fn ensure_copartitioned(
+    kafka: &KafkaConfig,
+    reference: &str,
+    copartitioned: &[&str],
+    changelogs: &[&str],
+) -> Result<(), RuntimeError> {
+    ensure_topics(kafka, &[reference], &[]).await?;
+    let expected = partition_count(kafka, reference)?;
+    let same = KafkaConfig {
+        output_partitions: expected as i32,
+        ..kafka.clone()
+    };
+    ensure_topics(&same, copartitioned, &[]).await?;
+    ensure_topics(&same, changelogs, &[("cleanup.policy", "compact")]).await?;
+    for topic in copartitioned.iter().chain(changelogs) {
+        let found = partition_count(kafka, topic)?;
+        if found != expected {
+            return Err(RuntimeError::NotCopartitioned {
+                topic: topic.to_string(),
+                found,
+                expected,
+                reference: reference.to_string(),
+            });
+        }
+    }
+    check_compacted(kafka, changelogs).await
+}
+
+fn partition_count(kafka: &KafkaConfig, topic: &str) -> Result<usize, RuntimeError> {
+    let consumer: rdkafka::consumer::BaseConsumer =
+        super::clients::admin(kafka)
+            .create()
+            .map_err(|e| RuntimeError::Client {
+                what: "metadata client",
+                source: e,
+            })?;
+    let metadata = rdkafka::consumer::Consumer::fetch_metadata(
+        &consumer,
+        Some(topic),
+        Duration::from_secs(10),
+    )
+    .map_err(|e| RuntimeError::Broker {
+        what: "topic metadata",
+        source: e,
+    })?;
+    Ok(metadata
+        .topics()
+        .first()
+        .map_or(0, |t| t.partitions().len()))
+}
+
+async fn check_compacted(kafka: &KafkaConfig, topics: &[&str]) -> Result<(), RuntimeError> {
+    use rdkafka::admin::{OwnedResourceSpecifier, ResourceSpecifier};
+    let admin: AdminClient<DefaultClientContext> =
+        super::clients::admin(kafka)
+            .create()
+            .map_err(|e| RuntimeError::Client {
+                what: "admin client",
+                source: e,
+            })?;
+    let specs: Vec<ResourceSpecifier> =
+        topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+    let results = admin
+        .describe_configs(&specs, &AdminOptions::new())
+        .await
+        .map_err(|e| RuntimeError::Broker {
+            what: "describe configs",
+            source: e,
+        })?;
+    for result in results {
+        let Ok(resource) = result else { continue };
+        let OwnedResourceSpecifier::Topic(topic) = &resource.specifier else {
+            continue;
+        };
+        let policy = resource
+            .get("cleanup.policy")
+            .and_then(|e| e.value.clone())
+            .unwrap_or_default();
+        if !policy.contains("compact") {
+            return Err(RuntimeError::NotCompacted {
+                topic: topic.clone(),
+                found: policy,
+            });
+        }
+    }
+    Ok(())
+}

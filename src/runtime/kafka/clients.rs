@@ -88,6 +88,17 @@ pub fn table_consumer(kafka: &KafkaConfig) -> ClientConfig {
     with_overrides(c, kafka)
 }
 
+/// A group-less consumer that reads changelog partitions during a restore.
+pub fn restore_consumer(kafka: &KafkaConfig) -> ClientConfig {
+    let mut c = base(kafka);
+    c.set("group.id", format!("{}-restore", kafka.group_id))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("fetch.wait.max.ms", "10");
+    with_overrides(c, kafka)
+}
+
 /// The admin client that creates missing topics.
 pub fn admin(kafka: &KafkaConfig) -> ClientConfig {
     with_overrides(base(kafka), kafka)

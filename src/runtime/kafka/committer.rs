@@ -65,6 +65,8 @@ impl ProducerContext for DeliveryTracker {
 #[derive(Default)]
 struct Progress {
     next_offsets: HashMap<(String, i32), i64>,
+    /// Outputs were sent; with no input offsets they came from timers, and still need a commit.
+    outputs_sent: bool,
     /// Input timestamps of the records in this commit, for the end-to-end histogram.
     timestamps_ms: Vec<i64>,
 }
@@ -155,15 +157,20 @@ impl Committer {
                 value: Some(value),
             });
         }
-        let mut record = BaseRecord::to(&output.topic)
-            .payload(&output.value)
-            .headers(headers);
+        let mut record = BaseRecord::<Vec<u8>, Vec<u8>>::to(&output.topic).headers(headers);
+        if let Some(value) = &output.value {
+            record = record.payload(value);
+        }
         if let Some(key) = &output.key {
             record = record.key(key);
         }
         loop {
             match self.producer().send(record) {
                 Ok(()) => {
+                    self.progress
+                        .lock()
+                        .expect("progress lock poisoned")
+                        .outputs_sent = true;
                     self.metrics
                         .records_out
                         .with_label_values(&[&output.topic])
@@ -222,7 +229,7 @@ impl Committer {
         consumer: &impl Consumer<C>,
     ) -> Result<bool, RuntimeError> {
         let pending = std::mem::take(&mut *self.progress.lock().expect("progress lock poisoned"));
-        if pending.next_offsets.is_empty() {
+        if pending.next_offsets.is_empty() && !pending.outputs_sent {
             return Ok(false);
         }
         let mut offsets = TopicPartitionList::with_capacity(pending.next_offsets.len());
@@ -275,10 +282,13 @@ impl Committer {
         let group = consumer
             .group_metadata()
             .ok_or(RuntimeError::NoGroupMetadata)?;
+        let has_offsets = offsets.count() > 0;
         let producer = self.producer();
         let attempt = || -> Result<(), KafkaError> {
             wait_delivered(producer)?;
-            producer.send_offsets_to_transaction(offsets, &group, TXN_TIMEOUT)?;
+            if has_offsets {
+                producer.send_offsets_to_transaction(offsets, &group, TXN_TIMEOUT)?;
+            }
             producer.commit_transaction(TXN_TIMEOUT)?;
             producer.begin_transaction()
         };
@@ -311,6 +321,9 @@ impl Committer {
             .swap(false, Ordering::AcqRel)
         {
             return Err(RuntimeError::DeliveryFailed);
+        }
+        if offsets.count() == 0 {
+            return Ok(());
         }
         consumer
             .commit(offsets, CommitMode::Async)

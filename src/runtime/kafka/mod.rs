@@ -24,15 +24,32 @@ use crate::table::Table;
 
 use super::{Readiness, RecordHandler};
 
-pub use admin::ensure_topics;
+pub use admin::{ensure_copartitioned, ensure_topics};
 
-/// What the Kafka runtime needs besides the topology.
+/// What the Kafka runtime runs.
 pub struct KafkaSettings {
     pub kafka: KafkaConfig,
     /// Distinguishes instances of one group: part of the transactional id, so a restarted
     /// instance fences its own predecessor.
     pub instance_id: String,
-    pub input_topics: Vec<String>,
+    pub subtopologies: Vec<SubTopology>,
+}
+
+/// Input topics that are co-partitioned and processed together: partition `p` of each goes to
+/// the same task, which owns the state of every key hashed to `p`.
+pub struct SubTopology {
+    pub topics: Vec<String>,
+    /// Makes the processor of one task.
+    pub make_processor: Box<dyn Fn() -> Box<dyn Processor> + Send + Sync>,
+}
+
+impl KafkaSettings {
+    /// The sub-topology that reads `topic`.
+    pub fn subtopology_of(&self, topic: &str) -> Option<usize> {
+        self.subtopologies
+            .iter()
+            .position(|st| st.topics.iter().any(|t| t == topic))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +68,16 @@ pub enum RuntimeError {
     },
     #[error("cannot create topic {topic}: {reason}")]
     TopicCreation { topic: String, reason: String },
+    #[error("topic {topic} has {found} partitions but must have {expected}, like {reference}, so that \
+             every saga's records meet in one task; recreate it (or {reference}) with {expected} partitions")]
+    NotCopartitioned {
+        topic: String,
+        found: usize,
+        expected: usize,
+        reference: String,
+    },
+    #[error("topic {topic} must be compacted (cleanup.policy=compact) to hold store state, but has cleanup.policy={found}")]
+    NotCompacted { topic: String, found: String },
     #[error("the consumer has no group metadata (not a group member yet)")]
     NoGroupMetadata,
     #[error("an output was not delivered; offsets were not committed")]
@@ -64,17 +91,19 @@ pub async fn run(
     settings: KafkaSettings,
     handler: RecordHandler,
     contexts: Arc<Table<TdaContext>>,
-    make_processor: Box<dyn Fn() -> Box<dyn Processor> + Send + Sync>,
     readiness: Arc<Readiness>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), RuntimeError> {
     let topics = &config.topics;
-    ensure_topics(
-        &settings.kafka,
-        &[&topics.commands, &topics.dead_letters],
-        &[],
-    )
-    .await?;
+    // Created even when sagas are off, so agents and dashboards can subscribe to them.
+    let outputs = [
+        &topics.commands,
+        &topics.dead_letters,
+        &topics.sagas,
+        &topics.compensations,
+        &topics.escalations,
+    ];
+    ensure_topics(&settings.kafka, &outputs.map(String::as_str), &[]).await?;
     ensure_topics(
         &settings.kafka,
         &[&topics.context],
@@ -102,15 +131,7 @@ pub async fn run(
 
     let mut backoff = Duration::from_millis(100);
     loop {
-        match stream::run_generation(
-            &settings,
-            &handler,
-            make_processor.as_ref(),
-            &readiness,
-            &mut shutdown,
-        )
-        .await
-        {
+        match stream::run_generation(&settings, &handler, &readiness, &mut shutdown).await {
             Ok(stream::Ended::Shutdown) => break,
             Ok(stream::Ended::Restart) => warn!(
                 backoff_ms = backoff.as_millis() as u64,

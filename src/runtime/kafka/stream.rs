@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -13,7 +13,6 @@ use rdkafka::TopicPartitionList;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use crate::processor::Processor;
 use crate::runtime::{InputRecord, Readiness, RecordHandler};
 
 use super::committer::Committer;
@@ -36,12 +35,13 @@ struct Partition {
     /// Records that did not fit in the queue, in order; the partition is paused meanwhile,
     /// so one slow partition holds back only itself.
     parked: VecDeque<InputRecord>,
+    /// The topic-partitions paused for this task, resumed together once it catches up.
+    paused: Vec<(String, i32)>,
 }
 
 pub async fn run_generation(
     settings: &KafkaSettings,
     handler: &RecordHandler,
-    make_processor: &(dyn Fn() -> Box<dyn Processor> + Send + Sync),
     readiness: &Arc<Readiness>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Ended, RuntimeError> {
@@ -67,7 +67,11 @@ pub async fn run_generation(
                 source: e,
             })?,
     );
-    let topics: Vec<&str> = settings.input_topics.iter().map(String::as_str).collect();
+    let topics: Vec<&str> = settings
+        .subtopologies
+        .iter()
+        .flat_map(|st| st.topics.iter().map(String::as_str))
+        .collect();
     consumer
         .subscribe(&topics)
         .map_err(|e| RuntimeError::Broker {
@@ -78,12 +82,37 @@ pub async fn run_generation(
     readiness.set_running(true);
 
     let (failures_tx, mut failures) = mpsc::channel(8);
-    let mut partitions: HashMap<(String, i32), Partition> = HashMap::new();
+    // One task per (sub-topology, partition): co-partitioned topics share their task's state.
+    let mut partitions: HashMap<(usize, i32), Partition> = HashMap::new();
     let mut epoch = committer.epoch();
+    let mut assignment_checked = Instant::now();
+    let spawn_task = |subtopology: usize, partition: i32| {
+        let (tx, rx) = mpsc::channel(PARTITION_QUEUE);
+        tokio::spawn(worker::run(worker::Task {
+            partition,
+            records: rx,
+            handler: handler.clone(),
+            committer: committer.clone(),
+            processor: (settings.subtopologies[subtopology].make_processor)(),
+            failures: failures_tx.clone(),
+            kafka: kafka.clone(),
+            readiness: readiness.clone(),
+        }));
+        Partition {
+            queue: tx,
+            parked: VecDeque::new(),
+            paused: Vec::new(),
+        }
+    };
     let mut commit_tick = tokio::time::interval(Duration::from_millis(kafka.commit_interval_ms));
     commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let ended = loop {
+        if committer.epoch() != epoch {
+            // Revoked: those tasks have stopped.
+            partitions.clear();
+            epoch = committer.epoch();
+        }
         tokio::select! {
             _ = shutdown.changed() => break Ended::Shutdown,
             Some(error) = failures.recv() => {
@@ -98,22 +127,25 @@ pub async fn run_generation(
                     Err(panic) => std::panic::resume_unwind(panic.into_panic()),
                 }
                 resume_drained(&consumer, &mut partitions);
+                // Tasks start at assignment, not at their first record, so their stores are
+                // restored and their timers fire even on a quiet partition.
+                if assignment_checked.elapsed() > Duration::from_millis(100) {
+                    assignment_checked = Instant::now();
+                    if let Ok(assigned) = consumer.assignment() {
+                        for e in assigned.elements() {
+                            if let Some(st) = settings.subtopology_of(e.topic()) {
+                                partitions.entry((st, e.partition())).or_insert_with(|| spawn_task(st, e.partition()));
+                            }
+                        }
+                    }
+                }
             }
             message = consumer.recv() => {
-                if committer.epoch() != epoch {
-                    // Revoked since the last record: those tasks have stopped.
-                    partitions.clear();
-                    epoch = committer.epoch();
-                }
                 match message {
                     Ok(m) => {
                         let record = to_record(&m);
-                        let key = (record.topic.clone(), record.partition);
-                        let partition = partitions.entry(key).or_insert_with(|| {
-                            let (tx, rx) = mpsc::channel(PARTITION_QUEUE);
-                            tokio::spawn(worker::run(rx, handler.clone(), committer.clone(), make_processor(), failures_tx.clone()));
-                            Partition { queue: tx, parked: VecDeque::new() }
-                        });
+                        let Some(st) = settings.subtopology_of(&record.topic) else { continue };
+                        let partition = partitions.entry((st, record.partition)).or_insert_with(|| spawn_task(st, record.partition));
                         dispatch(&consumer, partition, record);
                     }
                     Err(KafkaError::MessageConsumption(code)) => {
@@ -151,38 +183,42 @@ fn dispatch(
     partition: &mut Partition,
     record: InputRecord,
 ) {
-    if !partition.parked.is_empty() {
+    let source = (record.topic.clone(), record.partition);
+    if partition.parked.is_empty() {
+        let Err(mpsc::error::TrySendError::Full(record)) = partition.queue.try_send(record) else {
+            return;
+        };
         partition.parked.push_back(record);
-        return;
+    } else {
+        partition.parked.push_back(record);
     }
-    if let Err(mpsc::error::TrySendError::Full(record)) = partition.queue.try_send(record) {
+    if !partition.paused.contains(&source) {
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(&record.topic, record.partition);
+        tpl.add_partition(&source.0, source.1);
         if let Err(error) = consumer.pause(&tpl) {
-            warn!(%error, topic = %record.topic, partition = record.partition, "pause failed");
+            warn!(%error, topic = %source.0, partition = source.1, "pause failed");
         }
-        partition.parked.push_back(record);
+        partition.paused.push(source);
     }
 }
 
 /// Moves parked records into their queues and resumes partitions that caught up.
 fn resume_drained(
     consumer: &StreamConsumer<StreamContext>,
-    partitions: &mut HashMap<(String, i32), Partition>,
+    partitions: &mut HashMap<(usize, i32), Partition>,
 ) {
-    for ((topic, p), partition) in partitions.iter_mut() {
-        if partition.parked.is_empty() {
-            continue;
-        }
+    for partition in partitions.values_mut() {
         while let Some(record) = partition.parked.pop_front() {
             if let Err(mpsc::error::TrySendError::Full(record)) = partition.queue.try_send(record) {
                 partition.parked.push_front(record);
                 break;
             }
         }
-        if partition.parked.is_empty() {
+        if partition.parked.is_empty() && !partition.paused.is_empty() {
             let mut tpl = TopicPartitionList::new();
-            tpl.add_partition(topic, *p);
+            for (topic, p) in partition.paused.drain(..) {
+                tpl.add_partition(&topic, p);
+            }
             let _ = consumer.resume(&tpl);
         }
     }

@@ -1,57 +1,182 @@
-//! One task per input partition: records in offset order, one at a time.
+//! One task per partition of a sub-topology: restore the processor's stores from their
+//! changelogs, then process records in offset order, one at a time, and fire timers on ticks.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
+use tracing::info;
 
+use crate::config::KafkaConfig;
 use crate::processor::Processor;
-use crate::runtime::{InputRecord, RecordHandler};
+use crate::runtime::{InputRecord, Readiness, RecordHandler};
 
 use super::committer::Committer;
-use super::RuntimeError;
+use super::{clients, RuntimeError};
 
-/// Processes one partition's records until the channel closes or the partition is revoked.
+/// How often a task fires its processor's due timers.
+const TICK: Duration = Duration::from_millis(20);
+
+/// Everything one task needs.
+pub struct Task {
+    pub partition: i32,
+    pub records: mpsc::Receiver<InputRecord>,
+    pub handler: RecordHandler,
+    pub committer: Arc<Committer>,
+    pub processor: Box<dyn Processor>,
+    pub failures: mpsc::Sender<RuntimeError>,
+    pub kafka: KafkaConfig,
+    pub readiness: Arc<Readiness>,
+}
+
+/// Runs until the channel closes or the partition is revoked.
 ///
 /// Decoding may wait on the registry, so it happens outside the commit gate; processing and
 /// handing outputs to the producer happen inside it, so a commit sees a record with all of
-/// its outputs or not at all.
-pub async fn run(
-    mut records: mpsc::Receiver<InputRecord>,
-    handler: RecordHandler,
-    committer: Arc<Committer>,
-    mut processor: Box<dyn Processor>,
-    failures: mpsc::Sender<RuntimeError>,
-) {
+/// its outputs, and its state changes, or none of them.
+pub async fn run(task: Task) {
+    let Task {
+        partition,
+        mut records,
+        handler,
+        committer,
+        processor,
+        failures,
+        kafka,
+        readiness,
+    } = task;
     let epoch = committer.epoch();
-    while let Some(record) = records.recv().await {
-        let started = Instant::now();
-        handler
-            .metrics()
-            .records_in
-            .with_label_values(&[&record.topic])
-            .inc();
-        let decoded = handler.decode(&record).await;
-        let outcome = {
-            let _gate = committer.enter();
-            if committer.epoch() != epoch {
-                return; // revoked: the next owner processes what is left
-            }
-            let outputs = handler.handle(
-                processor.as_mut(),
-                &record,
-                decoded,
-                crate::clock::now_ms(),
-                started,
-            );
-            outputs
+    let mut processor = if processor.stores().is_empty() {
+        processor
+    } else {
+        readiness.restoring(1);
+        let internal = handler.internal_topics().clone();
+        let restored = tokio::task::spawn_blocking(move || {
+            let mut processor = processor;
+            let changelogs: Vec<(&'static str, String)> = processor
+                .stores()
                 .iter()
-                .try_for_each(|o| committer.send(o))
-                .map(|()| committer.record_done(&record))
+                .map(|s| (*s, internal.changelog(s)))
+                .collect();
+            restore(&kafka, partition, &changelogs, processor.as_mut()).map(|_| processor)
+        })
+        .await
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+        readiness.restoring(-1);
+        match restored {
+            Ok(p) => p,
+            Err(error) => {
+                let _ = failures.send(error).await;
+                return;
+            }
+        }
+    };
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let outcome = tokio::select! {
+            record = records.recv() => {
+                let Some(record) = record else { return };
+                let started = Instant::now();
+                handler.metrics().records_in.with_label_values(&[&record.topic]).inc();
+                let decoded = handler.decode(&record).await;
+                let _gate = committer.enter();
+                if committer.epoch() != epoch {
+                    return; // revoked: the next owner processes what is left
+                }
+                let outputs = handler.handle(processor.as_mut(), &record, decoded, crate::clock::now_ms(), started);
+                outputs.iter().try_for_each(|o| committer.send(o)).map(|()| committer.record_done(&record))
+            }
+            _ = tick.tick() => {
+                let _gate = committer.enter();
+                if committer.epoch() != epoch {
+                    return;
+                }
+                let outputs = handler.tick(processor.as_mut(), crate::clock::now_ms());
+                outputs.iter().try_for_each(|o| committer.send(o))
+            }
         };
         if let Err(error) = outcome {
             let _ = failures.send(error).await;
             return;
         }
     }
+}
+
+/// Reads each store's changelog partition from the beginning to its current end into the
+/// processor. Only committed records are read, so an aborted transaction's state never is.
+fn restore(
+    kafka: &KafkaConfig,
+    partition: i32,
+    changelogs: &[(&'static str, String)],
+    processor: &mut dyn Processor,
+) -> Result<u64, RuntimeError> {
+    let started = Instant::now();
+    let mut records = 0u64;
+    let consumer: BaseConsumer =
+        clients::restore_consumer(kafka)
+            .create()
+            .map_err(|e| RuntimeError::Client {
+                what: "restore consumer",
+                source: e,
+            })?;
+    for (store, topic) in changelogs {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .map_err(|e| RuntimeError::Broker {
+                what: "changelog watermarks",
+                source: e,
+            })?;
+        if high <= low {
+            continue;
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Beginning)
+            .expect("a fresh offset is valid");
+        consumer.assign(&tpl).map_err(|e| RuntimeError::Broker {
+            what: "changelog assign",
+            source: e,
+        })?;
+        loop {
+            // Transaction markers take offsets too: the end is reached when the position is.
+            let position = consumer
+                .position()
+                .ok()
+                .and_then(|p| {
+                    p.find_partition(topic, partition)
+                        .and_then(|e| e.offset().to_raw())
+                })
+                .unwrap_or(low);
+            if position >= high {
+                break;
+            }
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => {
+                    let key = m
+                        .key()
+                        .and_then(|k| std::str::from_utf8(k).ok())
+                        .unwrap_or_default();
+                    processor.restore(store, key, m.payload());
+                    records += 1;
+                }
+                Some(Err(e)) => {
+                    return Err(RuntimeError::Broker {
+                        what: "changelog read",
+                        source: e,
+                    })
+                }
+                None => {}
+            }
+        }
+    }
+    info!(
+        partition,
+        records,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "stores restored"
+    );
+    Ok(records)
 }

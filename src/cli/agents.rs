@@ -1,0 +1,180 @@
+//! `aura agents`: simulated Observer, Analyst and Supervisor agents on Kafka.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::codec::Codec;
+use crate::model::{AgentCommand, AgentResult, CompensationCommand};
+use crate::sim::{AgentProfile, SimulatedAgents};
+
+/// Run simulated agents: answer every command and compensation on agent.results.
+///
+/// Each answer comes after a latency drawn from --latency-ms; --failure-rate of them report
+/// FAILED and --silence-rate are never answered (so timeouts fire). Example:
+///
+///   aura agents --bootstrap-servers localhost:9092 --schema-registry-url http://localhost:8081 \
+///       --latency-ms 5..50 --failure-rate 0.05 --silence-rate 0.01
+#[derive(Args)]
+pub struct AgentsArgs {
+    #[arg(long, env = "AURA_BOOTSTRAP_SERVERS", default_value = "localhost:9092")]
+    bootstrap_servers: String,
+    #[arg(long, env = "AURA_SCHEMA_REGISTRY_URL")]
+    schema_registry_url: Option<String>,
+    #[arg(long, default_value = "orchestration.commands")]
+    commands_topic: String,
+    #[arg(long, default_value = "orchestration.compensations")]
+    compensations_topic: String,
+    #[arg(long, default_value = "agent.results")]
+    results_topic: String,
+    /// Consumer group of the agents; instances sharing it split the work.
+    #[arg(long, default_value = "aura-agents")]
+    group_id: String,
+    /// Answer latency in milliseconds: a fixed `N` or a uniform range `MIN..MAX`.
+    #[arg(long, default_value = "5..50", value_parser = parse_latency)]
+    latency_ms: (i64, i64),
+    /// Share of commands answered FAILED, in [0, 1].
+    #[arg(long, default_value_t = 0.05)]
+    failure_rate: f64,
+    /// Share of commands never answered, in [0, 1].
+    #[arg(long, default_value_t = 0.0)]
+    silence_rate: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+fn parse_latency(text: &str) -> Result<(i64, i64), String> {
+    let parse = |s: &str| {
+        s.trim()
+            .parse::<i64>()
+            .map_err(|_| format!("{s:?} is not a number of milliseconds"))
+    };
+    let (lo, hi) = match text.split_once("..") {
+        Some((lo, hi)) => (parse(lo)?, parse(hi)?),
+        None => (parse(text)?, parse(text)?),
+    };
+    if lo < 0 || hi < lo {
+        return Err(format!(
+            "{text:?}: expected N or MIN..MAX with 0 <= MIN <= MAX"
+        ));
+    }
+    Ok((lo, hi))
+}
+
+pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
+    for (name, rate) in [
+        ("--failure-rate", args.failure_rate),
+        ("--silence-rate", args.silence_rate),
+    ] {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&rate),
+            "{name} must be in [0, 1], got {rate}"
+        );
+    }
+    let codec = match &args.schema_registry_url {
+        Some(url) => {
+            Codec::with_registry(url, &[(args.results_topic.as_str(), "aura.v1.AgentResult")])
+                .await
+                .with_context(|| {
+                    format!("cannot register AgentResult at {url}; is the registry up?")
+                })?
+        }
+        None => Codec::embedded(),
+    };
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &args.bootstrap_servers)
+        .set("group.id", &args.group_id)
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("socket.nagle.disable", "true")
+        // The service creates the command topics; notice them soon after they appear.
+        .set("topic.metadata.refresh.interval.ms", "2000")
+        .create()
+        .context("cannot create the consumer; check --bootstrap-servers")?;
+    consumer.subscribe(&[&args.commands_topic, &args.compensations_topic])?;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &args.bootstrap_servers)
+        .set("linger.ms", "1")
+        .set("socket.nagle.disable", "true")
+        .set("partitioner", "murmur2_random")
+        .create()?;
+    let profile = AgentProfile {
+        latency_ms: args.latency_ms,
+        failure_rate: args.failure_rate,
+        silence_rate: args.silence_rate,
+    };
+    let mut agents = SimulatedAgents::new(profile, args.seed);
+    let (stop, mut shutdown) = watch::channel(false);
+    tokio::spawn(super::run::stop_on_signal(stop));
+    info!(commands = %args.commands_topic, results = %args.results_topic, "simulated agents running");
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            m = consumer.recv() => m,
+        };
+        let message = match message {
+            Ok(m) => m,
+            Err(error) => {
+                // e.g. the command topics do not exist yet: they are picked up once created.
+                warn!(%error, "consume error");
+                continue;
+            }
+        };
+        let Some(bytes) = message.payload() else {
+            continue;
+        };
+        let now = crate::clock::now_ms();
+        let answer = if message.topic() == args.compensations_topic {
+            match codec.decode::<CompensationCommand>(bytes).await {
+                Ok(c) => agents.compensate(&c, now),
+                Err(e) => {
+                    warn!(error = %e, "undecodable compensation skipped");
+                    continue;
+                }
+            }
+        } else {
+            match codec.decode::<AgentCommand>(bytes).await {
+                Ok(c) => agents.answer(&c, now),
+                Err(e) => {
+                    warn!(error = %e, "undecodable command skipped");
+                    continue;
+                }
+            }
+        };
+        let Some((due, result)) = answer else {
+            continue;
+        };
+        let (producer, codec, topic) =
+            (producer.clone(), codec.clone(), args.results_topic.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis((due - now).max(0) as u64)).await;
+            if let Err(e) = send(&producer, &codec, &topic, &result).await {
+                warn!(error = %e, saga_id = %result.saga_id, "result not sent");
+            }
+        });
+    }
+}
+
+async fn send(
+    producer: &FutureProducer,
+    codec: &Codec,
+    topic: &str,
+    result: &AgentResult,
+) -> anyhow::Result<()> {
+    let value = codec.encode(topic, result)?;
+    producer
+        .send(
+            FutureRecord::to(topic).key(&result.saga_id).payload(&value),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)?;
+    Ok(())
+}
