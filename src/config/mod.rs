@@ -111,6 +111,14 @@ impl Config {
                 ));
             }
         }
+        for p in self.sagas.engine.validate(&origin.display().to_string()) {
+            let field = p.path.strip_prefix("saga.").unwrap_or(&p.path);
+            problems.push(Problem::new(
+                &format!("sagas.engine.{field}"),
+                &p.value,
+                &p.rule,
+            ));
+        }
         if let Err(messages) = self.semantic.validate() {
             problems.extend(messages.iter().map(|m| Problem::from_message(m)));
         }
