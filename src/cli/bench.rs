@@ -59,6 +59,10 @@ pub struct BenchArgs {
     /// The first events are not measured: they warm up connections and caches.
     #[arg(long, default_value_t = 500)]
     warmup: u64,
+    /// Run incidents as sagas and measure saga start: anomaly in, first step's command
+    /// committed. Every anomaly gets its own source, so each starts a new saga.
+    #[arg(long)]
+    sagas: bool,
     #[arg(long)]
     report_json: Option<PathBuf>,
 }
@@ -66,6 +70,7 @@ pub struct BenchArgs {
 #[derive(Serialize)]
 struct BenchReport {
     processing_guarantee: String,
+    sagas: bool,
     commit_interval_ms: u64,
     rate: f64,
     events: u64,
@@ -87,11 +92,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     config.kafka.commit_interval_ms = args.commit_interval_ms;
     config.kafka.output_partitions = args.partitions;
     config.schema_registry.url = args.schema_registry_url.clone();
+    config.sagas.enabled = args.sagas;
     for (topic, suffix) in [
         (&mut config.topics.anomalies, "anomalies"),
         (&mut config.topics.context, "context"),
         (&mut config.topics.commands, "commands"),
         (&mut config.topics.dead_letters, "dlq"),
+        (&mut config.topics.agent_results, "results"),
+        (&mut config.topics.sagas, "sagas"),
+        (&mut config.topics.compensations, "compensations"),
+        (&mut config.topics.escalations, "escalations"),
     ] {
         *topic = format!("bench-{}-{suffix}", &run_id[..8]);
     }
@@ -152,7 +162,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} anomalies sent, eta {eta}")
             .expect("valid template"),
     );
-    let mut generator = Generator::new(7, 200, 0.0);
+    let sources = if args.sagas { 1 << 40 } else { 200 };
+    let mut generator = Generator::new(7, sources, 0.0);
     let started = Instant::now();
     for n in 0..args.events {
         tokio::time::sleep_until((started + Duration::from_secs_f64(n as f64 / args.rate)).into())
@@ -184,6 +195,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
     let report = BenchReport {
         processing_guarantee: args.processing_guarantee.to_string(),
+        sagas: args.sagas,
         commit_interval_ms: args.commit_interval_ms,
         rate: args.rate,
         events: args.events,
