@@ -48,40 +48,9 @@ mod tests {
     use super::super::config::SemanticConfig;
     use super::super::diagram::clean;
     use super::*;
-    use crate::model::{PersistencePoint, Severity};
-    use std::collections::HashMap;
+    use crate::model::Severity;
 
-    fn anomaly(diagram: Vec<PersistencePoint>, severity: Severity) -> TdaAnomaly {
-        TdaAnomaly {
-            anomaly_id: "a".into(),
-            correlation_id: "c".into(),
-            source: "svc".into(),
-            detected_at: 1_000,
-            anomaly_score: 0.5,
-            severity,
-            betti: vec![],
-            diagram,
-            signature: vec![],
-            tags: vec!["x".into(), "x".into(), "y".into()],
-            entities: vec!["e1".into(), "e2".into()],
-            attributes: HashMap::new(),
-        }
-    }
-
-    fn loop_diagram(death: f64) -> Vec<PersistencePoint> {
-        vec![
-            PersistencePoint {
-                dimension: 0,
-                birth: 0.0,
-                death: f64::INFINITY,
-            },
-            PersistencePoint {
-                dimension: 1,
-                birth: 0.1,
-                death,
-            },
-        ]
-    }
+    use super::super::fixtures::{anomaly, loop_diagram};
 
     #[test]
     fn complexity_parts_are_weighted_and_bounded() {

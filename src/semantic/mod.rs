@@ -40,4 +40,6 @@ pub use patterns::PatternLibrary;
 pub use routing::{Route, RouterStats};
 
 #[cfg(test)]
+mod fixtures;
+#[cfg(test)]
 mod tests;

@@ -190,12 +190,8 @@ async fn produce_with(
     good
 }
 
-/// Reads `topic` with read_committed from the beginning until `done` says so or `timeout`.
-pub fn read_committed(
-    topic: &str,
-    timeout: Duration,
-    done: impl Fn(&[Record]) -> bool,
-) -> Vec<Record> {
+/// A read_committed consumer of `topic` from the beginning, in a group of its own.
+fn committed_reader(topic: &str) -> BaseConsumer {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
         .set("group.id", unique("reader"))
@@ -205,14 +201,28 @@ pub fn read_committed(
         .create()
         .unwrap();
     consumer.subscribe(&[topic]).unwrap();
+    consumer
+}
+
+fn to_record(m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
+    Record {
+        key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+        value: m.payload().unwrap_or_default().to_vec(),
+    }
+}
+
+/// Reads `topic` with read_committed from the beginning until `done` says so or `timeout`.
+pub fn read_committed(
+    topic: &str,
+    timeout: Duration,
+    done: impl Fn(&[Record]) -> bool,
+) -> Vec<Record> {
+    let consumer = committed_reader(topic);
     let deadline = Instant::now() + timeout;
     let mut records = Vec::new();
     while Instant::now() < deadline && !done(&records) {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            records.push(Record {
-                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                value: m.payload().unwrap_or_default().to_vec(),
-            });
+            records.push(to_record(&m));
         }
     }
     records
@@ -222,25 +232,14 @@ pub fn read_committed(
 /// arrived and then nothing new for `idle`, or until `timeout`. Waiting for quiet, not for a
 /// count, is what lets a test see duplicates and late records.
 pub fn read_until_idle(topic: &str, min: usize, idle: Duration, timeout: Duration) -> Vec<Record> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", unique("reader"))
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
+    let consumer = committed_reader(topic);
     let deadline = Instant::now() + timeout;
     let mut last = Instant::now();
     let mut records = Vec::new();
     while Instant::now() < deadline && !(records.len() >= min && last.elapsed() > idle) {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
             last = Instant::now();
-            records.push(Record {
-                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                value: m.payload().unwrap_or_default().to_vec(),
-            });
+            records.push(to_record(&m));
         }
     }
     records
