@@ -41,6 +41,10 @@ pub struct Metrics {
     pub context_rows: IntGauge,
     /// Transient failures retried (registry or broker unavailable), by kind.
     pub transient_retries: IntCounterVec,
+    /// How long a task took to restore its stores from their changelogs.
+    pub restore_seconds: Histogram,
+    /// Changelog records read back into stores.
+    pub restored_records: IntCounter,
 }
 
 impl Metrics {
@@ -77,11 +81,18 @@ impl Metrics {
         registry
             .register(Box::new(commit_seconds.clone()))
             .expect("unique metric");
-        let rebalances =
-            IntCounter::new("rebalances_total", "Consumer group rebalances").expect("valid");
-        registry
-            .register(Box::new(rebalances.clone()))
-            .expect("unique metric");
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let rebalances = counter("rebalances_total", "Consumer group rebalances");
+        let restored_records = counter(
+            "restored_records_total",
+            "Changelog records restored into stores",
+        );
         Self {
             records_in: counter_vec("records_in_total", "Records consumed", &["topic"]),
             records_out: counter_vec("records_out_total", "Records produced", &["topic"]),
@@ -103,6 +114,11 @@ impl Metrics {
             partitions_assigned: gauge("partitions_assigned", "Input partitions owned"),
             rebalances,
             context_rows: gauge("context_table_rows", "Rows in the tda.context table"),
+            restore_seconds: histogram(
+                "restore_seconds",
+                "Time one task took to restore its stores",
+            ),
+            restored_records,
             transient_retries: counter_vec(
                 "transient_retries_total",
                 "Transient failures retried with backoff",

@@ -95,6 +95,9 @@ pub fn restore_consumer(kafka: &KafkaConfig) -> ClientConfig {
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
+        // The end of a changelog partition ends its restore, even when its last records
+        // belong to an aborted transaction and are never delivered.
+        .set("enable.partition.eof", "true")
         .set("fetch.wait.max.ms", "10");
     with_overrides(c, kafka)
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
@@ -53,6 +54,7 @@ pub async fn run(task: Task) {
         processor
     } else {
         readiness.restoring(1);
+        let restore_started = Instant::now();
         let internal = handler.internal_topics().clone();
         let restored = tokio::task::spawn_blocking(move || {
             let mut processor = processor;
@@ -61,13 +63,20 @@ pub async fn run(task: Task) {
                 .iter()
                 .map(|s| (*s, internal.changelog(s)))
                 .collect();
-            restore(&kafka, partition, &changelogs, processor.as_mut()).map(|_| processor)
+            restore(&kafka, partition, &changelogs, processor.as_mut())
+                .map(|records| (processor, records))
         })
         .await
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
         readiness.restoring(-1);
         match restored {
-            Ok(p) => p,
+            Ok((p, records)) => {
+                let m = handler.metrics();
+                m.restored_records.inc_by(records);
+                m.restore_seconds
+                    .observe(restore_started.elapsed().as_secs_f64());
+                p
+            }
             Err(error) => {
                 let _ = failures.send(error).await;
                 return;
@@ -162,6 +171,7 @@ fn restore(
                     processor.restore(store, key, m.payload());
                     records += 1;
                 }
+                Some(Err(KafkaError::PartitionEOF(_))) => break,
                 Some(Err(e)) => {
                     return Err(RuntimeError::Broker {
                         what: "changelog read",
