@@ -193,3 +193,41 @@ async fn sagas_in_flight_survive_a_sigkill_without_duplicates() {
     );
     assert!(second.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_surviving_instance_takes_over_the_sagas_of_a_killed_one() {
+    let topics = TestTopics::new("sagas-takeover");
+    create_topic(&topics.anomalies, 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = topics.write_config_with(dir.path(), "exactly_once_v2", SAGAS_ON);
+    produce_anomalies_from(&topics.anomalies, 600, 1_000_000, 47).await;
+    let survivor = Service::start(&config, "survivor", dir.path());
+    let victim = Service::start(&config, "victim", dir.path());
+    let agents = start_agents(&topics, dir.path(), "0", "300..1500");
+    tokio::time::sleep(Duration::from_millis(4000)).await;
+    victim.kill();
+    let events = saga_events(&topics, 550).await;
+    let (last, duplicates) = summarize(&events);
+    let started = events
+        .iter()
+        .filter(|e| e.kind == SagaEventKind::Started)
+        .count();
+    let terminal = last.values().filter(|k| is_terminal(**k)).count();
+    let log = survivor.log_text();
+    assert!(started >= 550, "sagas started: {started}; log:\n{log}");
+    assert_eq!(
+        terminal,
+        started,
+        "every saga ends on the survivor; agents:\n{}",
+        agents.log_text()
+    );
+    assert_eq!(
+        duplicates, 0,
+        "read_committed sees no duplicated saga event"
+    );
+    assert!(
+        log.contains("stores restored"),
+        "the survivor restored the victim's partitions:\n{log}"
+    );
+    assert!(survivor.stop().success());
+}
