@@ -143,6 +143,12 @@ pub async fn run_generation(
             message = consumer.recv() => {
                 match message {
                     Ok(m) => {
+                        if committer.epoch() != epoch {
+                            // Revoked inside this very recv: never hand a record of the new
+                            // assignment to a task of the old one, which would drop it.
+                            partitions.clear();
+                            epoch = committer.epoch();
+                        }
                         let record = to_record(&m);
                         let Some(st) = settings.subtopology_of(&record.topic) else { continue };
                         let partition = partitions.entry((st, record.partition)).or_insert_with(|| spawn_task(st, record.partition));
