@@ -146,7 +146,9 @@ async fn sagas_in_flight_survive_a_sigkill_without_duplicates() {
     let first = Service::start(&config, "victim", dir.path());
     // Slow agents, so that most sagas are between steps when the service dies.
     let agents = start_agents(&topics, dir.path(), "0", "300..1500");
-    tokio::time::sleep(Duration::from_millis(3000)).await;
+    // Kill only once saga state is committed (a STARTED event commits with its changelog write),
+    // so the restart has state to restore whatever the machine's speed.
+    read_committed(&topics.sagas, Duration::from_secs(60), |r| r.len() >= 300);
     first.kill();
     let restarted = std::time::Instant::now();
     let second = Service::start(&config, "victim", dir.path());
@@ -204,7 +206,7 @@ async fn a_surviving_instance_takes_over_the_sagas_of_a_killed_one() {
     let survivor = Service::start(&config, "survivor", dir.path());
     let victim = Service::start(&config, "victim", dir.path());
     let agents = start_agents(&topics, dir.path(), "0", "300..1500");
-    tokio::time::sleep(Duration::from_millis(4000)).await;
+    read_committed(&topics.sagas, Duration::from_secs(60), |r| r.len() >= 200);
     victim.kill();
     let events = saga_events(&topics, 550).await;
     let (last, duplicates) = summarize(&events);

@@ -16,6 +16,7 @@ use crate::processor::Processor;
 use crate::runtime::{InputRecord, Readiness, RecordHandler};
 
 use super::committer::Committer;
+use super::table_loader::EofIsNormal;
 use super::{clients, RuntimeError};
 
 /// How often a task fires its processor's due timers.
@@ -125,13 +126,12 @@ fn restore(
 ) -> Result<u64, RuntimeError> {
     let started = Instant::now();
     let mut records = 0u64;
-    let consumer: BaseConsumer =
-        clients::restore_consumer(kafka)
-            .create()
-            .map_err(|e| RuntimeError::Client {
-                what: "restore consumer",
-                source: e,
-            })?;
+    let consumer: BaseConsumer<EofIsNormal> = clients::restore_consumer(kafka)
+        .create_with_context(EofIsNormal)
+        .map_err(|e| RuntimeError::Client {
+            what: "restore consumer",
+            source: e,
+        })?;
     for (store, topic) in changelogs {
         let (low, high) = consumer
             .fetch_watermarks(topic, partition, Duration::from_secs(10))
