@@ -92,6 +92,8 @@ pub async fn ensure_copartitioned(
     check_compacted(kafka, changelogs).await
 }
 
+/// The partition count of `topic`. A topic another instance has just created can show no
+/// partitions for a moment, so an empty answer is asked again for up to ten seconds.
 fn partition_count(kafka: &KafkaConfig, topic: &str) -> Result<usize, RuntimeError> {
     let consumer: rdkafka::consumer::BaseConsumer =
         super::clients::admin(kafka)
@@ -100,19 +102,26 @@ fn partition_count(kafka: &KafkaConfig, topic: &str) -> Result<usize, RuntimeErr
                 what: "metadata client",
                 source: e,
             })?;
-    let metadata = rdkafka::consumer::Consumer::fetch_metadata(
-        &consumer,
-        Some(topic),
-        Duration::from_secs(10),
-    )
-    .map_err(|e| RuntimeError::Broker {
-        what: "topic metadata",
-        source: e,
-    })?;
-    Ok(metadata
-        .topics()
-        .first()
-        .map_or(0, |t| t.partitions().len()))
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metadata = rdkafka::consumer::Consumer::fetch_metadata(
+            &consumer,
+            Some(topic),
+            Duration::from_secs(10),
+        )
+        .map_err(|e| RuntimeError::Broker {
+            what: "topic metadata",
+            source: e,
+        })?;
+        let count = metadata
+            .topics()
+            .first()
+            .map_or(0, |t| t.partitions().len());
+        if count > 0 || std::time::Instant::now() > deadline {
+            return Ok(count);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 async fn check_compacted(kafka: &KafkaConfig, topics: &[&str]) -> Result<(), RuntimeError> {
