@@ -10,6 +10,23 @@ fn aura(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Runs `aura demo` with `args` plus `--summary-json`, and returns the summary and stdout.
+fn demo_summary(args: &[&str]) -> (serde_json::Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("summary.json");
+    let mut all = vec!["demo"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--summary-json", summary.to_str().unwrap()]);
+    let out = aura(&all);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    (json, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 #[test]
 fn a_config_error_exits_non_zero_naming_file_field_and_value() {
     let dir = tempfile::tempdir().unwrap();
@@ -53,24 +70,7 @@ fn an_override_flag_is_validated_too() {
 
 #[test]
 fn the_demo_accounts_for_every_event() {
-    let dir = tempfile::tempdir().unwrap();
-    let summary = dir.path().join("summary.json");
-    let out = aura(&[
-        "demo",
-        "--events",
-        "2000",
-        "--bad-ratio",
-        "0.05",
-        "--summary-json",
-        summary.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let (json, stdout) = demo_summary(&["--events", "2000", "--bad-ratio", "0.05"]);
     let n = |k: &str| {
         json[k]
             .as_u64()
@@ -87,7 +87,6 @@ fn the_demo_accounts_for_every_event() {
         n("sagas_completed") + n("sagas_compensated") + n("sagas_failed"),
         n("sagas_started")
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("commands out") && stdout.contains("µs |"),
         "{stdout}"
@@ -214,26 +213,14 @@ fn topology_graph_draws_a_workflow() {
 
 #[test]
 fn the_demo_compensates_when_agents_fail_often() {
-    let dir = tempfile::tempdir().unwrap();
-    let summary = dir.path().join("summary.json");
-    let out = aura(&[
-        "demo",
+    let (json, _) = demo_summary(&[
         "--events",
         "1000",
         "--agent-failure-rate",
         "0.6",
         "--agent-silence-rate",
         "0.1",
-        "--summary-json",
-        summary.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
     let n = |k: &str| {
         json[k]
             .as_u64()

@@ -18,13 +18,7 @@ pub async fn ensure_topics(
     topics: &[&str],
     topic_config: &[(&str, &str)],
 ) -> Result<(), RuntimeError> {
-    let admin: AdminClient<DefaultClientContext> =
-        super::clients::admin(kafka)
-            .create()
-            .map_err(|e| RuntimeError::Client {
-                what: "admin client",
-                source: e,
-            })?;
+    let admin = admin_client(kafka)?;
     let new: Vec<NewTopic> = topics
         .iter()
         .map(|t| {
@@ -126,13 +120,7 @@ fn partition_count(kafka: &KafkaConfig, topic: &str) -> Result<usize, RuntimeErr
 
 async fn check_compacted(kafka: &KafkaConfig, topics: &[&str]) -> Result<(), RuntimeError> {
     use rdkafka::admin::{OwnedResourceSpecifier, ResourceSpecifier};
-    let admin: AdminClient<DefaultClientContext> =
-        super::clients::admin(kafka)
-            .create()
-            .map_err(|e| RuntimeError::Client {
-                what: "admin client",
-                source: e,
-            })?;
+    let admin = admin_client(kafka)?;
     let specs: Vec<ResourceSpecifier> =
         topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
     let results = admin
@@ -159,4 +147,13 @@ async fn check_compacted(kafka: &KafkaConfig, topics: &[&str]) -> Result<(), Run
         }
     }
     Ok(())
+}
+
+fn admin_client(kafka: &KafkaConfig) -> Result<AdminClient<DefaultClientContext>, RuntimeError> {
+    super::clients::admin(kafka)
+        .create()
+        .map_err(|e| RuntimeError::Client {
+            what: "admin client",
+            source: e,
+        })
 }

@@ -84,6 +84,8 @@ pub async fn run(task: Task) {
             }
         }
     };
+    // Timers are part of a processor's state, so only processors with stores have any.
+    let has_timers = !processor.stores().is_empty();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -100,7 +102,7 @@ pub async fn run(task: Task) {
                 let outputs = handler.handle(processor.as_mut(), &record, decoded, crate::clock::now_ms(), started);
                 outputs.iter().try_for_each(|o| committer.send(o)).map(|()| committer.record_done(&record))
             }
-            _ = tick.tick() => {
+            _ = tick.tick(), if has_timers => {
                 let _gate = committer.enter();
                 if committer.epoch() != epoch {
                     return;
