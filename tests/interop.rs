@@ -64,7 +64,7 @@ async fn a_confluent_python_client_with_a_newer_schema_interoperates_with_aura()
     let topics = TestTopics::new("interop");
     create_topic(&topics.anomalies, 3).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = topics.write_config(dir.path(), "exactly_once_v2");
+    let config = topics.write_stateless_config(dir.path(), "exactly_once_v2");
     let schema_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/TdaAnomaly.avsc");
     let count = RECORDS.to_string();
     // aura's own schema comes first, as when aura's producers already use the topic; the Python

@@ -51,7 +51,7 @@ async fn n_anomalies_in_give_n_commands_out_with_metrics_and_readiness() {
     let topics = TestTopics::new("pipeline");
     create_topic(&topics.anomalies, 3).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = topics.write_config(dir.path(), "exactly_once_v2");
+    let config = topics.write_stateless_config(dir.path(), "exactly_once_v2");
     let ids = produce_anomalies(&topics.anomalies, 300, 0.0, 0.0, 11).await;
     let service = Service::start(&config, "pipeline-0", dir.path());
 
@@ -124,7 +124,7 @@ async fn kill_and_restart(
     let topics = TestTopics::new(&format!("kill-{}", guarantee.replace('_', "")));
     create_topic(&topics.anomalies, 3).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = topics.write_config(dir.path(), guarantee);
+    let config = topics.write_stateless_config(dir.path(), guarantee);
     let producing = tokio::spawn({
         let topic = topics.anomalies.clone();
         async move { produce_anomalies(&topic, n, 1500.0, 0.0, 23).await }
@@ -235,7 +235,7 @@ async fn every_bad_input_class_lands_in_the_dlq_and_the_good_records_around_it_a
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = topics.write_config(dir.path(), "exactly_once_v2");
+    let config = topics.write_stateless_config(dir.path(), "exactly_once_v2");
     let service = Service::start(&config, "dlq-0", dir.path());
 
     let letters = read_committed(&topics.dlq, Duration::from_secs(60), |r| {
@@ -298,7 +298,7 @@ async fn every_bad_input_class_lands_in_the_dlq_and_the_good_records_around_it_a
 async fn an_input_topic_created_after_start_up_is_picked_up() {
     let topics = TestTopics::new("late-topic");
     let dir = tempfile::tempdir().unwrap();
-    let config = topics.write_config(dir.path(), "exactly_once_v2");
+    let config = topics.write_stateless_config(dir.path(), "exactly_once_v2");
     let service = Service::start(&config, "late-0", dir.path());
     // Let the service subscribe to a topic that does not exist yet.
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -11,8 +11,6 @@ use aura::codec::Codec;
 use aura::model::{SagaEvent, SagaEventKind};
 use common::*;
 
-const SAGAS_ON: &str = "[sagas]\nenabled = true\n";
-
 fn start_agents(topics: &TestTopics, dir: &Path, failure_rate: &str, latency_ms: &str) -> Service {
     let args = [
         "agents",
@@ -103,7 +101,7 @@ async fn every_saga_completes_and_a_storm_joins_one_saga() {
     let topics = TestTopics::new("sagas-happy");
     create_topic(&topics.anomalies, 3).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = topics.write_config_with(dir.path(), "exactly_once_v2", SAGAS_ON);
+    let config = topics.write_config(dir.path(), "exactly_once_v2");
     // 300 anomalies about 10 sources within one incident window: 10 sagas.
     produce_anomalies_from(&topics.anomalies, 300, 10, 41).await;
     let service = Service::start(&config, "sagas-0", dir.path());
@@ -139,7 +137,7 @@ async fn sagas_in_flight_survive_a_sigkill_without_duplicates() {
     let topics = TestTopics::new("sagas-kill");
     create_topic(&topics.anomalies, 3).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = topics.write_config_with(dir.path(), "exactly_once_v2", SAGAS_ON);
+    let config = topics.write_config(dir.path(), "exactly_once_v2");
     // Distinct sources: one saga per anomaly, well over 1,000 in flight at the kill. Agents
     // do not fail here (retries are covered elsewhere), so the run is short.
     produce_anomalies_from(&topics.anomalies, 1500, 1_000_000, 43).await;
@@ -201,7 +199,7 @@ async fn a_surviving_instance_takes_over_the_sagas_of_a_killed_one() {
     let topics = TestTopics::new("sagas-takeover");
     create_topic(&topics.anomalies, 4).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = topics.write_config_with(dir.path(), "exactly_once_v2", SAGAS_ON);
+    let config = topics.write_config(dir.path(), "exactly_once_v2");
     produce_anomalies_from(&topics.anomalies, 600, 1_000_000, 47).await;
     let survivor = Service::start(&config, "survivor", dir.path());
     let victim = Service::start(&config, "victim", dir.path());

@@ -55,6 +55,12 @@ pub struct KafkaConfig {
     /// Replication factor for the output topics the service creates.
     #[serde(rename = "replication.factor", default = "default_replication")]
     pub replication_factor: i32,
+    /// Kafka's static membership (KIP-345): the consumer joins as `group.instance.id` =
+    /// `<group.id>-<instance id>`. An instance restarted within `session.timeout.ms` gets its
+    /// partitions back at once, with no rebalance; an instance that is gone for good keeps its
+    /// partitions unserved until the session times out. Off by default.
+    #[serde(rename = "static.membership", default)]
+    pub static_membership: bool,
     /// Extra librdkafka properties for every client, e.g. `"security.protocol" = "SSL"`.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
@@ -88,6 +94,7 @@ impl Default for KafkaConfig {
             commit_interval_ms: default_commit_interval(),
             output_partitions: default_partitions(),
             replication_factor: default_replication(),
+            static_membership: false,
             properties: BTreeMap::new(),
         }
     }

@@ -62,9 +62,15 @@ impl TestTopics {
         }
     }
 
-    /// A complete config file for `aura run` using these topics.
+    /// A complete config file for `aura run` using these topics, with the defaults (sagas on).
     pub fn write_config(&self, dir: &Path, guarantee: &str) -> PathBuf {
         self.write_config_with(dir, guarantee, "")
+    }
+
+    /// `write_config` for the stateless pipeline: sagas off, so each valid anomaly gives exactly
+    /// one command, which is what the pipeline tests count.
+    pub fn write_stateless_config(&self, dir: &Path, guarantee: &str) -> PathBuf {
+        self.write_config_with(dir, guarantee, "[sagas]\nenabled = false\n")
     }
 
     /// `write_config` with `extra` TOML appended, e.g. `[sagas]\nenabled = true`.

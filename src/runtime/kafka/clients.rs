@@ -43,6 +43,12 @@ pub fn stream_consumer(kafka: &KafkaConfig, instance_id: &str) -> ClientConfig {
                 ProcessingGuarantee::AtLeastOnce => "read_uncommitted",
             },
         );
+    if kafka.static_membership {
+        c.set(
+            "group.instance.id",
+            format!("{}-{instance_id}", kafka.group_id),
+        );
+    }
     with_overrides(c, kafka)
 }
 

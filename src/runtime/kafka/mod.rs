@@ -4,7 +4,7 @@
 //! Scale-out is Kafka's: instances with the same `group.id` split the input partitions.
 
 mod admin;
-mod clients;
+pub mod clients;
 mod committer;
 mod context;
 mod stream;

@@ -1,9 +1,9 @@
-//! `aura bench`: anomaly-to-command latency and throughput against a real broker.
+//! `aura bench latency`: anomaly-to-command latency and throughput against a real broker.
 //!
 //! The service runs in this process on fresh topics. Anomalies are published at a fixed
 //! rate; a read_committed consumer decodes each command and measures the time from just
 //! before its anomaly was handed to the producer to the command being readable. That is
-//! the latency an agent sees, including both broker hops and the commit.
+//! the latency an agent sees, including every broker hop and commit.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -24,22 +24,24 @@ use tokio::sync::watch;
 use crate::codec::Codec;
 use crate::config::{Config, ProcessingGuarantee};
 use crate::generator::Generator;
-use crate::model::AgentCommand;
+use crate::model::{AgentCommand, TdaAnomaly};
 use crate::runtime::Readiness;
 use crate::telemetry::Metrics;
 
-use super::summary::histogram_plot;
+use super::super::summary::histogram_plot;
+use super::passthrough;
 
 /// Measure anomaly-to-command latency end to end on a real broker.
 ///
 /// Runs the service in process on fresh topics, publishes --events anomalies at --rate per
 /// second, and reads the commands back with a read_committed consumer. Prints percentiles
-/// and a latency histogram. Example:
+/// and a latency histogram. Run it once per --mode, on the same broker, to see what Aura
+/// adds to the broker's own floor. Example:
 ///
 ///   aura bench --bootstrap-servers localhost:9092 --schema-registry-url http://localhost:8081 \
-///       --events 20000 --rate 1000 --processing-guarantee exactly_once_v2
+///       --events 20000 --rate 1000 --processing-guarantee exactly_once_v2 --mode passthrough
 #[derive(Args)]
-pub struct BenchArgs {
+pub struct LatencyArgs {
     #[arg(long, env = "AURA_BOOTSTRAP_SERVERS", default_value = "localhost:9092")]
     bootstrap_servers: String,
     #[arg(long, env = "AURA_SCHEMA_REGISTRY_URL")]
@@ -59,18 +61,31 @@ pub struct BenchArgs {
     /// The first events are not measured: they warm up connections and caches.
     #[arg(long, default_value_t = 500)]
     warmup: u64,
-    /// Run incidents as sagas and measure saga start: anomaly in, first step's command
-    /// committed. Every anomaly gets its own source, so each starts a new saga.
-    #[arg(long)]
-    sagas: bool,
+    /// What runs between the anomaly topic and the command topic.
+    #[arg(long, value_enum, default_value_t = Mode::Sagas)]
+    mode: Mode,
     #[arg(long)]
     report_json: Option<PathBuf>,
+}
+
+/// The path an anomaly takes to its command.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Mode {
+    /// The default service: every anomaly comes from its own source, so each starts a new
+    /// saga; measured to the saga's first command (two transactions: the re-key, the saga).
+    Sagas,
+    /// `[sagas] enabled = false`: one command per anomaly, one transaction.
+    Stateless,
+    /// No Aura at all: a plain consume-and-produce loop copies each anomaly to the command
+    /// topic with the same guarantee and commit interval. The broker's floor.
+    Passthrough,
 }
 
 #[derive(Serialize)]
 struct BenchReport {
     processing_guarantee: String,
-    sagas: bool,
+    mode: Mode,
     commit_interval_ms: u64,
     rate: f64,
     events: u64,
@@ -83,7 +98,7 @@ struct BenchReport {
     throughput_per_second: f64,
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+pub async fn run(args: LatencyArgs) -> anyhow::Result<()> {
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let mut config = Config::default();
     config.kafka.bootstrap_servers = args.bootstrap_servers.clone();
@@ -92,19 +107,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     config.kafka.commit_interval_ms = args.commit_interval_ms;
     config.kafka.output_partitions = args.partitions;
     config.schema_registry.url = args.schema_registry_url.clone();
-    config.sagas.enabled = args.sagas;
-    for (topic, suffix) in [
-        (&mut config.topics.anomalies, "anomalies"),
-        (&mut config.topics.context, "context"),
-        (&mut config.topics.commands, "commands"),
-        (&mut config.topics.dead_letters, "dlq"),
-        (&mut config.topics.agent_results, "results"),
-        (&mut config.topics.sagas, "sagas"),
-        (&mut config.topics.compensations, "compensations"),
-        (&mut config.topics.escalations, "escalations"),
-    ] {
-        *topic = format!("bench-{}-{suffix}", &run_id[..8]);
-    }
+    config.sagas.enabled = args.mode == Mode::Sagas;
+    super::fresh_topics(&mut config, &run_id[..8]);
     let config = config.validated(&crate::config::builtin_origin())?;
     crate::runtime::kafka::ensure_topics(&config.kafka, &[&config.topics.anomalies], &[]).await?;
 
@@ -118,9 +122,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             shutdown.clone(),
             metrics.clone(),
         );
-        tokio::spawn(async move {
-            crate::app::run_on_kafka(&config, "bench-0", metrics, readiness, shutdown).await
-        })
+        match args.mode {
+            Mode::Passthrough => {
+                tokio::spawn(async move { passthrough::run(&config, readiness, shutdown).await })
+            }
+            Mode::Sagas | Mode::Stateless => tokio::spawn(async move {
+                crate::app::run_on_kafka(&config, "bench-0", metrics, readiness, shutdown).await
+            }),
+        }
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     while readiness.check().is_err() {
@@ -146,6 +155,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         config.kafka.bootstrap_servers.clone(),
         config.topics.commands.clone(),
         codec.clone(),
+        args.mode,
         sent.clone(),
         args.events,
         args.warmup,
@@ -162,7 +172,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} anomalies sent, eta {eta}")
             .expect("valid template"),
     );
-    let sources = if args.sagas { 1 << 40 } else { 200 };
+    let sources = if args.mode == Mode::Sagas {
+        1 << 40
+    } else {
+        200
+    };
     let mut generator = Generator::new(7, sources, 0.0);
     let started = Instant::now();
     for n in 0..args.events {
@@ -195,7 +209,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
     let report = BenchReport {
         processing_guarantee: args.processing_guarantee.to_string(),
-        sagas: args.sagas,
+        mode: args.mode,
         commit_interval_ms: args.commit_interval_ms,
         rate: args.rate,
         events: args.events,
@@ -208,8 +222,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         throughput_per_second: args.events as f64 / last.duration_since(started).as_secs_f64(),
     };
     println!(
-        "aura bench: {} at {} anomalies/s, commit.interval.ms={}\n\n  measured   {:>8}\n  p50        {:>8.2} ms\n  p90        {:>8.2} ms\n  p99        {:>8.2} ms\n  p99.9      {:>8.2} ms\n  max        {:>8.2} ms\n  throughput {:>8.0} commands/s\n",
-        report.processing_guarantee, report.rate, report.commit_interval_ms, report.measured,
+        "aura bench: {} {} at {} anomalies/s, commit.interval.ms={}\n\n  measured   {:>8}\n  p50        {:>8.2} ms\n  p90        {:>8.2} ms\n  p99        {:>8.2} ms\n  p99.9      {:>8.2} ms\n  max        {:>8.2} ms\n  throughput {:>8.0} commands/s\n",
+        args.mode.to_possible_value().expect("no variant is skipped").get_name(), report.processing_guarantee, report.rate, report.commit_interval_ms, report.measured,
         report.p50_ms, report.p90_ms, report.p99_ms, report.p999_ms, report.max_ms, report.throughput_per_second
     );
     println!(
@@ -227,11 +241,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// Reads commands until one per anomaly has arrived; returns the latency histogram (µs)
-/// and when the last command arrived.
+/// and when the last command arrived. In passthrough mode the "commands" are the anomalies
+/// themselves.
 async fn read_commands(
     bootstrap: String,
     topic: String,
     codec: Codec,
+    mode: Mode,
     sent: Arc<Mutex<HashMap<String, Instant>>>,
     expected: u64,
     warmup: u64,
@@ -245,18 +261,24 @@ async fn read_commands(
         .set("socket.nagle.disable", "true")
         .create()?;
     consumer.subscribe(&[&topic])?;
-    let mut histogram = super::summary::latency_histogram();
+    let mut histogram = super::super::summary::latency_histogram();
     let (mut seen, mut last) = (0u64, Instant::now());
     while seen < expected {
         let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
             .await
             .with_context(|| format!("no command for 30 s after {seen} of {expected}"))??;
         let received = Instant::now();
-        let command: AgentCommand = codec.decode(message.payload().unwrap_or_default()).await?;
-        let sent_at = command
-            .anomaly_ids
-            .first()
-            .and_then(|id| sent.lock().expect("sent lock").remove(id));
+        let payload = message.payload().unwrap_or_default();
+        let anomaly_id = match mode {
+            Mode::Passthrough => Some(codec.decode::<TdaAnomaly>(payload).await?.anomaly_id),
+            Mode::Sagas | Mode::Stateless => codec
+                .decode::<AgentCommand>(payload)
+                .await?
+                .anomaly_ids
+                .into_iter()
+                .next(),
+        };
+        let sent_at = anomaly_id.and_then(|id| sent.lock().expect("sent lock").remove(&id));
         if let Some(sent_at) = sent_at {
             seen += 1;
             last = received;
