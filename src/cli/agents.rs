@@ -15,7 +15,7 @@ use crate::codec::Codec;
 use crate::model::{AgentCommand, AgentResult, CompensationCommand};
 use crate::sim::{AgentProfile, SimulatedAgents};
 
-/// Run simulated agents: answer every command and compensation on agent.results.
+/// Run simulated agents: answer every command and compensation on agent.results
 ///
 /// Each answer comes after a latency drawn from --latency-ms; --failure-rate of them report
 /// FAILED and --silence-rate are never answered (so timeouts fire). --fail-actions and
@@ -27,7 +27,9 @@ use crate::sim::{AgentProfile, SimulatedAgents};
 ///
 ///   # Every remediation fails, so each saga retries it, then compensates the earlier steps.
 ///   aura agents --failure-rate 0 --fail-actions apply-remediation
+// Verbatim, so the examples keep their lines instead of being joined into one paragraph.
 #[derive(Args)]
+#[command(verbatim_doc_comment)]
 pub struct AgentsArgs {
     #[arg(long, env = "AURA_BOOTSTRAP_SERVERS", default_value = "localhost:9092")]
     bootstrap_servers: String,
