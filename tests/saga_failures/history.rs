@@ -89,6 +89,7 @@ pub fn backoff_band(policy: &RetryPolicy, failed: i32) -> (i64, i64) {
     (lo as i64, hi as i64)
 }
 
+/// The events of one kind about one step, in order.
 pub fn of<'a>(h: &'a [SagaEvent], kind: SagaEventKind, step: &str) -> Vec<&'a SagaEvent> {
     let step = Some(step);
     h.iter()
