@@ -105,6 +105,21 @@ fn help_teaches_with_examples() {
 }
 
 #[test]
+fn agents_help_teaches_the_chaos_flags() {
+    let out = aura(&["agents", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--failure-rate",
+        "--silence-rate",
+        "--fail-actions",
+        "--silent-actions",
+    ] {
+        assert!(help.contains(flag), "{flag} missing:\n{help}");
+    }
+    assert!(help.contains("--fail-actions apply-remediation"), "{help}");
+}
+
+#[test]
 fn generate_fit_and_eval_report_accuracy_as_json() {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();

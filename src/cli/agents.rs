@@ -15,14 +15,21 @@ use crate::codec::Codec;
 use crate::model::{AgentCommand, AgentResult, CompensationCommand};
 use crate::sim::{AgentProfile, SimulatedAgents};
 
-/// Run simulated agents: answer every command and compensation on agent.results.
+/// Run simulated agents: answer every command and compensation on agent.results
 ///
 /// Each answer comes after a latency drawn from --latency-ms; --failure-rate of them report
-/// FAILED and --silence-rate are never answered (so timeouts fire). Example:
+/// FAILED and --silence-rate are never answered (so timeouts fire). --fail-actions and
+/// --silent-actions pick chaos by action instead of by chance, so one step of a workflow fails
+/// every time while the steps before it succeed. Examples:
 ///
 ///   aura agents --bootstrap-servers localhost:9092 --schema-registry-url http://localhost:8081 \
 ///       --latency-ms 5..50 --failure-rate 0.05 --silence-rate 0.01
+///
+///   # Every remediation fails, so each saga retries it, then compensates the earlier steps.
+///   aura agents --failure-rate 0 --fail-actions apply-remediation
+// Verbatim, so the examples keep their lines instead of being joined into one paragraph.
 #[derive(Args)]
+#[command(verbatim_doc_comment)]
 pub struct AgentsArgs {
     #[arg(long, env = "AURA_BOOTSTRAP_SERVERS", default_value = "localhost:9092")]
     bootstrap_servers: String,
@@ -46,6 +53,13 @@ pub struct AgentsArgs {
     /// Share of commands never answered, in [0, 1].
     #[arg(long, default_value_t = 0.0)]
     silence_rate: f64,
+    /// Actions (comma-separated, as named in the workflow's `action` or `compensation.action`)
+    /// always answered FAILED. Use it to watch a step exhaust its retries and the saga compensate.
+    #[arg(long, value_delimiter = ',', value_name = "ACTION,...")]
+    fail_actions: Vec<String>,
+    /// Actions (comma-separated) never answered. Use it to watch a step time out and retry.
+    #[arg(long, value_delimiter = ',', value_name = "ACTION,...")]
+    silent_actions: Vec<String>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
 }
@@ -109,11 +123,19 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
         latency_ms: args.latency_ms,
         failure_rate: args.failure_rate,
         silence_rate: args.silence_rate,
+        fail_actions: args.fail_actions,
+        silent_actions: args.silent_actions,
     };
+    info!(
+        commands = %args.commands_topic,
+        results = %args.results_topic,
+        fail_actions = ?profile.fail_actions,
+        silent_actions = ?profile.silent_actions,
+        "simulated agents running"
+    );
     let mut agents = SimulatedAgents::new(profile, args.seed);
     let (stop, mut shutdown) = watch::channel(false);
     tokio::spawn(super::run::stop_on_signal(stop));
-    info!(commands = %args.commands_topic, results = %args.results_topic, "simulated agents running");
     loop {
         let message = tokio::select! {
             _ = shutdown.changed() => return Ok(()),

@@ -17,6 +17,11 @@ pub struct AgentProfile {
     pub failure_rate: f64,
     /// Share of commands never answered, in [0, 1].
     pub silence_rate: f64,
+    /// Actions always answered FAILED, whatever the rates: a chaos test names the step (or
+    /// compensation) that must fail, so the steps before it still succeed.
+    pub fail_actions: Vec<String>,
+    /// Actions never answered, whatever the rates, so the step's timeout must fire.
+    pub silent_actions: Vec<String>,
 }
 
 impl Default for AgentProfile {
@@ -25,6 +30,8 @@ impl Default for AgentProfile {
             latency_ms: (5, 50),
             failure_rate: 0.05,
             silence_rate: 0.0,
+            fail_actions: Vec::new(),
+            silent_actions: Vec::new(),
         }
     }
 }
@@ -61,6 +68,7 @@ impl SimulatedAgents {
             &command.saga_id,
             &command.correlation_id,
             &command.step,
+            &command.action,
             command.attempt,
             command.agent_type,
             now_ms,
@@ -78,6 +86,7 @@ impl SimulatedAgents {
             &command.saga_id,
             &command.correlation_id,
             &command.step,
+            &command.action,
             command.attempt,
             command.agent_type,
             now_ms,
@@ -91,15 +100,18 @@ impl SimulatedAgents {
         saga_id: &str,
         correlation_id: &str,
         step: &str,
+        action: &str,
         attempt: i32,
         agent_type: AgentType,
         now_ms: i64,
     ) -> Option<(i64, AgentResult)> {
         let p = &self.profile;
-        if self.rng.random_bool(p.silence_rate.clamp(0.0, 1.0)) {
+        let listed = |list: &[String]| list.iter().any(|a| a == action);
+        if listed(&p.silent_actions) || self.rng.random_bool(p.silence_rate.clamp(0.0, 1.0)) {
             return None;
         }
-        let failed = self.rng.random_bool(p.failure_rate.clamp(0.0, 1.0));
+        let failed =
+            listed(&p.fail_actions) || self.rng.random_bool(p.failure_rate.clamp(0.0, 1.0));
         let (lo, hi) = (
             p.latency_ms.0.max(0),
             p.latency_ms.1.max(p.latency_ms.0.max(0)),
@@ -137,5 +149,63 @@ impl SimulatedAgents {
             finished_at: at,
         };
         Some((at, result))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A command for `action`; compensations carry the fields the agents read with less
+    /// routing baggage than step commands, and both reach the same `respond`.
+    fn command(action: &str) -> CompensationCommand {
+        CompensationCommand {
+            command_id: format!("saga-1/{action}/1"),
+            saga_id: "saga-1".into(),
+            correlation_id: "incident-1".into(),
+            compensates_command_id: String::new(),
+            step: action.into(),
+            agent_type: AgentType::Observer,
+            action: action.into(),
+            attempt: 1,
+            reason: String::new(),
+            issued_at: 0,
+        }
+    }
+
+    #[test]
+    fn listed_actions_fail_or_stay_silent_while_the_others_succeed() {
+        let profile = AgentProfile {
+            failure_rate: 0.0,
+            fail_actions: vec!["remediate".into()],
+            silent_actions: vec!["verify".into()],
+            ..AgentProfile::default()
+        };
+        let mut agents = SimulatedAgents::new(profile, 7);
+        for _ in 0..50 {
+            let (_, ok) = agents.compensate(&command("observe"), 0).unwrap();
+            assert_eq!(ok.status, ResultStatus::Succeeded);
+            let (_, failed) = agents.compensate(&command("remediate"), 0).unwrap();
+            assert_eq!(failed.status, ResultStatus::Failed);
+            assert!(failed.error.is_some() && failed.output.is_empty());
+            assert!(agents.compensate(&command("verify"), 0).is_none());
+        }
+    }
+
+    #[test]
+    fn the_failure_rate_still_applies_to_unlisted_actions() {
+        let profile = AgentProfile {
+            failure_rate: 0.5,
+            fail_actions: vec!["remediate".into()],
+            ..AgentProfile::default()
+        };
+        let mut agents = SimulatedAgents::new(profile, 7);
+        let failed = (0..1_000)
+            .filter(|_| {
+                let (_, r) = agents.compensate(&command("observe"), 0).unwrap();
+                r.status == ResultStatus::Failed
+            })
+            .count();
+        assert!((400..600).contains(&failed), "{failed} of 1000 failed");
     }
 }

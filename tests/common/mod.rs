@@ -321,3 +321,9 @@ pub fn counts<T: std::hash::Hash + Eq>(items: impl IntoIterator<Item = T>) -> Ha
     }
     m
 }
+
+/// A read_committed consumer of `topic` from the beginning, for a test that follows records as
+/// they arrive instead of re-reading the topic each time it looks.
+pub fn committed_consumer(topic: &str) -> BaseConsumer {
+    committed_reader(topic)
+}
