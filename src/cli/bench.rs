@@ -119,7 +119,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             metrics.clone(),
         );
         tokio::spawn(async move {
-            crate::app::run_on_kafka(&config, "bench-0", metrics, readiness, shutdown).await
+            let queries = crate::runtime::StateQueries::new();
+            crate::app::run_on_kafka(&config, "bench-0", metrics, readiness, queries, shutdown)
+                .await
         })
     };
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -2,12 +2,19 @@
 //! join sagas, agent results move them on, and due timers (timeouts, retries, expiry) fire on
 //! ticks. Every changed saga is written through to the `sagas` store's changelog in the same
 //! transaction as the records it caused.
+//!
+//! It also keeps this task's share of the saga gauges ([`GaugeShare`]) and counts each input's
+//! outcome, and answers state queries for one saga.
 
 use std::sync::Arc;
 
+use prometheus::IntCounterVec;
+
 use crate::model::AgentCommand;
 use crate::saga::{Effects, SagaEngine, SagaOutput, SagaStart, SagaState, SagaStore, StateChange};
+use crate::telemetry::SagaMetrics;
 
+use super::saga_gauges::GaugeShare;
 use super::{Event, Output, ProcessError, Processor};
 
 /// The store's name, and so its changelog topic: `<group.id>-sagas-changelog`.
@@ -16,18 +23,28 @@ pub const SAGA_STORE: &str = "sagas";
 pub struct SagaProcessor {
     engine: Arc<SagaEngine>,
     store: SagaStore,
+    gauges: GaugeShare,
+    inputs: IntCounterVec,
 }
 
 impl SagaProcessor {
-    pub fn new(engine: Arc<SagaEngine>) -> Self {
+    pub fn new(engine: Arc<SagaEngine>, metrics: &SagaMetrics) -> Self {
         Self {
             engine,
             store: SagaStore::new(),
+            gauges: GaugeShare::new(metrics),
+            inputs: metrics.inputs.clone(),
         }
     }
 
     pub fn store(&self) -> &SagaStore {
         &self.store
+    }
+
+    /// Counts what an input (`trigger` or `result`) did.
+    fn count(&self, input: &str, effects: &Effects) {
+        let outcome = effects.ignored.as_ref().map_or("applied", |i| i.label());
+        self.inputs.with_label_values(&[input, outcome]).inc();
     }
 
     /// Appends the effects' records, then the saga's new state for the changelog.
@@ -92,10 +109,12 @@ impl Processor for SagaProcessor {
                     .store
                     .start_or_join(&self.engine, start_of(trigger), now_ms)
                     .map_err(|e| ProcessError::Failed(e.to_string()))?;
+                self.count("trigger", &effects);
                 self.emit(&saga_id, effects, out);
             }
             Event::AgentResult(result) => {
                 let effects = self.store.on_result(&self.engine, &result, now_ms);
+                self.count("result", &effects);
                 self.emit(&result.saga_id, effects, out);
             }
             Event::Anomaly(a) => {
@@ -105,6 +124,7 @@ impl Processor for SagaProcessor {
                 )))
             }
         }
+        self.gauges.publish(self.store.census());
         Ok(())
     }
 
@@ -112,6 +132,7 @@ impl Processor for SagaProcessor {
         for (saga_id, effects) in self.store.fire_due(&self.engine, now_ms) {
             self.emit(&saga_id, effects, out);
         }
+        self.gauges.publish(self.store.census());
     }
 
     fn stores(&self) -> &'static [&'static str] {
@@ -128,5 +149,14 @@ impl Processor for SagaProcessor {
                 self.store.remove(key);
             }
         }
+        self.gauges.publish(self.store.census());
+    }
+
+    fn query(&self, store: &str, key: &str) -> Option<serde_json::Value> {
+        if store != SAGA_STORE {
+            return None;
+        }
+        let state = self.store.get(key)?;
+        Some(serde_json::to_value(state).expect("saga state serializes"))
     }
 }
