@@ -137,3 +137,93 @@ async fn saga(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     });
     (status, Json(body)).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc;
+
+    use crate::runtime::partitioner::partition_for;
+    use crate::runtime::queries::{KeyRouting, Query};
+
+    use super::*;
+
+    const TOPIC: &str = "app-saga-triggers-repartition";
+
+    async fn start(queries: Arc<StateQueries>) -> (String, watch::Sender<bool>) {
+        let (stop, shutdown) = watch::channel(false);
+        let listen = "127.0.0.1:0".parse().unwrap();
+        let readiness = Arc::new(Readiness::default());
+        let (bound, _) = serve(listen, Metrics::new(), readiness, queries, shutdown)
+            .await
+            .unwrap();
+        (format!("http://{bound}"), stop)
+    }
+
+    async fn get(url: String) -> (u16, serde_json::Value) {
+        let response = reqwest::get(url).await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn saga_queries_answer_here_point_elsewhere_or_say_sagas_are_off() {
+        let queries = StateQueries::new();
+        let (base, _stop) = start(queries.clone()).await;
+        let (status, body) = get(format!("{base}/sagas/x")).await;
+        assert_eq!(status, 503, "{body}");
+
+        queries.serve(
+            SAGA_STORE,
+            KeyRouting {
+                topic: TOPIC.into(),
+                partitions: 3,
+                group: "app".into(),
+            },
+        );
+        // An id with a slash: the route takes the rest of the path.
+        let here = "src/a@7";
+        let p = partition_for(here.as_bytes(), 3);
+        let task = queries.register(&[SAGA_STORE], p);
+        let (status, _) = get(format!("{base}/sagas/{here}")).await;
+        assert_eq!(status, 503, "restoring");
+        let (tx, mut rx) = mpsc::channel::<Query>(1);
+        tokio::spawn(async move {
+            while let Some(q) = rx.recv().await {
+                let found = (q.key == "src/a@7").then(|| json!({ "status": "RUNNING" }));
+                let _ = q.reply.send(found);
+            }
+        });
+        task.ready(tx);
+        let (status, body) = get(format!("{base}/sagas/{here}")).await;
+        assert_eq!((status, &body["status"]), (200, &json!("RUNNING")));
+
+        let missing = (0..)
+            .map(|i| format!("m{i}"))
+            .find(|k| partition_for(k.as_bytes(), 3) == p)
+            .unwrap();
+        let (status, body) = get(format!("{base}/sagas/{missing}")).await;
+        assert_eq!((status, &body["owned_here"]), (404, &json!(true)), "{body}");
+
+        let away = (0..)
+            .map(|i| format!("e{i}"))
+            .find(|k| partition_for(k.as_bytes(), 3) != p)
+            .unwrap();
+        let (status, body) = get(format!("{base}/sagas/{away}")).await;
+        let owner = partition_for(away.as_bytes(), 3);
+        assert_eq!(status, 404);
+        assert_eq!(body["partition"], owner);
+        assert_eq!(body["topic"], TOPIC);
+        let hint = body["hint"].as_str().unwrap();
+        assert!(
+            hint.contains(&format!("partition {owner} of {TOPIC}")),
+            "{hint}"
+        );
+
+        let off = StateQueries::new();
+        off.switch_off(SAGA_STORE);
+        let (base, _stop) = start(off).await;
+        let (status, body) = get(format!("{base}/sagas/{here}")).await;
+        assert_eq!(status, 404);
+        assert!(body["error"].as_str().unwrap().contains("sagas are off"));
+    }
+}
