@@ -85,7 +85,10 @@ async fn saga(State(s): State<AppState>, Path(id): Path<String>) -> Response {
         Ok(lookup) => lookup,
         Err(Unavailable::Off) => {
             let error = "sagas are off on this service ([sagas] enabled = false)";
-            return (StatusCode::NOT_FOUND, Json(json!({ "error": error, "saga_id": id })))
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({ "error": error, "saga_id": id })),
+            )
                 .into_response();
         }
         Err(Unavailable::Starting) => {
@@ -125,7 +128,9 @@ async fn saga(State(s): State<AppState>, Path(id): Path<String>) -> Response {
         ),
         Outcome::Unanswered => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("the task of partition {p} of {topic} did not answer (rebalancing?); retry shortly"),
+            format!(
+                "the task of partition {p} of {topic} did not answer (rebalancing?); retry shortly"
+            ),
         ),
     };
     let body = json!({

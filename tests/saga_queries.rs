@@ -60,7 +60,10 @@ async fn get(url: &str) -> (u16, Value) {
     let response = reqwest::get(url).await.unwrap();
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 async fn wait_ready(base: &str) {
@@ -78,7 +81,13 @@ fn metric(text: &str, name: &str) -> i64 {
         .map_or(0, |v| v.trim().parse::<f64>().unwrap() as i64)
 }
 
-const STATES: [&str; 5] = ["running", "compensating", "completed", "compensated", "failed"];
+const STATES: [&str; 5] = [
+    "running",
+    "compensating",
+    "completed",
+    "compensated",
+    "failed",
+];
 
 /// Sagas held by state, active sagas and pending timers, as one instance reports them.
 async fn saga_gauges(base: &str) -> (HashMap<&'static str, i64>, i64, i64) {

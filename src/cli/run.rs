@@ -101,11 +101,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         shutdown.clone(),
     )
     .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on http.listen = {listen}; pick a free port with --http-listen"
-                )
-            })?;
+    .with_context(|| {
+        format!("cannot listen on http.listen = {listen}; pick a free port with --http-listen")
+    })?;
     info!(address = %bound, "http listening");
 
     crate::app::run_on_kafka(

@@ -269,9 +269,8 @@ mod tests {
         result.saga_id = "a".into();
         p.process(Event::AgentResult(result), T0 + 3, &mut out)
             .unwrap();
-        let count = |input: &str, outcome: &str| {
-            m.sagas.inputs.with_label_values(&[input, outcome]).get()
-        };
+        let count =
+            |input: &str, outcome: &str| m.sagas.inputs.with_label_values(&[input, outcome]).get();
         assert_eq!(count("trigger", "applied"), 1);
         assert_eq!(count("trigger", "duplicate"), 1);
         assert_eq!(count("result", "unknown"), 1);

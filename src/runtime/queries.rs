@@ -111,11 +111,7 @@ impl StateQueries {
 
     /// Registers the task that owns `partition` of `stores`, as restoring. The task stays
     /// registered until the returned handle drops, which the task does when it ends.
-    pub fn register(
-        self: &Arc<Self>,
-        stores: &[&'static str],
-        partition: i32,
-    ) -> TaskRegistration {
+    pub fn register(self: &Arc<Self>, stores: &[&'static str], partition: i32) -> TaskRegistration {
         let mut inner = self.lock();
         inner.next_id += 1;
         let id = inner.next_id;
@@ -266,7 +262,10 @@ mod tests {
 
         registration.ready(answering_task(key));
         let lookup = queries.query("sagas", key).await.unwrap();
-        assert_eq!(lookup.outcome, Outcome::Found(serde_json::json!({ "id": key })));
+        assert_eq!(
+            lookup.outcome,
+            Outcome::Found(serde_json::json!({ "id": key }))
+        );
         assert_eq!(lookup.routing, routing());
 
         // Another key of the same partition is simply missing there.
@@ -307,7 +306,10 @@ mod tests {
         old.ready(answering_task("nothing"));
         drop(old);
         let lookup = queries.query("sagas", key).await.unwrap();
-        assert_eq!(lookup.outcome, Outcome::Found(serde_json::json!({ "id": key })));
+        assert_eq!(
+            lookup.outcome,
+            Outcome::Found(serde_json::json!({ "id": key }))
+        );
     }
 
     #[tokio::test]

@@ -57,10 +57,16 @@ mod tests {
         c.moved(None, Some(SagaStatus::Running));
         c.moved(Some(SagaStatus::Running), Some(SagaStatus::Compensating));
         assert_eq!(c.active(), 2);
-        c.moved(Some(SagaStatus::Compensating), Some(SagaStatus::Compensated));
+        c.moved(
+            Some(SagaStatus::Compensating),
+            Some(SagaStatus::Compensated),
+        );
         c.moved(Some(SagaStatus::Running), Some(SagaStatus::Running));
         assert_eq!(
-            (c.count(SagaStatus::Running), c.count(SagaStatus::Compensated)),
+            (
+                c.count(SagaStatus::Running),
+                c.count(SagaStatus::Compensated)
+            ),
             (1, 1)
         );
         assert_eq!(c.active(), 1);

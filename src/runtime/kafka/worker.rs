@@ -59,8 +59,8 @@ pub async fn run(task: Task) {
     } = task;
     let epoch = committer.epoch();
     // Held until the task returns, however it returns: dropping it unregisters the task.
-    let registration = (!processor.stores().is_empty())
-        .then(|| queries.register(processor.stores(), partition));
+    let registration =
+        (!processor.stores().is_empty()).then(|| queries.register(processor.stores(), partition));
     let mut processor = if processor.stores().is_empty() {
         processor
     } else {
