@@ -12,18 +12,21 @@ use crate::codec::Codec;
 use crate::config::{Config, InternalTopics};
 use crate::processor::{AnomalyRouter, Processor, RouterSettings, SagaProcessor, SAGA_STORE};
 use crate::runtime::kafka::{self, KafkaSettings, SubTopology};
-use crate::runtime::{Readiness, RecordHandler};
+use crate::runtime::queries::KeyRouting;
+use crate::runtime::{Readiness, RecordHandler, StateQueries};
 use crate::saga::{SagaEngine, Workflows};
 use crate::semantic::{Engine, PatternLibrary};
 use crate::table::Table;
 use crate::telemetry::Metrics;
 
-/// Runs the service on Kafka until `shutdown` turns true.
+/// Runs the service on Kafka until `shutdown` turns true. `queries` learns where saga state
+/// lives, and which of its partitions this instance's tasks own.
 pub async fn run_on_kafka(
     config: &Config,
     instance_id: &str,
     metrics: Metrics,
     readiness: Arc<Readiness>,
+    queries: Arc<StateQueries>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let codec = connect_codec(config).await?;
@@ -44,6 +47,7 @@ pub async fn run_on_kafka(
             ))
         })
     };
+    let saga_metrics = metrics.sagas.clone();
     let handler = RecordHandler::new(
         codec,
         config.topics.clone(),
@@ -56,13 +60,22 @@ pub async fn run_on_kafka(
     }];
     if config.sagas.enabled {
         let internal = handler.internal_topics().clone();
-        kafka::ensure_copartitioned(
+        let partitions = kafka::ensure_copartitioned(
             &config.kafka,
             &config.topics.agent_results,
             &[&internal.saga_triggers],
             &[&internal.changelog(SAGA_STORE)],
         )
         .await?;
+        // A saga's partition is its trigger's: the router produces triggers keyed by saga id.
+        queries.serve(
+            SAGA_STORE,
+            KeyRouting {
+                topic: internal.saga_triggers.clone(),
+                partitions,
+                group: config.kafka.group_id.clone(),
+            },
+        );
         let sagas = Arc::new(saga_engine(config)?);
         subtopologies.push(SubTopology {
             topics: vec![
@@ -70,14 +83,17 @@ pub async fn run_on_kafka(
                 config.topics.agent_results.clone(),
             ],
             make_processor: Box::new(move || -> Box<dyn Processor> {
-                Box::new(SagaProcessor::new(sagas.clone()))
+                Box::new(SagaProcessor::new(sagas.clone(), &saga_metrics))
             }),
         });
+    } else {
+        queries.switch_off(SAGA_STORE);
     }
     let kafka_settings = KafkaSettings {
         kafka: config.kafka.clone(),
         instance_id: instance_id.to_string(),
         subtopologies,
+        queries,
     };
     kafka::run(
         config,

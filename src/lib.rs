@@ -18,7 +18,7 @@
 //!   learns, urgency, complexity and cached capability routing.
 //! - [`sim`]: simulated agents and a virtual-time saga run (the demo's agents).
 //! - [`telemetry`]: every metric, named in one place.
-//! - [`http`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`http`]: `/metrics`, `/healthz`, `/readyz` and `/sagas/{id}`.
 //! - [`generator`]: synthetic, realistic anomalies (and malformed ones) for `produce` and `demo`.
 //! - [`app`]: assembles codec, tables, processors and runtime from the configuration.
 //! - [`cli`]: the `aura` command line.

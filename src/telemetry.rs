@@ -4,8 +4,8 @@
 //! the registry in the Prometheus text format.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Latency buckets from 10 µs to 10 s: our targets live in the low milliseconds.
@@ -45,6 +45,24 @@ pub struct Metrics {
     pub restore_seconds: Histogram,
     /// Changelog records read back into stores.
     pub restored_records: IntCounter,
+    /// The sagas of this instance's partitions.
+    pub sagas: SagaMetrics,
+}
+
+/// Saga metrics. The gauges sum every saga task of this instance: each task adds its own
+/// share and takes it back when it stops (`processor::saga_gauges`), so they never `set`.
+#[derive(Clone)]
+pub struct SagaMetrics {
+    /// `aura_sagas{state}`: sagas held, by status; finished ones stay until their retention
+    /// ends.
+    pub by_state: IntGaugeVec,
+    /// `aura_sagas_active`: sagas running or compensating.
+    pub active: IntGauge,
+    /// `aura_saga_timers_pending`: step timeouts, retries and expiries waiting to fire.
+    pub timers_pending: IntGauge,
+    /// `aura_saga_inputs_total{input, outcome}`: saga triggers and agent results by what they
+    /// did: `applied`, or why they were ignored (`duplicate`, `late`, `unknown`, `rejected`).
+    pub inputs: IntCounterVec,
 }
 
 impl Metrics {
@@ -93,6 +111,27 @@ impl Metrics {
             "restored_records_total",
             "Changelog records restored into stores",
         );
+        let by_state = IntGaugeVec::new(
+            Opts::new("sagas", "Sagas held in state by status"),
+            &["state"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(by_state.clone()))
+            .expect("unique metric");
+        let sagas = SagaMetrics {
+            by_state,
+            active: gauge("sagas_active", "Sagas running or compensating"),
+            timers_pending: gauge(
+                "saga_timers_pending",
+                "Saga timers (timeouts, retries, expiries) waiting to fire",
+            ),
+            inputs: counter_vec(
+                "saga_inputs_total",
+                "Saga triggers and agent results by outcome",
+                &["input", "outcome"],
+            ),
+        };
         Self {
             records_in: counter_vec("records_in_total", "Records consumed", &["topic"]),
             records_out: counter_vec("records_out_total", "Records produced", &["topic"]),
@@ -124,6 +163,7 @@ impl Metrics {
                 "Transient failures retried with backoff",
                 &["kind"],
             ),
+            sagas,
             registry,
         }
     }

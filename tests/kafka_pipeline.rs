@@ -3,7 +3,7 @@
 mod common;
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aura::codec::Codec;
 use aura::generator::{damage, damage_bytes, Generator, Synthetic, BAD_KINDS};
@@ -23,27 +23,6 @@ async fn decode_commands(codec: &Codec, records: &[Record]) -> Vec<AgentCommand>
         );
     }
     out
-}
-
-fn http_address(service: &Service) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let log = service.log_text();
-        if let Some(line) = log.lines().find(|l| l.contains("http listening")) {
-            let addr = line
-                .split("address=")
-                .nth(1)
-                .unwrap()
-                .split_whitespace()
-                .next()
-                .unwrap();
-            return addr
-                .trim_matches(|c: char| !c.is_ascii_digit() && c != '.' && c != ':')
-                .to_string();
-        }
-        assert!(Instant::now() < deadline, "service never listened:\n{log}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

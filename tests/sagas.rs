@@ -4,35 +4,11 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::time::Duration;
 
 use aura::codec::Codec;
 use aura::model::{SagaEvent, SagaEventKind};
 use common::*;
-
-fn start_agents(topics: &TestTopics, dir: &Path, failure_rate: &str, latency_ms: &str) -> Service {
-    let args = [
-        "agents",
-        "--bootstrap-servers",
-        &bootstrap(),
-        "--schema-registry-url",
-        &registry(),
-        "--commands-topic",
-        &topics.commands,
-        "--compensations-topic",
-        &topics.compensations,
-        "--results-topic",
-        &topics.results,
-        "--group-id",
-        &format!("{}-agents", topics.group),
-        "--latency-ms",
-        latency_ms,
-        "--failure-rate",
-        failure_rate,
-    ];
-    Service::spawn(&args, "agents", dir)
-}
 
 /// Reads saga events until at least `min` sagas started and every started saga ended (or
 /// two minutes pass), then a few seconds more so a duplicate would show.
@@ -105,7 +81,7 @@ async fn every_saga_completes_and_a_storm_joins_one_saga() {
     // 300 anomalies about 10 sources within one incident window: 10 sagas.
     produce_anomalies_from(&topics.anomalies, 300, 10, 41).await;
     let service = Service::start(&config, "sagas-0", dir.path());
-    let agents = start_agents(&topics, dir.path(), "0", "1..20");
+    let agents = start_simulated_agents(&topics, dir.path(), "0", "1..20");
     let events = saga_events(&topics, 10).await;
     let (last, duplicates) = summarize(&events);
     let started = events
@@ -143,7 +119,7 @@ async fn sagas_in_flight_survive_a_sigkill_without_duplicates() {
     produce_anomalies_from(&topics.anomalies, 1500, 1_000_000, 43).await;
     let first = Service::start(&config, "victim", dir.path());
     // Slow agents, so that most sagas are between steps when the service dies.
-    let agents = start_agents(&topics, dir.path(), "0", "300..1500");
+    let agents = start_simulated_agents(&topics, dir.path(), "0", "300..1500");
     // Kill only once saga state is committed (a STARTED event commits with its changelog write),
     // so the restart has state to restore whatever the machine's speed.
     read_committed(&topics.sagas, Duration::from_secs(60), |r| r.len() >= 300);
@@ -203,7 +179,7 @@ async fn a_surviving_instance_takes_over_the_sagas_of_a_killed_one() {
     produce_anomalies_from(&topics.anomalies, 600, 1_000_000, 47).await;
     let survivor = Service::start(&config, "survivor", dir.path());
     let victim = Service::start(&config, "victim", dir.path());
-    let agents = start_agents(&topics, dir.path(), "0", "300..1500");
+    let agents = start_simulated_agents(&topics, dir.path(), "0", "300..1500");
     read_committed(&topics.sagas, Duration::from_secs(60), |r| r.len() >= 200);
     victim.kill();
     let events = saga_events(&topics, 550).await;

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tracing::info;
 
 use crate::config::{builtin_origin, Config, ProcessingGuarantee};
-use crate::runtime::Readiness;
+use crate::runtime::{Readiness, StateQueries};
 use crate::telemetry::Metrics;
 
 /// Run the service: consume TDA anomalies, emit agent commands.
@@ -91,18 +91,30 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let metrics = Metrics::new();
     let readiness = Arc::new(Readiness::default());
+    let queries = StateQueries::new();
     let listen = config.http.listen.parse().expect("validated");
-    let (bound, http) =
-        crate::http::serve(listen, metrics.clone(), readiness.clone(), shutdown.clone())
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on http.listen = {listen}; pick a free port with --http-listen"
-                )
-            })?;
+    let (bound, http) = crate::http::serve(
+        listen,
+        metrics.clone(),
+        readiness.clone(),
+        queries.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .with_context(|| {
+        format!("cannot listen on http.listen = {listen}; pick a free port with --http-listen")
+    })?;
     info!(address = %bound, "http listening");
 
-    crate::app::run_on_kafka(&config, &args.instance_id, metrics, readiness, shutdown).await?;
+    crate::app::run_on_kafka(
+        &config,
+        &args.instance_id,
+        metrics,
+        readiness,
+        queries,
+        shutdown,
+    )
+    .await?;
     let _ = http.await;
     Ok(())
 }

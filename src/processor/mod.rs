@@ -7,6 +7,7 @@
 mod anomaly_router;
 mod enrich;
 mod saga;
+mod saga_gauges;
 mod validate;
 
 pub use anomaly_router::{AnomalyRouter, RouterSettings};
@@ -102,4 +103,10 @@ pub trait Processor: Send {
 
     /// Applies one changelog record while restoring; `None` is a tombstone.
     fn restore(&mut self, _store: &str, _key: &str, _value: Option<&[u8]>) {}
+
+    /// A read-only view of `key` in one of [`Processor::stores`], for state queries over HTTP;
+    /// `None` when the store does not hold the key.
+    fn query(&self, _store: &str, _key: &str) -> Option<serde_json::Value> {
+        None
+    }
 }

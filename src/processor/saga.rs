@@ -2,12 +2,19 @@
 //! join sagas, agent results move them on, and due timers (timeouts, retries, expiry) fire on
 //! ticks. Every changed saga is written through to the `sagas` store's changelog in the same
 //! transaction as the records it caused.
+//!
+//! It also keeps this task's share of the saga gauges ([`GaugeShare`]) and counts each input's
+//! outcome, and answers state queries for one saga.
 
 use std::sync::Arc;
 
+use prometheus::IntCounterVec;
+
 use crate::model::AgentCommand;
 use crate::saga::{Effects, SagaEngine, SagaOutput, SagaStart, SagaState, SagaStore, StateChange};
+use crate::telemetry::SagaMetrics;
 
+use super::saga_gauges::GaugeShare;
 use super::{Event, Output, ProcessError, Processor};
 
 /// The store's name, and so its changelog topic: `<group.id>-sagas-changelog`.
@@ -16,18 +23,28 @@ pub const SAGA_STORE: &str = "sagas";
 pub struct SagaProcessor {
     engine: Arc<SagaEngine>,
     store: SagaStore,
+    gauges: GaugeShare,
+    inputs: IntCounterVec,
 }
 
 impl SagaProcessor {
-    pub fn new(engine: Arc<SagaEngine>) -> Self {
+    pub fn new(engine: Arc<SagaEngine>, metrics: &SagaMetrics) -> Self {
         Self {
             engine,
             store: SagaStore::new(),
+            gauges: GaugeShare::new(metrics),
+            inputs: metrics.inputs.clone(),
         }
     }
 
     pub fn store(&self) -> &SagaStore {
         &self.store
+    }
+
+    /// Counts what an input (`trigger` or `result`) did.
+    fn count(&self, input: &str, effects: &Effects) {
+        let outcome = effects.ignored.as_ref().map_or("applied", |i| i.label());
+        self.inputs.with_label_values(&[input, outcome]).inc();
     }
 
     /// Appends the effects' records, then the saga's new state for the changelog.
@@ -92,10 +109,12 @@ impl Processor for SagaProcessor {
                     .store
                     .start_or_join(&self.engine, start_of(trigger), now_ms)
                     .map_err(|e| ProcessError::Failed(e.to_string()))?;
+                self.count("trigger", &effects);
                 self.emit(&saga_id, effects, out);
             }
             Event::AgentResult(result) => {
                 let effects = self.store.on_result(&self.engine, &result, now_ms);
+                self.count("result", &effects);
                 self.emit(&result.saga_id, effects, out);
             }
             Event::Anomaly(a) => {
@@ -105,6 +124,7 @@ impl Processor for SagaProcessor {
                 )))
             }
         }
+        self.gauges.publish(self.store.census());
         Ok(())
     }
 
@@ -112,6 +132,7 @@ impl Processor for SagaProcessor {
         for (saga_id, effects) in self.store.fire_due(&self.engine, now_ms) {
             self.emit(&saga_id, effects, out);
         }
+        self.gauges.publish(self.store.census());
     }
 
     fn stores(&self) -> &'static [&'static str] {
@@ -128,5 +149,148 @@ impl Processor for SagaProcessor {
                 self.store.remove(key);
             }
         }
+        self.gauges.publish(self.store.census());
+    }
+
+    fn query(&self, store: &str, key: &str) -> Option<serde_json::Value> {
+        if store != SAGA_STORE {
+            return None;
+        }
+        let state = self.store.get(key)?;
+        Some(serde_json::to_value(state).expect("saga state serializes"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{AgentType, Coordination, Layer};
+    use crate::saga::{SagaConfig, Workflows};
+    use crate::telemetry::Metrics;
+
+    use super::*;
+
+    const T0: i64 = 1_700_000_000_000;
+
+    fn engine() -> Arc<SagaEngine> {
+        let workflows = Arc::new(Workflows::builtin().unwrap());
+        Arc::new(SagaEngine::new(workflows, SagaConfig::default()))
+    }
+
+    fn trigger(saga_id: &str) -> Event {
+        Event::SagaTrigger(AgentCommand {
+            command_id: format!("{saga_id}/route"),
+            saga_id: saga_id.into(),
+            correlation_id: "checkout".into(),
+            anomaly_ids: vec![format!("{saga_id}-an-1")],
+            workflow: "triage".into(),
+            step: String::new(),
+            agent_type: AgentType::Analyst,
+            action: String::new(),
+            layer: Layer::Operational,
+            coordination: Coordination::Pipeline,
+            pattern_id: None,
+            urgency: 0.5,
+            complexity: 0.2,
+            attempt: 1,
+            deadline: T0 + 60_000,
+            explanation: "test".into(),
+            attributes: Default::default(),
+            issued_at: T0,
+        })
+    }
+
+    fn gauges(m: &Metrics) -> (i64, i64, i64, i64) {
+        let s = &m.sagas;
+        (
+            s.by_state.with_label_values(&["running"]).get(),
+            s.by_state.with_label_values(&["completed"]).get(),
+            s.active.get(),
+            s.timers_pending.get(),
+        )
+    }
+
+    #[test]
+    fn tasks_add_their_sagas_to_the_gauges_and_take_them_back_when_dropped() {
+        let m = Metrics::new();
+        let mut first = SagaProcessor::new(engine(), &m.sagas);
+        let mut second = SagaProcessor::new(engine(), &m.sagas);
+        let mut out = Vec::new();
+        first.process(trigger("a"), T0, &mut out).unwrap();
+        first.process(trigger("b"), T0, &mut out).unwrap();
+        second.process(trigger("c"), T0, &mut out).unwrap();
+        // Every running saga waits on its step's timeout.
+        assert_eq!(gauges(&m), (3, 0, 3, 3));
+
+        // A revoked partition's task goes, and its sagas with it; the other task's stay.
+        drop(first);
+        assert_eq!(gauges(&m), (1, 0, 1, 1));
+
+        // The next owner counts what it restores from the changelog.
+        let state = serde_json::to_vec(second.store().get("c").unwrap()).unwrap();
+        let mut successor = SagaProcessor::new(engine(), &m.sagas);
+        successor.restore(SAGA_STORE, "c", Some(&state));
+        assert_eq!(gauges(&m), (2, 0, 2, 2));
+        successor.restore(SAGA_STORE, "c", None);
+        assert_eq!(gauges(&m), (1, 0, 1, 1));
+
+        drop((second, successor));
+        assert_eq!(gauges(&m), (0, 0, 0, 0));
+    }
+
+    #[test]
+    fn inputs_are_counted_by_what_they_did() {
+        let m = Metrics::new();
+        let mut p = SagaProcessor::new(engine(), &m.sagas);
+        let mut out = Vec::new();
+        p.process(trigger("a"), T0, &mut out).unwrap();
+        p.process(trigger("a"), T0 + 1, &mut out).unwrap();
+        let command = out
+            .iter()
+            .find_map(|o| match o {
+                Output::Command(c) => Some(c.clone()),
+                _ => None,
+            })
+            .unwrap();
+        let mut result = crate::model::AgentResult {
+            command_id: command.command_id.clone(),
+            saga_id: "nobody".into(),
+            correlation_id: command.correlation_id.clone(),
+            step: command.step.clone(),
+            attempt: command.attempt,
+            agent_type: command.agent_type,
+            agent_id: "agent-1".into(),
+            status: crate::model::ResultStatus::Succeeded,
+            output: Default::default(),
+            error: None,
+            finished_at: T0 + 2,
+        };
+        p.process(Event::AgentResult(result.clone()), T0 + 2, &mut out)
+            .unwrap();
+        result.saga_id = "a".into();
+        p.process(Event::AgentResult(result), T0 + 3, &mut out)
+            .unwrap();
+        let count =
+            |input: &str, outcome: &str| m.sagas.inputs.with_label_values(&[input, outcome]).get();
+        assert_eq!(count("trigger", "applied"), 1);
+        assert_eq!(count("trigger", "duplicate"), 1);
+        assert_eq!(count("result", "unknown"), 1);
+        assert_eq!(count("result", "applied"), 1);
+    }
+
+    #[test]
+    fn a_query_answers_the_state_of_a_saga_the_task_holds() {
+        let m = Metrics::new();
+        let mut p = SagaProcessor::new(engine(), &m.sagas);
+        p.process(trigger("a"), T0, &mut Vec::new()).unwrap();
+        let state = p.query(SAGA_STORE, "a").unwrap();
+        assert_eq!(state["saga_id"], "a");
+        assert_eq!(state["status"], "RUNNING");
+        assert_eq!(state["workflow"], "triage");
+        assert_eq!(state["current"]["attempt"], 1);
+        assert_eq!(state["current"]["phase"], "waiting");
+        assert_eq!(state["timer"]["kind"], "step_timeout");
+        assert_eq!(state["started_at"], T0);
+        assert_eq!(p.query(SAGA_STORE, "b"), None);
+        assert_eq!(p.query("other-store", "a"), None);
     }
 }

@@ -11,6 +11,7 @@
 //! - [`effects`]: what an input produces.
 //! - [`timers`]: the ordered index of pending timers, rebuilt after a restore.
 //! - [`store`]: one partition's sagas and timers, driven by the engine.
+//! - [`census`]: a store's sagas by status and its pending timers (the saga gauges).
 //!
 //! # How the runtime drives it
 //! A saga is keyed by `saga_id`; anomalies (re-keyed by saga id), agent results and timers for one
@@ -42,6 +43,7 @@
 //! than as unknown; the expiry deletes it. `retention_ms = 0` deletes at once.
 
 pub mod backoff;
+pub mod census;
 pub mod config;
 pub mod effects;
 pub mod graph;
@@ -56,6 +58,7 @@ pub mod workflows;
 #[cfg(test)]
 mod tests;
 
+pub use census::SagaCensus;
 pub use config::{OnFailure, RetryPolicy, SagaConfig, StepSpec, WorkflowSpec};
 pub use effects::{Effects, Ignored, SagaOutput, StateChange, TimerUpdate};
 pub use machine::{SagaEngine, SagaError, SagaStart};

@@ -24,6 +24,25 @@ pub enum SagaStatus {
 }
 
 impl SagaStatus {
+    pub const ALL: [SagaStatus; 5] = [
+        Self::Running,
+        Self::Compensating,
+        Self::Completed,
+        Self::Compensated,
+        Self::Failed,
+    ];
+
+    /// A metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Compensating => "compensating",
+            Self::Completed => "completed",
+            Self::Compensated => "compensated",
+            Self::Failed => "failed",
+        }
+    }
+
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Completed | Self::Compensated | Self::Failed)
     }

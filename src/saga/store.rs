@@ -10,16 +10,18 @@ use std::collections::HashMap;
 
 use crate::model::AgentResult;
 
+use super::census::SagaCensus;
 use super::effects::{Effects, Ignored, StateChange};
 use super::machine::{SagaEngine, SagaError, SagaStart};
 use super::state::SagaState;
 use super::timers::TimerIndex;
 
-/// Sagas by id, and their pending timers.
+/// Sagas by id, their pending timers, and their count by status.
 #[derive(Debug, Default, Clone)]
 pub struct SagaStore {
     sagas: HashMap<String, SagaState>,
     timers: TimerIndex,
+    census: SagaCensus,
 }
 
 impl SagaStore {
@@ -29,10 +31,11 @@ impl SagaStore {
 
     /// The store after a restore: the states read back from the changelog, timers rebuilt.
     pub fn restore(states: impl IntoIterator<Item = SagaState>) -> Self {
-        let sagas: HashMap<String, SagaState> =
-            states.into_iter().map(|s| (s.saga_id.clone(), s)).collect();
-        let timers = TimerIndex::rebuild(sagas.values());
-        Self { sagas, timers }
+        let mut store = Self::new();
+        for s in states {
+            store.insert(s);
+        }
+        store
     }
 
     pub fn get(&self, saga_id: &str) -> Option<&SagaState> {
@@ -45,13 +48,17 @@ impl SagaStore {
             Some(t) => self.timers.set(t),
             None => self.timers.cancel(&s.saga_id),
         }
-        self.sagas.insert(s.saga_id.clone(), s);
+        let status = s.status;
+        let old = self.sagas.insert(s.saga_id.clone(), s);
+        self.census.moved(old.map(|o| o.status), Some(status));
     }
 
     /// Drops a saga (a tombstone on the changelog) and its timer.
     pub fn remove(&mut self, saga_id: &str) -> Option<SagaState> {
         self.timers.cancel(saga_id);
-        self.sagas.remove(saga_id)
+        let removed = self.sagas.remove(saga_id);
+        self.census.moved(removed.as_ref().map(|s| s.status), None);
+        removed
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &SagaState> {
@@ -70,6 +77,13 @@ impl SagaStore {
         &self.timers
     }
 
+    /// Sagas by status and pending timers, as of now.
+    pub fn census(&self) -> SagaCensus {
+        let mut census = self.census;
+        census.timers = self.timers.len() as i64;
+        census
+    }
+
     /// Starts the incident's saga, or joins the running one: a storm of anomalies with one saga id
     /// makes one saga. Every anomaly id of `req` beyond a joined saga's is joined.
     pub fn start_or_join(
@@ -79,6 +93,7 @@ impl SagaStore {
         now_ms: i64,
     ) -> Result<Effects, SagaError> {
         if let Some(s) = self.sagas.get_mut(&req.saga_id) {
+            let before = s.status;
             let mut joined = false;
             let mut why = Ignored::Duplicate;
             for id in &req.anomaly_ids {
@@ -87,6 +102,8 @@ impl SagaStore {
                     Some(w) => why = w,
                 }
             }
+            let after = s.status;
+            self.census.moved(Some(before), Some(after));
             return Ok(if joined {
                 Effects::put()
             } else {
@@ -95,6 +112,7 @@ impl SagaStore {
         }
         let saga_id = req.saga_id.clone();
         let (state, fx) = engine.start(req, now_ms)?;
+        self.census.moved(None, Some(state.status));
         self.sagas.insert(saga_id.clone(), state);
         self.apply(&saga_id, &fx);
         Ok(fx)
@@ -105,7 +123,10 @@ impl SagaStore {
         let Some(s) = self.sagas.get_mut(&r.saga_id) else {
             return Effects::ignored(Ignored::Unknown);
         };
+        let before = s.status;
         let fx = engine.on_result(s, r, now_ms);
+        let after = s.status;
+        self.census.moved(Some(before), Some(after));
         self.apply(&r.saga_id, &fx);
         fx
     }
@@ -117,7 +138,10 @@ impl SagaStore {
             let Some(s) = self.sagas.get_mut(&t.saga_id) else {
                 continue;
             };
+            let before = s.status;
             let fx = engine.on_timer(s, &t, now_ms);
+            let after = s.status;
+            self.census.moved(Some(before), Some(after));
             self.apply(&t.saga_id, &fx);
             all.push((t.saga_id, fx));
         }

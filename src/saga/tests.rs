@@ -522,10 +522,28 @@ fn results_after_completion_are_duplicates_until_the_saga_expires() {
         .start_or_join(&e, start_req("s1", "an-1"), T0)
         .unwrap();
     let a = only_command(&fx);
+    let census = store.census();
+    assert_eq!(
+        (
+            census.count(SagaStatus::Running),
+            census.active(),
+            census.timers
+        ),
+        (1, 1, 1)
+    );
     let b = only_command(&store.on_result(&e, &ok(&a, T0 + 1), T0 + 1));
     let d = only_command(&store.on_result(&e, &ok(&b, T0 + 2), T0 + 2));
     store.on_result(&e, &ok(&d, T0 + 3), T0 + 3);
     assert_eq!(store.get("s1").unwrap().status, SagaStatus::Completed);
+    let census = store.census();
+    assert_eq!(
+        (
+            census.count(SagaStatus::Running),
+            census.count(SagaStatus::Completed)
+        ),
+        (0, 1)
+    );
+    assert_eq!((census.active(), census.timers), (0, 1), "the expiry timer");
     assert_eq!(
         store.on_result(&e, &ok(&d, T0 + 4), T0 + 4).ignored,
         Some(Ignored::Duplicate)
@@ -536,6 +554,7 @@ fn results_after_completion_are_duplicates_until_the_saga_expires() {
     assert_eq!(fired.len(), 1);
     assert_eq!(fired[0].1.state, StateChange::Delete);
     assert!(store.is_empty() && store.timers().is_empty());
+    assert_eq!(store.census(), SagaCensus::default());
     assert_eq!(
         store
             .on_result(&e, &ok(&d, T0 + 60_004), T0 + 60_004)

@@ -197,7 +197,7 @@ async fn produce_with(
 }
 
 /// A read_committed consumer of `topic` from the beginning, in a group of its own.
-fn committed_reader(topic: &str) -> BaseConsumer {
+pub fn committed_reader(topic: &str) -> BaseConsumer {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
         .set("group.id", unique("reader"))
@@ -322,8 +322,50 @@ pub fn counts<T: std::hash::Hash + Eq>(items: impl IntoIterator<Item = T>) -> Ha
     m
 }
 
-/// A read_committed consumer of `topic` from the beginning, for a test that follows records as
-/// they arrive instead of re-reading the topic each time it looks.
-pub fn committed_consumer(topic: &str) -> BaseConsumer {
-    committed_reader(topic)
+/// The address an `aura run` started with `http.listen = "127.0.0.1:0"` bound, from its log.
+pub fn http_address(service: &Service) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = service.log_text();
+        if let Some(line) = log.lines().find(|l| l.contains("http listening")) {
+            let addr = line.split("address=").nth(1).unwrap();
+            let addr = addr.split_whitespace().next().unwrap();
+            // The log may color the value: keep the address's own characters.
+            return addr
+                .trim_matches(|c: char| !c.is_ascii_digit() && c != '.' && c != ':')
+                .to_string();
+        }
+        assert!(Instant::now() < deadline, "service never listened:\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Simulated agents (`aura agents`) answering the commands of `topics`' service, each after
+/// `latency_ms` (e.g. "300..1500"), failing at `failure_rate`.
+pub fn start_simulated_agents(
+    topics: &TestTopics,
+    dir: &Path,
+    failure_rate: &str,
+    latency_ms: &str,
+) -> Service {
+    let args = [
+        "agents",
+        "--bootstrap-servers",
+        &bootstrap(),
+        "--schema-registry-url",
+        &registry(),
+        "--commands-topic",
+        &topics.commands,
+        "--compensations-topic",
+        &topics.compensations,
+        "--results-topic",
+        &topics.results,
+        "--group-id",
+        &format!("{}-agents", topics.group),
+        "--latency-ms",
+        latency_ms,
+        "--failure-rate",
+        failure_rate,
+    ];
+    Service::spawn(&args, "agents", dir)
 }

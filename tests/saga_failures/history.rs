@@ -9,7 +9,7 @@ use aura::model::{CompensationCommand, SagaEvent, SagaEventKind};
 use aura::saga::{OnFailure, RetryPolicy, StepSpec, WorkflowSpec};
 use rdkafka::message::Message;
 
-use crate::common::{committed_consumer, read_until_idle, registry};
+use crate::common::{committed_reader, read_until_idle, registry};
 
 /// Saga events by saga id, each saga's in the order they were published.
 pub type Histories = BTreeMap<String, Vec<SagaEvent>>;
@@ -31,7 +31,7 @@ pub async fn saga_histories(
     timeout: Duration,
 ) -> Histories {
     let codec = Codec::with_registry(&registry(), &[]).await.unwrap();
-    let consumer = committed_consumer(topic);
+    let consumer = committed_reader(topic);
     let deadline = Instant::now() + timeout;
     let mut last_record = Instant::now();
     let (mut started, mut ended) = (HashSet::new(), HashSet::new());

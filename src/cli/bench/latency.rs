@@ -127,7 +127,9 @@ pub async fn run(args: LatencyArgs) -> anyhow::Result<()> {
                 tokio::spawn(async move { passthrough::run(&config, readiness, shutdown).await })
             }
             Mode::Sagas | Mode::Stateless => tokio::spawn(async move {
-                crate::app::run_on_kafka(&config, "bench-0", metrics, readiness, shutdown).await
+                let queries = crate::runtime::StateQueries::new();
+                crate::app::run_on_kafka(&config, "bench-0", metrics, readiness, queries, shutdown)
+                    .await
             }),
         }
     };

@@ -20,7 +20,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::codec::Codec;
-use crate::config::{Config, InternalTopics};
+use crate::config::Config;
 use crate::generator::Generator;
 use crate::model::AgentCommand;
 
@@ -97,7 +97,6 @@ pub async fn run(args: RecoveryArgs) -> anyhow::Result<()> {
     super::fresh_topics(&mut config, run_id);
     let config_path = write_config(&work, &config, &http)?;
     crate::runtime::kafka::ensure_topics(&config.kafka, &[&config.topics.anomalies], &[]).await?;
-    let triggers = InternalTopics::new(&config.kafka.group_id).saga_triggers;
 
     println!(
         "aura bench recovery: {} sagas, {} membership; logs in {}",
@@ -130,7 +129,7 @@ pub async fn run(args: RecoveryArgs) -> anyhow::Result<()> {
         .context("cannot create the producer")?;
     let mut generator = Generator::new(11, 1 << 40, 0.0);
     load(&args, &config, &codec, &producer, &mut generator).await?;
-    wait_processed(&http, &triggers, args.sagas).await?;
+    wait_active(&http, args.sagas).await?;
     let loaded = resident_bytes(service.pid())?;
 
     let commands = command_reader(&config)?;

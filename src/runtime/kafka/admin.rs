@@ -58,12 +58,13 @@ pub async fn ensure_topics(
 /// Ensures `reference` exists, then that every topic in `copartitioned` and every compacted
 /// store changelog in `changelogs` has exactly its partition count, creating missing ones.
 /// An existing topic with another count, or a changelog that is not compacted, is refused.
+/// Returns the partition count they share.
 pub async fn ensure_copartitioned(
     kafka: &KafkaConfig,
     reference: &str,
     copartitioned: &[&str],
     changelogs: &[&str],
-) -> Result<(), RuntimeError> {
+) -> Result<i32, RuntimeError> {
     ensure_topics(kafka, &[reference], &[]).await?;
     let expected = partition_count(kafka, reference)?;
     let same = KafkaConfig {
@@ -83,7 +84,8 @@ pub async fn ensure_copartitioned(
             });
         }
     }
-    check_compacted(kafka, changelogs).await
+    check_compacted(kafka, changelogs).await?;
+    Ok(expected as i32)
 }
 
 /// The partition count of `topic`. A topic another instance has just created can show no

@@ -22,7 +22,7 @@ use crate::model::TdaContext;
 use crate::processor::Processor;
 use crate::table::Table;
 
-use super::{Readiness, RecordHandler};
+use super::{Readiness, RecordHandler, StateQueries};
 
 pub use admin::{ensure_copartitioned, ensure_topics};
 
@@ -33,6 +33,8 @@ pub struct KafkaSettings {
     /// instance fences its own predecessor.
     pub instance_id: String,
     pub subtopologies: Vec<SubTopology>,
+    /// Where partition tasks register to answer state queries.
+    pub queries: Arc<StateQueries>,
 }
 
 /// Input topics that are co-partitioned and processed together: partition `p` of each goes to

@@ -97,6 +97,7 @@ pub async fn run_generation(
             failures: failures_tx.clone(),
             kafka: kafka.clone(),
             readiness: readiness.clone(),
+            queries: settings.queries.clone(),
         }));
         Partition {
             queue: tx,

@@ -1,5 +1,6 @@
 //! One task per partition of a sub-topology: restore the processor's stores from their
 //! changelogs, then process records in offset order, one at a time, and fire timers on ticks.
+//! Between two records a task with stores answers state queries (see [`crate::runtime::queries`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +14,8 @@ use tracing::info;
 
 use crate::config::KafkaConfig;
 use crate::processor::Processor;
-use crate::runtime::{InputRecord, Readiness, RecordHandler};
+use crate::runtime::queries::Query;
+use crate::runtime::{InputRecord, Readiness, RecordHandler, StateQueries};
 
 use super::committer::Committer;
 use super::table_loader::EofIsNormal;
@@ -21,6 +23,9 @@ use super::{clients, RuntimeError};
 
 /// How often a task fires its processor's due timers.
 const TICK: Duration = Duration::from_millis(20);
+
+/// State queries a task may have waiting; more wait for room (they are rare and small).
+const QUERY_QUEUE: usize = 16;
 
 /// Everything one task needs.
 pub struct Task {
@@ -32,6 +37,7 @@ pub struct Task {
     pub failures: mpsc::Sender<RuntimeError>,
     pub kafka: KafkaConfig,
     pub readiness: Arc<Readiness>,
+    pub queries: Arc<StateQueries>,
 }
 
 /// Runs until the channel closes or the partition is revoked.
@@ -49,8 +55,12 @@ pub async fn run(task: Task) {
         failures,
         kafka,
         readiness,
+        queries,
     } = task;
     let epoch = committer.epoch();
+    // Held until the task returns, however it returns: dropping it unregisters the task.
+    let registration =
+        (!processor.stores().is_empty()).then(|| queries.register(processor.stores(), partition));
     let mut processor = if processor.stores().is_empty() {
         processor
     } else {
@@ -86,6 +96,10 @@ pub async fn run(task: Task) {
     };
     // Timers are part of a processor's state, so only processors with stores have any.
     let has_timers = !processor.stores().is_empty();
+    let (query_tx, mut asked) = mpsc::channel::<Query>(QUERY_QUEUE);
+    if let Some(registration) = &registration {
+        registration.ready(query_tx);
+    }
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -109,6 +123,13 @@ pub async fn run(task: Task) {
                 }
                 let outputs = handler.tick(processor.as_mut(), crate::clock::now_ms());
                 outputs.iter().try_for_each(|o| committer.send(o))
+            }
+            Some(query) = asked.recv(), if registration.is_some() => {
+                if committer.epoch() != epoch {
+                    return; // revoked: the state may already be moving elsewhere
+                }
+                let _ = query.reply.send(processor.query(&query.store, &query.key));
+                Ok(())
             }
         };
         if let Err(error) = outcome {
