@@ -210,18 +210,17 @@ async fn load(
     Ok(())
 }
 
-/// Waits until the saga tasks have consumed every trigger, then a moment more for the last
+/// Waits until the service holds every saga as active, then a moment more for the last
 /// commit.
-async fn wait_processed(http: &str, triggers: &str, sagas: u64) -> anyhow::Result<()> {
-    let bar = progress(sagas, "sagas started");
-    let label = format!("topic=\"{triggers}\"");
+async fn wait_active(http: &str, sagas: u64) -> anyhow::Result<()> {
+    let bar = progress(sagas, "sagas active");
     let mut last_change = (0, Instant::now());
     loop {
         let text = http_get(http, "/metrics")
             .await
             .map(|(_, t)| t)
             .unwrap_or_default();
-        let started = metric_sum(&text, "aura_records_in_total", &label) as u64;
+        let started = metric_sum(&text, "aura_sagas_active", "") as u64;
         bar.set_position(started.min(sagas));
         if started >= sagas {
             break;
