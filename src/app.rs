@@ -29,8 +29,17 @@ pub async fn run_on_kafka(
     queries: Arc<StateQueries>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let codec = connect_codec(config).await?;
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "codec ready"
+    );
     let engine = Arc::new(semantic_engine(config)?);
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "semantic engine ready"
+    );
     let contexts: Arc<Table<_>> = Arc::default();
     let settings = RouterSettings {
         validation: config.validation.clone(),
@@ -76,7 +85,15 @@ pub async fn run_on_kafka(
                 group: config.kafka.group_id.clone(),
             },
         );
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "saga topics checked"
+        );
         let sagas = Arc::new(saga_engine(config)?);
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "saga engine ready"
+        );
         subtopologies.push(SubTopology {
             topics: vec![
                 internal.saga_triggers.clone(),

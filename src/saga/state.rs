@@ -4,11 +4,13 @@
 //! are derived (`{saga_id}/{step}/{attempt}`, compensations `{saga_id}/{step}/undo/{attempt}`) rather
 //! than stored, a saga has at most one pending timer, and a finished saga drops its routing context.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::{AgentType, Coordination, Layer};
+
+use super::attributes::Attributes;
 
 /// Where a saga is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -96,10 +98,11 @@ pub struct RouteContext {
     pub coordination: Coordination,
     pub urgency: f64,
     pub complexity: f64,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub explanation: String,
-    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
-    pub attributes: HashMap<String, String>,
+    /// Boxed, so it holds exactly its bytes: it is a saga's largest field.
+    #[serde(default, skip_serializing_if = "str::is_empty")]
+    pub explanation: Box<str>,
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    pub attributes: Attributes,
 }
 
 /// What a timer does when it fires.
@@ -161,8 +164,9 @@ pub struct SagaState {
     /// `done[cursor - 1]`. After COMPENSATION_FAILED it still points at the step that failed.
     #[serde(default, skip_serializing_if = "is_zero_usize")]
     pub cursor: usize,
+    /// Boxed: most sagas never fail, and a `None` should cost a pointer, not a `Failure`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure: Option<Failure>,
+    pub failure: Option<Box<Failure>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timer: Option<PendingTimer>,
     #[serde(default)]
@@ -213,13 +217,8 @@ impl SagaState {
             + self.anomaly_ids.capacity() * std::mem::size_of::<String>()
             + self.anomaly_ids.iter().map(s).sum::<usize>()
             + self.route.pattern_id.as_ref().map_or(0, s)
-            + s(&self.route.explanation)
-            + self
-                .route
-                .attributes
-                .iter()
-                .map(|(k, v)| s(k) + s(v) + 2 * std::mem::size_of::<String>() + 8)
-                .sum::<usize>()
+            + self.route.explanation.len()
+            + self.route.attributes.heap_bytes()
             + self
                 .agent_overrides
                 .keys()

@@ -19,7 +19,9 @@ use super::timers::TimerIndex;
 /// Sagas by id, their pending timers, and their count by status.
 #[derive(Debug, Default, Clone)]
 pub struct SagaStore {
-    sagas: HashMap<String, SagaState>,
+    /// Boxed: a map keeps spare slots, and a spare slot the size of a state costs more than
+    /// a spare pointer.
+    sagas: HashMap<String, Box<SagaState>>,
     timers: TimerIndex,
     census: SagaCensus,
 }
@@ -39,7 +41,7 @@ impl SagaStore {
     }
 
     pub fn get(&self, saga_id: &str) -> Option<&SagaState> {
-        self.sagas.get(saga_id)
+        self.sagas.get(saga_id).map(|s| &**s)
     }
 
     /// Puts a state as read from the changelog, replacing the saga's timer with its own.
@@ -49,20 +51,20 @@ impl SagaStore {
             None => self.timers.cancel(&s.saga_id),
         }
         let status = s.status;
-        let old = self.sagas.insert(s.saga_id.clone(), s);
+        let old = self.sagas.insert(s.saga_id.clone(), Box::new(s));
         self.census.moved(old.map(|o| o.status), Some(status));
     }
 
     /// Drops a saga (a tombstone on the changelog) and its timer.
     pub fn remove(&mut self, saga_id: &str) -> Option<SagaState> {
         self.timers.cancel(saga_id);
-        let removed = self.sagas.remove(saga_id);
+        let removed = self.sagas.remove(saga_id).map(|s| *s);
         self.census.moved(removed.as_ref().map(|s| s.status), None);
         removed
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &SagaState> {
-        self.sagas.values()
+        self.sagas.values().map(|s| &**s)
     }
 
     pub fn len(&self) -> usize {
@@ -113,7 +115,7 @@ impl SagaStore {
         let saga_id = req.saga_id.clone();
         let (state, fx) = engine.start(req, now_ms)?;
         self.census.moved(None, Some(state.status));
-        self.sagas.insert(saga_id.clone(), state);
+        self.sagas.insert(saga_id.clone(), Box::new(state));
         self.apply(&saga_id, &fx);
         Ok(fx)
     }

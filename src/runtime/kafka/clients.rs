@@ -104,7 +104,9 @@ pub fn restore_consumer(kafka: &KafkaConfig) -> ClientConfig {
         // The end of a changelog partition ends its restore, even when its last records
         // belong to an aborted transaction and are never delivered.
         .set("enable.partition.eof", "true")
-        .set("fetch.wait.max.ms", "10");
+        .set("fetch.wait.max.ms", "10")
+        // A restore reads whole partitions as fast as it can: fetch big.
+        .set("max.partition.fetch.bytes", "16777216");
     with_overrides(c, kafka)
 }
 

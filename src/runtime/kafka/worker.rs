@@ -173,18 +173,6 @@ fn restore(
             source: e,
         })?;
         loop {
-            // Transaction markers take offsets too: the end is reached when the position is.
-            let position = consumer
-                .position()
-                .ok()
-                .and_then(|p| {
-                    p.find_partition(topic, partition)
-                        .and_then(|e| e.offset().to_raw())
-                })
-                .unwrap_or(low);
-            if position >= high {
-                break;
-            }
             match consumer.poll(Duration::from_millis(200)) {
                 Some(Ok(m)) => {
                     let key = m
@@ -193,7 +181,12 @@ fn restore(
                         .unwrap_or_default();
                     processor.restore(store, key, m.payload());
                     records += 1;
+                    if m.offset() + 1 >= high {
+                        break;
+                    }
                 }
+                // Transaction markers take offsets too, so the last record can end before
+                // `high`: the partition's end says the rest.
                 Some(Err(KafkaError::PartitionEOF(_))) => break,
                 Some(Err(e)) => {
                     return Err(RuntimeError::Broker {
@@ -201,6 +194,7 @@ fn restore(
                         source: e,
                     })
                 }
+                None if position(&consumer, topic, partition).unwrap_or(low) >= high => break,
                 None => {}
             }
         }
@@ -212,4 +206,13 @@ fn restore(
         "stores restored"
     );
     Ok(records)
+}
+
+/// The consumer's next offset in `topic`'s `partition`, once it has one.
+fn position(consumer: &BaseConsumer<EofIsNormal>, topic: &str, partition: i32) -> Option<i64> {
+    let positions = consumer.position().ok()?;
+    positions
+        .find_partition(topic, partition)?
+        .offset()
+        .to_raw()
 }
