@@ -25,6 +25,7 @@ use crate::table::Table;
 use super::{Readiness, RecordHandler, StateQueries};
 
 pub use admin::{ensure_copartitioned, ensure_topics};
+pub use committer::Committer;
 
 /// What the Kafka runtime runs.
 pub struct KafkaSettings {
