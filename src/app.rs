@@ -72,7 +72,7 @@ pub async fn run_on_kafka(
         let partitions = kafka::ensure_copartitioned(
             &config.kafka,
             &config.topics.agent_results,
-            &[&internal.saga_triggers],
+            &[&internal.saga_triggers, &config.topics.agent_votes],
             &[&internal.changelog(SAGA_STORE)],
         )
         .await?;

@@ -18,6 +18,9 @@ pub struct TopicsConfig {
     pub dead_letters: String,
     /// Input: agents' answers to commands, keyed by saga id (read when sagas are enabled).
     pub agent_results: String,
+    /// Input: agents' votes for consensus steps, keyed by saga id. Created co-partitioned with
+    /// `agent_results`; not read yet (consensus steps are not built).
+    pub agent_votes: String,
     /// Output: the saga lifecycle, keyed by saga id.
     pub sagas: String,
     /// Output: compensation commands, keyed by saga id.
@@ -34,6 +37,7 @@ impl Default for TopicsConfig {
             commands: "orchestration.commands".into(),
             dead_letters: "orchestration.dlq".into(),
             agent_results: "agent.results".into(),
+            agent_votes: "agent.votes".into(),
             sagas: "orchestration.sagas".into(),
             compensations: "orchestration.compensations".into(),
             escalations: "orchestration.escalations".into(),
@@ -49,6 +53,7 @@ impl TopicsConfig {
             ("topics.commands", &self.commands),
             ("topics.dead_letters", &self.dead_letters),
             ("topics.agent_results", &self.agent_results),
+            ("topics.agent_votes", &self.agent_votes),
             ("topics.sagas", &self.sagas),
             ("topics.compensations", &self.compensations),
             ("topics.escalations", &self.escalations),

@@ -39,6 +39,7 @@ pub struct TestTopics {
     pub commands: String,
     pub dlq: String,
     pub results: String,
+    pub votes: String,
     pub sagas: String,
     pub compensations: String,
     pub escalations: String,
@@ -55,6 +56,7 @@ impl TestTopics {
             commands: name("commands"),
             dlq: name("dlq"),
             results: name("results"),
+            votes: name("votes"),
             sagas: name("sagas"),
             compensations: name("compensations"),
             escalations: name("escalations"),
@@ -94,6 +96,7 @@ context = "{context}"
 commands = "{commands}"
 dead_letters = "{dlq}"
 agent_results = "{results}"
+agent_votes = "{votes}"
 sagas = "{sagas}"
 compensations = "{compensations}"
 escalations = "{escalations}"
@@ -111,6 +114,7 @@ listen = "127.0.0.1:0"
             commands = self.commands,
             dlq = self.dlq,
             results = self.results,
+            votes = self.votes,
             sagas = self.sagas,
             compensations = self.compensations,
             escalations = self.escalations,

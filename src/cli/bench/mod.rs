@@ -45,6 +45,7 @@ fn fresh_topics(config: &mut crate::config::Config, run_id: &str) {
         (&mut topics.commands, "commands"),
         (&mut topics.dead_letters, "dlq"),
         (&mut topics.agent_results, "results"),
+        (&mut topics.agent_votes, "votes"),
         (&mut topics.sagas, "sagas"),
         (&mut topics.compensations, "compensations"),
         (&mut topics.escalations, "escalations"),

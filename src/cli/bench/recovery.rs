@@ -329,17 +329,28 @@ fn free_local_address() -> anyhow::Result<String> {
 fn write_config(dir: &Path, config: &Config, http: &str) -> anyhow::Result<PathBuf> {
     let k = &config.kafka;
     let t = &config.topics;
-    let registry = config
-        .schema_registry
-        .url
-        .as_ref()
-        .map(|u| format!("[schema_registry]\nurl = \"{u}\"\n"))
-        .unwrap_or_default();
-    let text = format!(
-        "[kafka]\n\"bootstrap.servers\" = \"{}\"\n\"group.id\" = \"{}\"\n\"output.partitions\" = {}\n\"static.membership\" = {}\n\n{registry}\n[topics]\nanomalies = \"{}\"\ncontext = \"{}\"\ncommands = \"{}\"\ndead_letters = \"{}\"\nagent_results = \"{}\"\nsagas = \"{}\"\ncompensations = \"{}\"\nescalations = \"{}\"\n\n[http]\nlisten = \"{http}\"\n",
-        k.bootstrap_servers, k.group_id, k.output_partitions, k.static_membership,
-        t.anomalies, t.context, t.commands, t.dead_letters, t.agent_results, t.sagas, t.compensations, t.escalations,
+    let mut text = format!(
+        "[kafka]\n\"bootstrap.servers\" = {:?}\n\"group.id\" = {:?}\n\"output.partitions\" = {}\n\"static.membership\" = {}\n\n",
+        k.bootstrap_servers, k.group_id, k.output_partitions, k.static_membership
     );
+    if let Some(url) = &config.schema_registry.url {
+        text += &format!("[schema_registry]\nurl = {url:?}\n\n");
+    }
+    text += "[topics]\n";
+    for (field, topic) in [
+        ("anomalies", &t.anomalies),
+        ("context", &t.context),
+        ("commands", &t.commands),
+        ("dead_letters", &t.dead_letters),
+        ("agent_results", &t.agent_results),
+        ("agent_votes", &t.agent_votes),
+        ("sagas", &t.sagas),
+        ("compensations", &t.compensations),
+        ("escalations", &t.escalations),
+    ] {
+        text += &format!("{field} = {topic:?}\n");
+    }
+    text += &format!("\n[http]\nlisten = {http:?}\n");
     let path = dir.join("aura.toml");
     std::fs::write(&path, text)?;
     Ok(path)
