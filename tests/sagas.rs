@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use aura::codec::Codec;
-use aura::model::{SagaEvent, SagaEventKind};
+use aura::model::{AgentCommand, SagaEvent, SagaEventKind};
 use common::*;
 
 /// Reads saga events until at least `min` sagas started and every started saga ended (or
@@ -114,6 +114,14 @@ async fn sagas_in_flight_survive_a_sigkill_without_duplicates() {
     create_topic(&topics.anomalies, 3).await;
     let dir = tempfile::tempdir().unwrap();
     let config = topics.write_config(dir.path(), "exactly_once_v2");
+    // Static membership: the restarted instance (same instance id) gets its partitions back
+    // without waiting for the killed member's session to expire.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("[kafka]\n", "[kafka]\n\"static.membership\" = true\n"),
+    )
+    .unwrap();
     // Distinct sources: one saga per anomaly, well over 1,000 in flight at the kill. Agents
     // do not fail here (retries are covered elsewhere), so the run is short.
     produce_anomalies_from(&topics.anomalies, 1500, 1_000_000, 43).await;
@@ -126,6 +134,7 @@ async fn sagas_in_flight_survive_a_sigkill_without_duplicates() {
     first.kill();
     let restarted = std::time::Instant::now();
     let second = Service::start(&config, "victim", dir.path());
+    let processing_again = first_output_after(&second, restarted).await;
     let events = saga_events(&topics, 1400).await;
     let (last, duplicates) = summarize(&events);
     let started = events
@@ -148,8 +157,8 @@ async fn sagas_in_flight_survive_a_sigkill_without_duplicates() {
         })
         .sum();
     eprintln!(
-        "from restart until every saga was seen terminal: {:?}; started {started}, terminal {terminal}, \
-         changelog records restored {restored}",
+        "from restart: processing again after {processing_again:?}, every saga seen terminal after {:?}; \
+         started {started}, terminal {terminal}, changelog records restored {restored}",
         restarted.elapsed()
     );
     assert!(started >= 1400, "sagas started: {started}; log:\n{log}");
@@ -167,7 +176,59 @@ async fn sagas_in_flight_survive_a_sigkill_without_duplicates() {
         duplicates, 0,
         "read_committed sees no duplicated saga event"
     );
+    let commands = command_ids(&topics).await;
+    let repeated: Vec<_> = counts(&commands)
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .collect();
+    assert!(
+        commands.len() >= started && repeated.is_empty(),
+        "read_committed sees every saga's commands once: {} commands, repeated {repeated:?}",
+        commands.len()
+    );
     assert!(second.stop().success());
+}
+
+/// How long after `since` the service produced its first output: the restarted instance is
+/// processing again.
+async fn first_output_after(service: &Service, since: std::time::Instant) -> Duration {
+    let url = format!("http://{}/metrics", http_address(service));
+    let deadline = since + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if let Ok(response) = reqwest::get(&url).await {
+            let text = response.text().await.unwrap_or_default();
+            let out: f64 = text
+                .lines()
+                .filter(|l| l.starts_with("aura_records_out_total"))
+                .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+                .sum();
+            if out > 0.0 {
+                return since.elapsed();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "the restarted service produced nothing within 60 s:\n{}",
+        service.log_text()
+    );
+}
+
+/// The id of every command on the command topic, read_committed.
+async fn command_ids(topics: &TestTopics) -> Vec<String> {
+    let codec = Codec::with_registry(&registry(), &[]).await.unwrap();
+    let records = read_until_idle(
+        &topics.commands,
+        1,
+        Duration::from_secs(2),
+        Duration::from_secs(30),
+    );
+    let mut ids = Vec::new();
+    for r in &records {
+        let command: AgentCommand = codec.decode(&r.value).await.unwrap();
+        ids.push(command.command_id);
+    }
+    ids
 }
 
 #[tokio::test(flavor = "multi_thread")]
