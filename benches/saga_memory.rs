@@ -104,10 +104,11 @@ fn main() {
         .store()
         .iter()
         .map(|s| {
-            (
-                s.saga_id.clone(),
-                serde_json::to_vec(s).expect("states serialize"),
-            )
+            let record = store
+                .store()
+                .record(&s.saga_id)
+                .expect("listed sagas exist");
+            (s.saga_id.clone(), record.to_vec())
         })
         .collect();
     let before = LIVE_BYTES.load(Ordering::Relaxed);

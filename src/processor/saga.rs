@@ -11,7 +11,7 @@ use std::sync::Arc;
 use prometheus::IntCounterVec;
 
 use crate::model::AgentCommand;
-use crate::saga::{Effects, SagaEngine, SagaOutput, SagaStart, SagaState, SagaStore, StateChange};
+use crate::saga::{Effects, SagaEngine, SagaOutput, SagaStart, SagaStore, StateChange};
 use crate::telemetry::SagaMetrics;
 
 use super::saga_gauges::GaugeShare;
@@ -59,10 +59,7 @@ impl SagaProcessor {
         }
         let value = match effects.state {
             StateChange::Unchanged => return,
-            StateChange::Put => self
-                .store
-                .get(saga_id)
-                .map(|s| serde_json::to_vec(s).expect("saga state serializes")),
+            StateChange::Put => self.store.record(saga_id).map(<[u8]>::to_vec),
             StateChange::Delete => None,
         };
         out.push(Output::State {
@@ -143,11 +140,9 @@ impl Processor for SagaProcessor {
         if store != SAGA_STORE {
             return;
         }
-        match value.and_then(|v| serde_json::from_slice::<SagaState>(v).ok()) {
-            Some(state) => self.store.insert(state),
-            None => {
-                self.store.remove(key);
-            }
+        // A record that is not a saga state cannot be run; like a tombstone, it drops the key.
+        if value.is_none_or(|v| self.store.insert_record(v).is_err()) {
+            self.store.remove(key);
         }
         self.gauges.publish(self.store.census());
     }
@@ -226,7 +221,7 @@ mod tests {
         assert_eq!(gauges(&m), (1, 0, 1, 1));
 
         // The next owner counts what it restores from the changelog.
-        let state = serde_json::to_vec(second.store().get("c").unwrap()).unwrap();
+        let state = second.store().record("c").unwrap().to_vec();
         let mut successor = SagaProcessor::new(engine(), &m.sagas);
         successor.restore(SAGA_STORE, "c", Some(&state));
         assert_eq!(gauges(&m), (2, 0, 2, 2));

@@ -71,13 +71,10 @@ impl SagaEngine {
         let cap = self.config.max_anomaly_ids;
         let more = anomaly_ids.len().saturating_sub(cap) as u32;
         anomaly_ids.truncate(cap);
-        anomaly_ids.iter_mut().for_each(String::shrink_to_fit);
-        anomaly_ids.shrink_to_fit();
-        // A saga lives long and many live at once: every string holds exactly its bytes.
         let mut s = SagaState {
-            saga_id: shrunk(req.saga_id),
-            correlation_id: shrunk(req.correlation_id),
-            workflow: shrunk(req.workflow),
+            saga_id: req.saga_id,
+            correlation_id: req.correlation_id,
+            workflow: req.workflow,
             status: SagaStatus::Running,
             anomaly_ids,
             more_anomalies: more,
@@ -87,8 +84,8 @@ impl SagaEngine {
                 coordination: req.coordination,
                 urgency: req.urgency,
                 complexity: req.complexity,
-                explanation: req.explanation.into_boxed_str(),
-                attributes: req.attributes.into(),
+                explanation: req.explanation,
+                attributes: req.attributes,
             },
             agent_overrides: req.agent_overrides,
             current: None,
@@ -103,7 +100,7 @@ impl SagaEngine {
         };
         let mut tx = self.tx(wf, now_ms);
         let mut e = tx.event(&s, SagaEventKind::Started);
-        e.reason = Some(s.route.explanation.to_string()).filter(|r| !r.is_empty());
+        e.reason = Some(s.route.explanation.clone()).filter(|r| !r.is_empty());
         tx.out.push(SagaOutput::Event(e));
         // Validation guarantees at least one step.
         if let Some(first) = wf.steps.first() {
@@ -322,9 +319,4 @@ fn classify(s: &SagaState, wf: &WorkflowSpec, r: &AgentResult) -> Result<(), Ign
         Some(f) if f.step == c.step && c.attempt <= f.attempt => Err(Ignored::Late),
         _ => Err(Ignored::Unknown),
     }
-}
-
-fn shrunk(mut s: String) -> String {
-    s.shrink_to_fit();
-    s
 }

@@ -42,7 +42,6 @@
 //! expiry timer, so that a late or duplicate result still finds it and is counted as such rather
 //! than as unknown; the expiry deletes it. `retention_ms = 0` deletes at once.
 
-pub mod attributes;
 pub mod backoff;
 pub mod census;
 pub mod config;
@@ -59,7 +58,6 @@ pub mod workflows;
 #[cfg(test)]
 mod tests;
 
-pub use attributes::Attributes;
 pub use census::SagaCensus;
 pub use config::{OnFailure, RetryPolicy, SagaConfig, StepSpec, WorkflowSpec};
 pub use effects::{Effects, Ignored, SagaOutput, StateChange, TimerUpdate};

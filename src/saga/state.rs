@@ -4,13 +4,11 @@
 //! are derived (`{saga_id}/{step}/{attempt}`, compensations `{saga_id}/{step}/undo/{attempt}`) rather
 //! than stored, a saga has at most one pending timer, and a finished saga drops its routing context.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::{AgentType, Coordination, Layer};
-
-use super::attributes::Attributes;
 
 /// Where a saga is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -98,11 +96,10 @@ pub struct RouteContext {
     pub coordination: Coordination,
     pub urgency: f64,
     pub complexity: f64,
-    /// Boxed, so it holds exactly its bytes: it is a saga's largest field.
-    #[serde(default, skip_serializing_if = "str::is_empty")]
-    pub explanation: Box<str>,
-    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
-    pub attributes: Attributes,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub explanation: String,
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub attributes: HashMap<String, String>,
 }
 
 /// What a timer does when it fires.
@@ -164,9 +161,8 @@ pub struct SagaState {
     /// `done[cursor - 1]`. After COMPENSATION_FAILED it still points at the step that failed.
     #[serde(default, skip_serializing_if = "is_zero_usize")]
     pub cursor: usize,
-    /// Boxed: most sagas never fail, and a `None` should cost a pointer, not a `Failure`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure: Option<Box<Failure>>,
+    pub failure: Option<Failure>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timer: Option<PendingTimer>,
     #[serde(default)]
@@ -204,32 +200,6 @@ impl SagaState {
             due_ms,
             seq: self.timer_seq,
         });
-    }
-
-    /// Heap and inline bytes this state holds in memory (strings by capacity), an estimate for
-    /// the per-saga memory budget.
-    pub fn approx_memory_bytes(&self) -> usize {
-        let s = |x: &String| x.capacity();
-        std::mem::size_of::<Self>()
-            + s(&self.saga_id)
-            + s(&self.correlation_id)
-            + s(&self.workflow)
-            + self.anomaly_ids.capacity() * std::mem::size_of::<String>()
-            + self.anomaly_ids.iter().map(s).sum::<usize>()
-            + self.route.pattern_id.as_ref().map_or(0, s)
-            + self.route.explanation.len()
-            + self.route.attributes.heap_bytes()
-            + self
-                .agent_overrides
-                .keys()
-                .map(|k| s(k) + 48)
-                .sum::<usize>()
-            + self.current.as_ref().map_or(0, |r| s(&r.step))
-            + self.done.capacity() * std::mem::size_of::<Done>()
-            + self.done.iter().map(|d| s(&d.step)).sum::<usize>()
-            + self.failure.as_ref().map_or(0, |f| {
-                std::mem::size_of::<Failure>() + s(&f.step) + s(&f.reason)
-            })
     }
 }
 

@@ -10,7 +10,6 @@ use crate::model::{
     AgentCommand, AgentType, CompensationCommand, Escalation, Layer, SagaEvent, SagaEventKind,
 };
 
-use super::attributes::Attributes;
 use super::backoff::retry_delay_ms;
 use super::config::{OnFailure, SagaConfig, StepSpec, WorkflowSpec};
 use super::effects::SagaOutput;
@@ -112,8 +111,8 @@ impl<'a> Tx<'a> {
             complexity: s.route.complexity,
             attempt,
             deadline,
-            explanation: s.route.explanation.to_string(),
-            attributes: s.route.attributes.to_map(),
+            explanation: s.route.explanation.clone(),
+            attributes: s.route.attributes.clone(),
             issued_at: self.now,
         }));
         s.current = Some(Run {
@@ -185,12 +184,12 @@ impl<'a> Tx<'a> {
             return;
         }
         s.current = None;
-        s.failure = Some(Box::new(Failure {
+        s.failure = Some(Failure {
             step: step.name.clone(),
             attempt,
             timed_out: phase == Phase::TimedOut,
             reason: reason.clone(),
-        }));
+        });
         let why = format!(
             "step {} failed after {attempt} attempt(s): {reason}",
             step.name
@@ -354,8 +353,8 @@ impl<'a> Tx<'a> {
         let mut e = self.event(s, kind);
         e.reason = Some(why);
         self.out.push(SagaOutput::Event(e));
-        s.route.explanation = Box::default();
-        s.route.attributes = Attributes::default();
+        s.route.explanation = String::new();
+        s.route.attributes = HashMap::new();
         if self.cfg.retention_ms > 0 {
             s.set_timer(
                 TimerKind::Expire,
