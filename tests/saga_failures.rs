@@ -41,28 +41,6 @@ fn sagas_on(test: &str) -> String {
     )
 }
 
-fn start_agents(topics: &TestTopics, dir: &std::path::Path, chaos: &[&str]) -> Service {
-    let (bootstrap, registry) = (bootstrap(), registry());
-    let group = format!("{}-agents", topics.group);
-    let mut args = vec![
-        "agents",
-        "--bootstrap-servers",
-        &bootstrap,
-        "--schema-registry-url",
-        &registry,
-        "--commands-topic",
-        &topics.commands,
-        "--compensations-topic",
-        &topics.compensations,
-        "--results-topic",
-        &topics.results,
-        "--group-id",
-        &group,
-    ];
-    args.extend_from_slice(chaos);
-    Service::spawn(&args, "agents", dir)
-}
-
 /// A service and simulated agents on fresh topics, running `test`'s workflow.
 struct Run {
     topics: TestTopics,
@@ -84,7 +62,7 @@ impl Run {
         produce_anomalies_from(&topics.anomalies, sagas, 1_000_000_000_000_000, 53).await;
         let started = Instant::now();
         let service = Service::start(&config, test, dir.path());
-        let agents = start_agents(&topics, dir.path(), chaos);
+        let agents = start_agents_with(&topics, dir.path(), chaos);
         Self {
             topics,
             service,
@@ -107,6 +85,33 @@ impl Run {
             tail(self.agents.log_text())
         )
     }
+}
+
+/// Runs five sagas of `test`'s workflow against quick agents that apply `chaos` (a flag such as
+/// `--fail-actions`) to `action` and succeed otherwise; returns once every saga has ended.
+async fn five_sagas(test: &str, chaos: &str, action: &str) -> (Run, Histories) {
+    let behaviour = [
+        "--latency-ms",
+        "1..10",
+        "--failure-rate",
+        "0",
+        chaos,
+        action,
+    ];
+    let run = Run::start(test, 5, &behaviour).await;
+    let histories = saga_histories(
+        &run.topics.sagas,
+        5,
+        Duration::from_secs(2),
+        Duration::from_secs(60),
+    )
+    .await;
+    eprintln!(
+        "5 sagas ({chaos} {action}) ended in {:?}",
+        run.started.elapsed()
+    );
+    assert_eq!(histories.len(), 5, "{}", run.logs());
+    (run, histories)
 }
 
 /// The one step of `wf` whose action is `action`.
@@ -132,27 +137,7 @@ fn every_test_workflow_folder_loads() {
 async fn a_failing_step_is_retried_by_its_policy_then_completed_steps_are_compensated() {
     let wf = triage("failing-step");
     let failing = step_with_action(&wf, "apply-remediation");
-    let chaos = [
-        "--latency-ms",
-        "1..10",
-        "--failure-rate",
-        "0",
-        "--fail-actions",
-        "apply-remediation",
-    ];
-    let run = Run::start("failing-step", 5, &chaos).await;
-    let histories = saga_histories(
-        &run.topics.sagas,
-        5,
-        Duration::from_secs(2),
-        Duration::from_secs(60),
-    )
-    .await;
-    eprintln!(
-        "5 sagas with a failing step ended in {:?}",
-        run.started.elapsed()
-    );
-    assert_eq!(histories.len(), 5, "{}", run.logs());
+    let (run, histories) = five_sagas("failing-step", "--fail-actions", &failing.action).await;
     let expected = histories.len() * 2;
     let issued = compensations(&run.topics.compensations, expected).await;
     for (saga, h) in &histories {
@@ -168,27 +153,7 @@ async fn a_failing_step_is_retried_by_its_policy_then_completed_steps_are_compen
 async fn a_silent_agent_times_out_and_its_step_is_retried_by_its_policy() {
     let wf = triage("silent-agent");
     let silent = step_with_action(&wf, "classify-anomaly");
-    let chaos = [
-        "--latency-ms",
-        "1..10",
-        "--failure-rate",
-        "0",
-        "--silent-actions",
-        "classify-anomaly",
-    ];
-    let run = Run::start("silent-agent", 5, &chaos).await;
-    let histories = saga_histories(
-        &run.topics.sagas,
-        5,
-        Duration::from_secs(2),
-        Duration::from_secs(60),
-    )
-    .await;
-    eprintln!(
-        "5 sagas with a silent agent ended in {:?}",
-        run.started.elapsed()
-    );
-    assert_eq!(histories.len(), 5, "{}", run.logs());
+    let (run, histories) = five_sagas("silent-agent", "--silent-actions", &silent.action).await;
     let issued = compensations(&run.topics.compensations, 0).await;
     for (saga, h) in &histories {
         let completed = check_exhausted_step(h, &wf, silent, SagaEventKind::StepTimedOut);

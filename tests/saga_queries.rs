@@ -19,15 +19,7 @@ const SAGAS_ON: &str = "[sagas]\nenabled = true\n";
 /// Each saga id on the trigger topic and the partition its triggers landed on, read until at
 /// least `min` sagas are seen and nothing new came for two seconds.
 fn trigger_partitions(topic: &str, min: usize) -> BTreeMap<String, i32> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", unique("trigger-reader"))
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
+    let consumer = committed_reader(topic);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = Instant::now();
     let mut sagas = BTreeMap::new();

@@ -352,12 +352,20 @@ pub fn start_simulated_agents(
     failure_rate: &str,
     latency_ms: &str,
 ) -> Service {
-    let args = [
+    let behaviour = ["--latency-ms", latency_ms, "--failure-rate", failure_rate];
+    start_agents_with(topics, dir, &behaviour)
+}
+
+/// Simulated agents (`aura agents`) on `topics`, behaving as `behaviour` (its flags) says.
+pub fn start_agents_with(topics: &TestTopics, dir: &Path, behaviour: &[&str]) -> Service {
+    let (bootstrap, registry) = (bootstrap(), registry());
+    let group = format!("{}-agents", topics.group);
+    let mut args = vec![
         "agents",
         "--bootstrap-servers",
-        &bootstrap(),
+        &bootstrap,
         "--schema-registry-url",
-        &registry(),
+        &registry,
         "--commands-topic",
         &topics.commands,
         "--compensations-topic",
@@ -365,11 +373,8 @@ pub fn start_simulated_agents(
         "--results-topic",
         &topics.results,
         "--group-id",
-        &format!("{}-agents", topics.group),
-        "--latency-ms",
-        latency_ms,
-        "--failure-rate",
-        failure_rate,
+        &group,
     ];
+    args.extend_from_slice(behaviour);
     Service::spawn(&args, "agents", dir)
 }

@@ -142,16 +142,11 @@ pub async fn run(args: LatencyArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let codec = match &args.schema_registry_url {
-        Some(url) => {
-            Codec::with_registry(
-                url,
-                &[(config.topics.anomalies.as_str(), "aura.v1.TdaAnomaly")],
-            )
-            .await?
-        }
-        None => Codec::embedded(),
-    };
+    let codec = super::anomaly_codec(
+        args.schema_registry_url.as_deref(),
+        &config.topics.anomalies,
+    )
+    .await?;
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let reader = tokio::spawn(read_commands(
         config.kafka.bootstrap_servers.clone(),

@@ -36,6 +36,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The codec the bench publishes anomalies with: the registry's when one is given.
+async fn anomaly_codec(registry: Option<&str>, topic: &str) -> anyhow::Result<crate::codec::Codec> {
+    Ok(match registry {
+        Some(url) => {
+            crate::codec::Codec::with_registry(url, &[(topic, "aura.v1.TdaAnomaly")]).await?
+        }
+        None => crate::codec::Codec::embedded(),
+    })
+}
+
 /// Topic names no earlier run used, so every run starts from empty topics.
 fn fresh_topics(config: &mut crate::config::Config, run_id: &str) {
     let topics = &mut config.topics;

@@ -111,16 +111,11 @@ pub async fn run(args: RecoveryArgs) -> anyhow::Result<()> {
     service.wait_ready(&http, Duration::from_secs(60)).await?;
     let idle = resident_bytes(service.pid())?;
 
-    let codec = match &args.schema_registry_url {
-        Some(url) => {
-            Codec::with_registry(
-                url,
-                &[(config.topics.anomalies.as_str(), "aura.v1.TdaAnomaly")],
-            )
-            .await?
-        }
-        None => Codec::embedded(),
-    };
+    let codec = super::anomaly_codec(
+        args.schema_registry_url.as_deref(),
+        &config.topics.anomalies,
+    )
+    .await?;
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &args.bootstrap_servers)
         .set("linger.ms", "5")
