@@ -1,4 +1,6 @@
-//! Creates the topics the service writes to when they are missing.
+//! Creates the topics the service writes to when they are missing, and checks the ones its
+//! state depends on. One admin client serves a whole check: each new client costs a connection
+//! and a metadata round trip, which made start-up (and so recovery) half a second slower.
 
 use std::time::Duration;
 
@@ -18,41 +20,12 @@ pub async fn ensure_topics(
     topics: &[&str],
     topic_config: &[(&str, &str)],
 ) -> Result<(), RuntimeError> {
-    let admin = admin_client(kafka)?;
+    let admin = Admin::new(kafka)?;
     let new: Vec<NewTopic> = topics
         .iter()
-        .map(|t| {
-            topic_config.iter().fold(
-                NewTopic::new(
-                    t,
-                    kafka.output_partitions,
-                    TopicReplication::Fixed(kafka.replication_factor),
-                ),
-                |topic, (k, v)| topic.set(k, v),
-            )
-        })
+        .map(|t| admin.new_topic(t, kafka.output_partitions, topic_config))
         .collect();
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let results = admin
-        .create_topics(&new, &opts)
-        .await
-        .map_err(|e| RuntimeError::Broker {
-            what: "create topics",
-            source: e,
-        })?;
-    for result in results {
-        match result {
-            Ok(topic) => info!(topic, partitions = kafka.output_partitions, "created topic"),
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => {
-                return Err(RuntimeError::TopicCreation {
-                    topic,
-                    reason: code.to_string(),
-                })
-            }
-        }
-    }
-    Ok(())
+    admin.create(&new).await
 }
 
 /// Ensures `reference` exists, then that every topic in `copartitioned` and every compacted
@@ -65,16 +38,24 @@ pub async fn ensure_copartitioned(
     copartitioned: &[&str],
     changelogs: &[&str],
 ) -> Result<i32, RuntimeError> {
-    ensure_topics(kafka, &[reference], &[]).await?;
-    let expected = partition_count(kafka, reference)?;
-    let same = KafkaConfig {
-        output_partitions: expected as i32,
-        ..kafka.clone()
-    };
-    ensure_topics(&same, copartitioned, &[]).await?;
-    ensure_topics(&same, changelogs, &[("cleanup.policy", "compact")]).await?;
+    let admin = Admin::new(kafka)?;
+    admin
+        .create(&[admin.new_topic(reference, kafka.output_partitions, &[])])
+        .await?;
+    let expected = admin.partition_count(reference)?;
+    let compacted = [("cleanup.policy", "compact")];
+    let new: Vec<NewTopic> = copartitioned
+        .iter()
+        .map(|t| admin.new_topic(t, expected as i32, &[]))
+        .chain(
+            changelogs
+                .iter()
+                .map(|t| admin.new_topic(t, expected as i32, &compacted)),
+        )
+        .collect();
+    admin.create(&new).await?;
     for topic in copartitioned.iter().chain(changelogs) {
-        let found = partition_count(kafka, topic)?;
+        let found = admin.partition_count(topic)?;
         if found != expected {
             return Err(RuntimeError::NotCopartitioned {
                 topic: topic.to_string(),
@@ -84,78 +65,118 @@ pub async fn ensure_copartitioned(
             });
         }
     }
-    check_compacted(kafka, changelogs).await?;
+    admin.check_compacted(changelogs).await?;
     Ok(expected as i32)
 }
 
-/// The partition count of `topic`. A topic another instance has just created can show no
-/// partitions for a moment, so an empty answer is asked again for up to ten seconds.
-fn partition_count(kafka: &KafkaConfig, topic: &str) -> Result<usize, RuntimeError> {
-    let consumer: rdkafka::consumer::BaseConsumer =
-        super::clients::admin(kafka)
+/// One admin client, for every step of a check.
+struct Admin {
+    client: AdminClient<DefaultClientContext>,
+    replication: i32,
+}
+
+impl Admin {
+    fn new(kafka: &KafkaConfig) -> Result<Self, RuntimeError> {
+        let client = super::clients::admin(kafka)
             .create()
             .map_err(|e| RuntimeError::Client {
-                what: "metadata client",
+                what: "admin client",
                 source: e,
             })?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let metadata = rdkafka::consumer::Consumer::fetch_metadata(
-            &consumer,
-            Some(topic),
-            Duration::from_secs(10),
-        )
-        .map_err(|e| RuntimeError::Broker {
-            what: "topic metadata",
-            source: e,
-        })?;
-        let count = metadata
-            .topics()
-            .first()
-            .map_or(0, |t| t.partitions().len());
-        if count > 0 || std::time::Instant::now() > deadline {
-            return Ok(count);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-async fn check_compacted(kafka: &KafkaConfig, topics: &[&str]) -> Result<(), RuntimeError> {
-    use rdkafka::admin::{OwnedResourceSpecifier, ResourceSpecifier};
-    let admin = admin_client(kafka)?;
-    let specs: Vec<ResourceSpecifier> =
-        topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
-    let results = admin
-        .describe_configs(&specs, &AdminOptions::new())
-        .await
-        .map_err(|e| RuntimeError::Broker {
-            what: "describe configs",
-            source: e,
-        })?;
-    for result in results {
-        let Ok(resource) = result else { continue };
-        let OwnedResourceSpecifier::Topic(topic) = &resource.specifier else {
-            continue;
-        };
-        let policy = resource
-            .get("cleanup.policy")
-            .and_then(|e| e.value.clone())
-            .unwrap_or_default();
-        if !policy.contains("compact") {
-            return Err(RuntimeError::NotCompacted {
-                topic: topic.clone(),
-                found: policy,
-            });
-        }
-    }
-    Ok(())
-}
-
-fn admin_client(kafka: &KafkaConfig) -> Result<AdminClient<DefaultClientContext>, RuntimeError> {
-    super::clients::admin(kafka)
-        .create()
-        .map_err(|e| RuntimeError::Client {
-            what: "admin client",
-            source: e,
+        Ok(Self {
+            client,
+            replication: kafka.replication_factor,
         })
+    }
+
+    fn new_topic<'a>(
+        &self,
+        name: &'a str,
+        partitions: i32,
+        config: &[(&'a str, &'a str)],
+    ) -> NewTopic<'a> {
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(self.replication));
+        config.iter().fold(topic, |topic, (k, v)| topic.set(k, v))
+    }
+
+    /// Creates `topics`; one that exists already is left as it is.
+    async fn create(&self, topics: &[NewTopic<'_>]) -> Result<(), RuntimeError> {
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results = self
+            .client
+            .create_topics(topics, &opts)
+            .await
+            .map_err(|e| RuntimeError::Broker {
+                what: "create topics",
+                source: e,
+            })?;
+        for (result, new) in results.into_iter().zip(topics) {
+            match result {
+                Ok(topic) => info!(topic, partitions = new.num_partitions, "created topic"),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(RuntimeError::TopicCreation {
+                        topic,
+                        reason: code.to_string(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The partition count of `topic`. A topic another instance has just created can show no
+    /// partitions for a moment, so an empty answer is asked again for up to ten seconds.
+    fn partition_count(&self, topic: &str) -> Result<usize, RuntimeError> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let metadata = self
+                .client
+                .inner()
+                .fetch_metadata(Some(topic), Duration::from_secs(10))
+                .map_err(|e| RuntimeError::Broker {
+                    what: "topic metadata",
+                    source: e,
+                })?;
+            let count = metadata
+                .topics()
+                .first()
+                .map_or(0, |t| t.partitions().len());
+            if count > 0 || std::time::Instant::now() > deadline {
+                return Ok(count);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    async fn check_compacted(&self, topics: &[&str]) -> Result<(), RuntimeError> {
+        use rdkafka::admin::{OwnedResourceSpecifier, ResourceSpecifier};
+        let specs: Vec<ResourceSpecifier> =
+            topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+        let results = self
+            .client
+            .describe_configs(&specs, &AdminOptions::new())
+            .await
+            .map_err(|e| RuntimeError::Broker {
+                what: "describe configs",
+                source: e,
+            })?;
+        for result in results {
+            let Ok(resource) = result else { continue };
+            let OwnedResourceSpecifier::Topic(topic) = &resource.specifier else {
+                continue;
+            };
+            let policy = resource
+                .get("cleanup.policy")
+                .and_then(|e| e.value.clone())
+                .unwrap_or_default();
+            if !policy.contains("compact") {
+                return Err(RuntimeError::NotCompacted {
+                    topic: topic.clone(),
+                    found: policy,
+                });
+            }
+        }
+        Ok(())
+    }
 }
