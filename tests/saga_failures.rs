@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aura::model::SagaEventKind;
+use aura::model::{Layer, SagaEventKind};
 use aura::saga::{OnFailure, StepSpec, WorkflowSpec, Workflows};
 use common::*;
 use history::*;
@@ -144,6 +144,55 @@ async fn a_failing_step_is_retried_by_its_policy_then_completed_steps_are_compen
         let completed = check_exhausted_step(h, &wf, failing, SagaEventKind::StepFailed);
         let issued = issued.get(saga).map(Vec::as_slice).unwrap_or_default();
         check_compensations(h, &completed, issued);
+    }
+    assert_eq!(duplicates(&histories), 0);
+    assert!(run.service.stop().success());
+}
+
+/// A compensation that keeps failing is retried, then reported (COMPENSATION_FAILED) and
+/// escalated one layer up, and the saga ends FAILED: never dropped.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_compensation_that_keeps_failing_is_reported_and_escalated() {
+    let wf = triage("failing-step");
+    let failing = step_with_action(&wf, "apply-remediation");
+    // The newest completed step, so the first compensation; it never succeeds.
+    let stuck = wf
+        .steps
+        .iter()
+        .take_while(|s| s.name != failing.name)
+        .last()
+        .unwrap();
+    let undo = stuck.compensation.as_ref().unwrap();
+    let both = format!("{},{}", failing.action, undo.action);
+    let (run, histories) = five_sagas("failing-step", "--fail-actions", &both).await;
+    let tries = undo.max_attempts.unwrap_or(stuck.retry.max_attempts);
+    let issued = compensations(&run.topics.compensations, histories.len() * tries as usize).await;
+    let escalated = escalations(&run.topics.escalations, histories.len()).await;
+    for (saga, h) in &histories {
+        let kinds: Vec<SagaEventKind> = h.iter().map(|e| e.kind).collect();
+        let tail = &kinds[kinds.len() - 2..];
+        assert_eq!(
+            tail,
+            [SagaEventKind::CompensationFailed, SagaEventKind::Failed],
+            "{saga}: {h:#?}"
+        );
+        let reported = of(h, SagaEventKind::CompensationFailed, &stuck.name);
+        assert_eq!(reported.len(), 1, "{saga}: one report, for {}", stuck.name);
+        // Every attempt of the stuck compensation was issued, and nothing after it.
+        let attempts: Vec<(&str, i32)> = issued[saga]
+            .iter()
+            .map(|c| (c.action.as_str(), c.attempt))
+            .collect();
+        let expected: Vec<(&str, i32)> = (1..=tries).map(|a| (undo.action.as_str(), a)).collect();
+        assert_eq!(attempts, expected, "{saga}: compensation attempts");
+        let up = &escalated[saga];
+        assert_eq!(up.len(), 1, "{saga}: one escalation");
+        assert_eq!(up[0].step.as_deref(), Some(stuck.name.as_str()));
+        assert!(
+            up[0].to_layer > up[0].from_layer || up[0].from_layer == Layer::Strategic,
+            "{saga}: escalated one layer up: {:?}",
+            up[0]
+        );
     }
     assert_eq!(duplicates(&histories), 0);
     assert!(run.service.stop().success());

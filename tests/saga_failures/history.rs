@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use aura::codec::Codec;
-use aura::model::{CompensationCommand, SagaEvent, SagaEventKind};
+use aura::model::{CompensationCommand, Escalation, SagaEvent, SagaEventKind};
 use aura::saga::{OnFailure, RetryPolicy, StepSpec, WorkflowSpec};
 use rdkafka::message::Message;
 
@@ -67,6 +67,18 @@ pub async fn compensations(topic: &str, min: usize) -> BTreeMap<String, Vec<Comp
     for r in records {
         let c: CompensationCommand = codec.decode(&r.value).await.unwrap();
         by_saga.entry(c.saga_id.clone()).or_default().push(c);
+    }
+    by_saga
+}
+
+/// Escalations by saga, read_committed, once at least `min` have come and the topic is quiet.
+pub async fn escalations(topic: &str, min: usize) -> BTreeMap<String, Vec<Escalation>> {
+    let codec = Codec::with_registry(&registry(), &[]).await.unwrap();
+    let records = read_until_idle(topic, min, Duration::from_secs(2), Duration::from_secs(30));
+    let mut by_saga: BTreeMap<String, Vec<Escalation>> = BTreeMap::new();
+    for r in records {
+        let e: Escalation = codec.decode(&r.value).await.unwrap();
+        by_saga.entry(e.saga_id.clone()).or_default().push(e);
     }
     by_saga
 }
