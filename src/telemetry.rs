@@ -35,6 +35,9 @@ pub struct Metrics {
     pub commit_seconds: HistogramVec,
     /// Input partitions this instance owns.
     pub partitions_assigned: IntGauge,
+    /// Records in each owned input partition that this instance has not consumed yet, by topic
+    /// and partition; updated every 5 s from librdkafka's statistics.
+    pub consumer_lag: IntGaugeVec,
     /// Consumer group rebalances seen by this instance.
     pub rebalances: IntCounter,
     /// Rows in the `tda.context` table.
@@ -119,6 +122,17 @@ impl Metrics {
         registry
             .register(Box::new(by_state.clone()))
             .expect("unique metric");
+        let consumer_lag = IntGaugeVec::new(
+            Opts::new(
+                "consumer_lag",
+                "Records not yet consumed in each owned input partition",
+            ),
+            &["topic", "partition"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(consumer_lag.clone()))
+            .expect("unique metric");
         let sagas = SagaMetrics {
             by_state,
             active: gauge("sagas_active", "Sagas running or compensating"),
@@ -151,6 +165,7 @@ impl Metrics {
             transactions: counter_vec("transactions_total", "Commits by outcome", &["outcome"]),
             commit_seconds,
             partitions_assigned: gauge("partitions_assigned", "Input partitions owned"),
+            consumer_lag,
             rebalances,
             context_rows: gauge("context_table_rows", "Rows in the tda.context table"),
             restore_seconds: histogram(

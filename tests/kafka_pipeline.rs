@@ -75,6 +75,23 @@ async fn n_anomalies_in_give_n_commands_out_with_metrics_and_readiness() {
         metrics.contains("aura_processing_seconds_bucket"),
         "{metrics}"
     );
+    // Consumer lag comes with librdkafka's statistics, every 5 s: each of the three anomaly
+    // partitions shows up, consumed to its end.
+    let lag_series = |metrics: &str| -> Vec<i64> {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("aura_consumer_lag{") && l.contains(&topics.anomalies))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut lag = lag_series(&metrics);
+    while lag.len() < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let text = reqwest::get(format!("{base}/metrics")).await.unwrap();
+        lag = lag_series(&text.text().await.unwrap());
+    }
+    assert_eq!(lag, vec![0, 0, 0], "consumer lag per anomaly partition");
     assert_eq!(
         reqwest::get(format!("{base}/healthz"))
             .await

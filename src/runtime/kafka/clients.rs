@@ -36,6 +36,8 @@ pub fn stream_consumer(kafka: &KafkaConfig, instance_id: &str) -> ClientConfig {
         .set("fetch.wait.max.ms", "5")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
+        // librdkafka's statistics carry each partition's offsets: the consumer lag metric.
+        .set("statistics.interval.ms", "5000")
         .set(
             "isolation.level",
             match kafka.processing_guarantee {

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
-use rdkafka::ClientContext;
+use rdkafka::{ClientContext, Statistics};
 use tracing::{info, warn};
 
 use crate::runtime::Readiness;
@@ -20,7 +20,38 @@ pub struct StreamContext {
     pub failed: Arc<AtomicBool>,
 }
 
-impl ClientContext for StreamContext {}
+impl ClientContext for StreamContext {
+    /// Every `statistics.interval.ms`: sets `aura_consumer_lag` for each owned partition, the
+    /// records between what this instance has consumed and the partition's end (its last stable
+    /// offset under read_committed). Offsets are committed in transactions, which librdkafka's
+    /// own `consumer_lag` does not see, so the lag is counted from the consumed position.
+    fn stats(&self, statistics: Statistics) {
+        let lag = &self.metrics.consumer_lag;
+        lag.reset();
+        for (topic, t) in &statistics.topics {
+            for p in t
+                .partitions
+                .values()
+                .filter(|p| p.partition >= 0 && p.desired)
+            {
+                let end = if p.ls_offset >= 0 {
+                    p.ls_offset
+                } else {
+                    p.hi_offset
+                };
+                let consumed = if p.app_offset >= 0 {
+                    p.app_offset
+                } else {
+                    p.committed_offset
+                };
+                if end >= 0 && consumed >= 0 {
+                    lag.with_label_values(&[topic.as_str(), &p.partition.to_string()])
+                        .set((end - consumed).max(0));
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for StreamContext {
     /// Runs before partitions are taken away: commit what was processed, so the next owner
