@@ -5,12 +5,13 @@
 //! - [`config`]: the TOML configuration and its validation (fatal errors name file, field, value).
 //! - [`model`]: one Rust type per Avro record in `schemas/` (the field-name contract).
 //! - [`codec`]: Confluent wire format over a schema registry, or the embedded catalog.
-//! - [`processor`]: the processor trait and the stateless anomaly chain (validate, enrich,
-//!   score, route); synchronous and free of I/O.
+//! - [`processor`]: the processor trait, the anomaly chain (validate, enrich, score, route)
+//!   and the saga processor with its changelogged store; synchronous and free of I/O.
 //! - [`table`]: keyed tables loaded from compacted topics (`tda.context`).
 //! - [`dead_letter`]: why a record was rejected, one constructor per stage.
 //! - [`runtime`]: record handling shared by both runtimes, the Kafka runtime (exactly-once
-//!   or at-least-once) and the embedded in-memory log.
+//!   or at-least-once, sub-topologies, store restore), the embedded in-memory log, and
+//!   read-only queries of partition tasks' state (Kafka's partitioner finds the owner).
 //! - [`saga`]: durable sagas: workflow definitions (`topologies/workflows/`), the saga state
 //!   machine (retries, timeouts, compensation, escalation) and its timer index; pure, driven
 //!   by the runtime.
