@@ -24,6 +24,7 @@ use crate::semantic::LabelledAnomaly;
 ///
 ///   aura produce --bootstrap-servers localhost:9092 --schema-registry-url http://localhost:8081 --events 10000 --rate 2000
 #[derive(Args)]
+#[command(verbatim_doc_comment)]
 pub struct ProduceArgs {
     #[arg(long, env = "AURA_BOOTSTRAP_SERVERS", default_value = "localhost:9092")]
     bootstrap_servers: String,

@@ -12,7 +12,8 @@ use crate::config::{builtin_origin, Config, ProcessingGuarantee};
 use crate::runtime::{Readiness, StateQueries};
 use crate::telemetry::Metrics;
 
-/// Run the service: consume TDA anomalies, emit agent commands.
+/// Run the service: consume TDA anomalies and run each incident as a durable saga of agent
+/// commands (or, with `[sagas] enabled = false`, emit one command per anomaly).
 ///
 /// Settings come from the TOML file given with --config (see README "Configuration"); the
 /// flags below override it, and each flag can also be set by its environment variable.
@@ -20,6 +21,7 @@ use crate::telemetry::Metrics;
 ///
 ///   aura run --config aura.toml --bootstrap-servers kafka:9092 --processing-guarantee at_least_once
 #[derive(Args)]
+#[command(verbatim_doc_comment)]
 pub struct RunArgs {
     /// The configuration file (TOML). Without it, the built-in defaults are used.
     #[arg(long, short, env = "AURA_CONFIG")]

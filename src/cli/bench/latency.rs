@@ -41,6 +41,7 @@ use super::passthrough;
 ///   aura bench --bootstrap-servers localhost:9092 --schema-registry-url http://localhost:8081 \
 ///       --events 20000 --rate 1000 --processing-guarantee exactly_once_v2 --mode passthrough
 #[derive(Args)]
+#[command(verbatim_doc_comment)]
 pub struct LatencyArgs {
     #[arg(long, env = "AURA_BOOTSTRAP_SERVERS", default_value = "localhost:9092")]
     bootstrap_servers: String,

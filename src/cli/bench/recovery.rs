@@ -36,6 +36,7 @@ use super::probe::{http_get, metric_sum, resident_bytes};
 ///   aura bench recovery --bootstrap-servers localhost:9092 \
 ///       --schema-registry-url http://localhost:8081 --sagas 100000 --rate 4000
 #[derive(Args)]
+#[command(verbatim_doc_comment)]
 pub struct RecoveryArgs {
     #[arg(long, env = "AURA_BOOTSTRAP_SERVERS", default_value = "localhost:9092")]
     bootstrap_servers: String,
