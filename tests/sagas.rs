@@ -108,6 +108,59 @@ service:
     assert!(service.stop().success());
 }
 
+/// DESIGN.md's storm: 100 anomalies about one incident start one saga, and every one of them is
+/// joined to it (the saga keeps the first ids and counts the rest), as `/sagas/{id}` shows.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_storm_of_100_anomalies_about_one_incident_starts_one_saga() {
+    let topics = TestTopics::new("sagas-storm");
+    create_topic(&topics.anomalies, 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = topics.write_config(dir.path(), "exactly_once_v2");
+    // One source within one incident window; no agents, so the saga waits on its first step.
+    produce_anomalies_from(&topics.anomalies, 100, 1, 59).await;
+    let service = Service::start(&config, "storm-0", dir.path());
+    let base = format!("http://{}", http_address(&service));
+
+    let events = saga_events_after_quiet(&topics).await;
+    let started: Vec<&SagaEvent> = events
+        .iter()
+        .filter(|e| e.kind == SagaEventKind::Started)
+        .collect();
+    assert_eq!(started.len(), 1, "one saga; log:\n{}", service.log_text());
+    let url = format!("{base}/sagas/{}", started[0].saga_id);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let joined = loop {
+        let state: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        let kept = state["anomaly_ids"].as_array().map_or(0, Vec::len) as u64;
+        let counted = state["more_anomalies"].as_u64().unwrap_or(0);
+        if kept + counted >= 100 || std::time::Instant::now() > deadline {
+            break kept + counted;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        joined, 100,
+        "every anomaly of the storm joined the one saga"
+    );
+    assert!(service.stop().success());
+}
+
+/// Every saga event on the topic once it has been quiet for two seconds.
+async fn saga_events_after_quiet(topics: &TestTopics) -> Vec<SagaEvent> {
+    let codec = Codec::with_registry(&registry(), &[]).await.unwrap();
+    let records = read_until_idle(
+        &topics.sagas,
+        1,
+        Duration::from_secs(2),
+        Duration::from_secs(30),
+    );
+    let mut events = Vec::new();
+    for r in &records {
+        events.push(codec.decode::<SagaEvent>(&r.value).await.unwrap());
+    }
+    events
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sagas_in_flight_survive_a_sigkill_without_duplicates() {
     let topics = TestTopics::new("sagas-kill");
