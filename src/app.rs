@@ -36,6 +36,13 @@ pub async fn run_on_kafka(
         "codec ready"
     );
     let engine = Arc::new(semantic_engine(config)?);
+    metrics.watch_route_cache({
+        let engine = engine.clone();
+        move || {
+            let stats = engine.router_stats();
+            (stats.hits, stats.misses)
+        }
+    });
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "semantic engine ready"

@@ -3,6 +3,8 @@
 //! Handles are created once and cloned into the tasks that update them; `/metrics` renders
 //! the registry in the Prometheus text format.
 
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -193,6 +195,46 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// Exports the route cache's lookups as `aura_route_cache_lookups_total{result="hit|miss"}`,
+    /// read from `stats` (total hits, total misses) at every scrape. Registered once; a second
+    /// call (the same metrics for a restarted service) keeps the first.
+    pub fn watch_route_cache(&self, stats: impl Fn() -> (u64, u64) + Send + Sync + 'static) {
+        let lookups = IntCounterVec::new(
+            Opts::new(
+                "route_cache_lookups_total",
+                "Route decisions served from the cache (hit) or computed (miss)",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let _ = self
+            .registry
+            .register(Box::new(RouteCacheLookups { lookups, stats }));
+    }
+}
+
+/// The router counts its own cache lookups; this copies the totals in when scraped.
+struct RouteCacheLookups<F> {
+    lookups: IntCounterVec,
+    stats: F,
+}
+
+impl<F: Fn() -> (u64, u64) + Send + Sync> Collector for RouteCacheLookups<F> {
+    fn desc(&self) -> Vec<&Desc> {
+        self.lookups.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let (hits, misses) = (self.stats)();
+        for (result, total) in [("hit", hits), ("miss", misses)] {
+            let counter = self.lookups.with_label_values(&[result]);
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+        self.lookups.collect()
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -218,5 +260,24 @@ mod tests {
         assert!(
             text.contains("aura_dead_letters_total{reason=\"no_magic_byte\",stage=\"DECODE\"} 1")
         );
+    }
+
+    #[test]
+    fn route_cache_lookups_follow_the_routers_own_counts() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let m = Metrics::new();
+        let hits = std::sync::Arc::new(AtomicU64::new(3));
+        let seen = hits.clone();
+        m.watch_route_cache(move || (seen.load(Ordering::Relaxed), 1));
+        let text = m.render();
+        assert!(
+            text.contains("aura_route_cache_lookups_total{result=\"hit\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("aura_route_cache_lookups_total{result=\"miss\"} 1"));
+        hits.store(5, Ordering::Relaxed);
+        assert!(m
+            .render()
+            .contains("aura_route_cache_lookups_total{result=\"hit\"} 5"));
     }
 }

@@ -75,6 +75,13 @@ async fn n_anomalies_in_give_n_commands_out_with_metrics_and_readiness() {
         metrics.contains("aura_processing_seconds_bucket"),
         "{metrics}"
     );
+    // One route decision per valid anomaly, from the cache or computed.
+    let lookups: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("aura_route_cache_lookups_total{"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    assert_eq!(lookups, 300.0, "{metrics}");
     // Consumer lag comes with librdkafka's statistics, every 5 s: each of the three anomaly
     // partitions shows up, consumed to its end.
     let lag_series = |metrics: &str| -> Vec<i64> {
