@@ -118,6 +118,53 @@ async fn n_anomalies_in_give_n_commands_out_with_metrics_and_readiness() {
     assert!(status.success(), "SIGTERM should stop cleanly: {status:?}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poison_context_record_goes_to_the_dlq_and_the_table_loads_without_it() {
+    let topics = TestTopics::new("context-poison");
+    create_topic(&topics.anomalies, 3).await;
+    create_topic(&topics.context, 1).await;
+    let poison = b"not a TdaContext".to_vec();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .unwrap();
+    producer
+        .send(
+            FutureRecord::to(&topics.context)
+                .key("svc-poison")
+                .payload(&poison),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = topics.write_stateless_config(dir.path(), "exactly_once_v2");
+    let service = Service::start(&config, "context-poison-0", dir.path());
+
+    let letters = read_committed(&topics.dlq, Duration::from_secs(30), |r| !r.is_empty());
+    assert_eq!(letters.len(), 1, "log:\n{}", service.log_text());
+    let codec = Codec::with_registry(&registry(), &[]).await.unwrap();
+    let letter: DeadLetter = codec.decode(&letters[0].value).await.unwrap();
+    assert_eq!(letter.topic, topics.context);
+    assert_eq!(letter.stage, DeadLetterStage::Decode);
+    assert_eq!(letter.error_class, "no_magic_byte");
+    assert_eq!(letter.key.as_deref(), Some(b"svc-poison".as_slice()));
+    assert_eq!(letter.value.as_deref(), Some(poison.as_slice()));
+    // The table loaded past it: the instance is ready.
+    let base = format!("http://{}", http_address(&service));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("{base}/readyz"))
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(service.stop().success());
+}
+
 /// Produces `n` anomalies at `rate` while the service runs, SIGKILLs it midway, restarts it,
 /// and returns how often each anomaly id appears in the committed commands.
 async fn kill_and_restart(

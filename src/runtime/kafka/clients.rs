@@ -84,6 +84,16 @@ pub fn producer(kafka: &KafkaConfig, instance_id: &str, slot: usize) -> ClientCo
     with_overrides(c, kafka)
 }
 
+/// A plain idempotent producer for the rare records written outside any transaction: dead
+/// letters of table topics, which are read by every instance and belong to no task.
+pub fn dead_letter_producer(kafka: &KafkaConfig) -> ClientConfig {
+    let mut c = base(kafka);
+    c.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "0");
+    with_overrides(c, kafka)
+}
+
 /// A group-less consumer that reads a whole table topic.
 pub fn table_consumer(kafka: &KafkaConfig) -> ClientConfig {
     let mut c = base(kafka);

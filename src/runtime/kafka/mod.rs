@@ -117,6 +117,7 @@ pub async fn run(
     let loader = tokio::spawn(table_loader::run(
         settings.kafka.clone(),
         topics.context.clone(),
+        topics.dead_letters.clone(),
         handler.codec().clone(),
         contexts.clone(),
         handler.metrics().clone(),

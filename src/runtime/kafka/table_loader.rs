@@ -12,8 +12,13 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use rdkafka::message::BorrowedMessage;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
 use crate::codec::{AvroRecord, Codec};
 use crate::config::KafkaConfig;
+use crate::dead_letter::{stage_label, Rejection};
+use crate::runtime::InputRecord;
 use crate::table::Table;
 use crate::telemetry::Metrics;
 
@@ -34,15 +39,28 @@ impl ClientContext for EofIsNormal {
 impl ConsumerContext for EofIsNormal {}
 
 /// Reads `topic` into `table` until `shutdown`. The table is marked restored once every
-/// partition has been read up to the end it had when loading began.
+/// partition has been read up to the end it had when loading began. Records that cannot be
+/// read go to `dead_letters`, and the table goes on without them.
 pub async fn run<V: AvroRecord + Send + Sync + 'static>(
     kafka: KafkaConfig,
     topic: String,
+    dead_letters: String,
     codec: Codec,
     table: Arc<Table<V>>,
     metrics: Metrics,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), RuntimeError> {
+    let poison = Poison {
+        producer: clients::dead_letter_producer(&kafka)
+            .create()
+            .map_err(|e| RuntimeError::Client {
+                what: "dead-letter producer",
+                source: e,
+            })?,
+        topic: dead_letters,
+        codec: codec.clone(),
+        metrics: metrics.clone(),
+    };
     let consumer: StreamConsumer<EofIsNormal> = clients::table_consumer(&kafka)
         .create_with_context(EofIsNormal)
         .map_err(|e| RuntimeError::Client {
@@ -106,25 +124,20 @@ pub async fn run<V: AvroRecord + Send + Sync + 'static>(
                 continue;
             }
         };
-        let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
-            warn!(
-                topic,
-                partition = m.partition(),
-                offset = m.offset(),
-                "table record without a UTF-8 key skipped"
-            );
-            continue;
-        };
-        match m.payload() {
-            None => table.apply(key.to_string(), None),
-            Some(bytes) => match codec.decode::<V>(bytes).await {
+        match (
+            m.key().and_then(|k| std::str::from_utf8(k).ok()),
+            m.payload(),
+        ) {
+            (None, _) => {
+                let why = Rejection::decode("key_not_utf8", "a table record needs a UTF-8 key");
+                poison.send(why, &m).await;
+            }
+            (Some(key), None) => table.apply(key.to_string(), None),
+            (Some(key), Some(bytes)) => match codec.decode::<V>(bytes).await {
                 Ok(value) => table.apply(key.to_string(), Some(value)),
                 Err(error) => {
-                    metrics
-                        .dead_letters
-                        .with_label_values(&["DECODE", error.class()])
-                        .inc();
-                    warn!(topic, partition = m.partition(), offset = m.offset(), %error, "table record skipped");
+                    let why = Rejection::decode(error.class(), error.to_string());
+                    poison.send(why, &m).await;
                 }
             },
         }
@@ -136,6 +149,50 @@ pub async fn run<V: AvroRecord + Send + Sync + 'static>(
                     info!(topic, rows = table.len(), "table loaded");
                 }
             }
+        }
+    }
+}
+
+/// Where the loader sends table records it cannot read: the dead-letter topic, as for any
+/// other poison. Sent outside any transaction (no task owns a table), and awaited, since
+/// poison is rare.
+struct Poison {
+    producer: FutureProducer,
+    topic: String,
+    codec: Codec,
+    metrics: Metrics,
+}
+
+impl Poison {
+    async fn send(&self, rejection: Rejection, m: &BorrowedMessage<'_>) {
+        self.metrics
+            .dead_letters
+            .with_label_values(&[stage_label(rejection.stage), &rejection.code])
+            .inc();
+        warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(), reason = %rejection.reason, "table record sent to the dead-letter topic");
+        let record = InputRecord {
+            topic: m.topic().to_string(),
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec),
+            timestamp_ms: m.timestamp().to_millis(),
+            headers: Vec::new(),
+        };
+        let letter = rejection.into_dead_letter(&record, crate::clock::now_ms());
+        let value = match self.codec.encode(&self.topic, &letter) {
+            Ok(value) => value,
+            Err(error) => {
+                warn!(%error, "cannot encode a dead letter for a table record");
+                return;
+            }
+        };
+        let mut out = FutureRecord::to(&self.topic).payload(&value);
+        if let Some(key) = &record.key {
+            out = out.key(key);
+        }
+        if let Err((error, _)) = self.producer.send(out, Duration::from_secs(10)).await {
+            warn!(%error, "cannot produce a dead letter for a table record");
         }
     }
 }
