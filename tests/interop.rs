@@ -36,13 +36,16 @@ fn require_python_client() {
     }
 }
 
-/// Runs `python_client.py <args>` and returns its stdout; panics with its stderr (and `log`) on failure.
+/// Runs `python_client.py <args>` and returns its stdout; panics with its stderr (and `log`) on
+/// failure, or after two minutes (coreutils `timeout`), so a hung client fails the test instead
+/// of stalling the whole suite.
 fn run_client(args: &[&str], log: impl Fn() -> String) -> String {
     let Output {
         status,
         stdout,
         stderr,
-    } = Command::new("python3")
+    } = Command::new("timeout")
+        .args(["--kill-after=5", "120", "python3"])
         .arg(client_script())
         .args(args)
         .output()
@@ -50,7 +53,7 @@ fn run_client(args: &[&str], log: impl Fn() -> String) -> String {
     let stderr = String::from_utf8_lossy(&stderr);
     assert!(
         status.success(),
-        "python_client.py {} failed ({status}):\n{stderr}\n{}",
+        "python_client.py {} failed ({status}; 124 is the two-minute timeout):\n{stderr}\n{}",
         args[0],
         log()
     );

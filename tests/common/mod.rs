@@ -296,13 +296,25 @@ impl Service {
         self.child.wait().unwrap();
     }
 
-    /// SIGTERM, then waits for a clean exit.
+    /// SIGTERM, then waits for a clean exit. A service still running after 30 s fails the test
+    /// (and is killed), rather than hanging the suite.
     pub fn stop(mut self) -> std::process::ExitStatus {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .unwrap();
-        self.child.wait().unwrap()
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the service did not stop within 30 s of SIGTERM:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn log_text(&self) -> String {

@@ -81,8 +81,14 @@ def anomaly(rng, run, n, now_ms):
     }
 
 
+def registry_conf(args):
+    # Without a timeout, a registry request whose answer never comes blocks forever; with one,
+    # the client retries it.
+    return {"url": args.registry, "timeout": 10}
+
+
 def produce(args):
-    registry = SchemaRegistryClient({"url": args.registry})
+    registry = SchemaRegistryClient(registry_conf(args))
     serializer = AvroSerializer(registry, evolved_schema(args.schema_file), conf={"auto.register.schemas": True})
     producer = Producer({
         "bootstrap.servers": args.bootstrap,
@@ -128,7 +134,7 @@ def as_json(value):
 
 
 def consume(args):
-    registry = SchemaRegistryClient({"url": args.registry})
+    registry = SchemaRegistryClient(registry_conf(args))
     deserializer = AvroDeserializer(registry)
     consumer = Consumer({
         "bootstrap.servers": args.bootstrap,
