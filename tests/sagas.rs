@@ -121,7 +121,7 @@ async fn a_storm_of_100_anomalies_about_one_incident_starts_one_saga() {
     let service = Service::start(&config, "storm-0", dir.path());
     let base = format!("http://{}", http_address(&service));
 
-    let events = saga_events_after_quiet(&topics).await;
+    let events: Vec<SagaEvent> = decode_topic(&topics.sagas, 1).await;
     let started: Vec<&SagaEvent> = events
         .iter()
         .filter(|e| e.kind == SagaEventKind::Started)
@@ -143,22 +143,6 @@ async fn a_storm_of_100_anomalies_about_one_incident_starts_one_saga() {
         "every anomaly of the storm joined the one saga"
     );
     assert!(service.stop().success());
-}
-
-/// Every saga event on the topic once it has been quiet for two seconds.
-async fn saga_events_after_quiet(topics: &TestTopics) -> Vec<SagaEvent> {
-    let codec = Codec::with_registry(&registry(), &[]).await.unwrap();
-    let records = read_until_idle(
-        &topics.sagas,
-        1,
-        Duration::from_secs(2),
-        Duration::from_secs(30),
-    );
-    let mut events = Vec::new();
-    for r in &records {
-        events.push(codec.decode::<SagaEvent>(&r.value).await.unwrap());
-    }
-    events
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -229,7 +213,11 @@ async fn sagas_in_flight_survive_a_sigkill_without_duplicates() {
         duplicates, 0,
         "read_committed sees no duplicated saga event"
     );
-    let commands = command_ids(&topics).await;
+    let commands: Vec<String> = decode_topic::<AgentCommand>(&topics.commands, 1)
+        .await
+        .into_iter()
+        .map(|c| c.command_id)
+        .collect();
     let repeated: Vec<_> = counts(&commands)
         .into_iter()
         .filter(|(_, n)| *n > 1)
@@ -265,23 +253,6 @@ async fn first_output_after(service: &Service, since: std::time::Instant) -> Dur
         "the restarted service produced nothing within 60 s:\n{}",
         service.log_text()
     );
-}
-
-/// The id of every command on the command topic, read_committed.
-async fn command_ids(topics: &TestTopics) -> Vec<String> {
-    let codec = Codec::with_registry(&registry(), &[]).await.unwrap();
-    let records = read_until_idle(
-        &topics.commands,
-        1,
-        Duration::from_secs(2),
-        Duration::from_secs(30),
-    );
-    let mut ids = Vec::new();
-    for r in &records {
-        let command: AgentCommand = codec.decode(&r.value).await.unwrap();
-        ids.push(command.command_id);
-    }
-    ids
 }
 
 #[tokio::test(flavor = "multi_thread")]

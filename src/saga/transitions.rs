@@ -154,6 +154,26 @@ impl<'a> Tx<'a> {
     }
 
     /// The current attempt failed or timed out: retry after the backoff, or give up.
+    /// RETRY_SCHEDULED for the attempt after `attempt` of `command` (a step's or its
+    /// compensation's), and the `timer` that issues it once the step's backoff is over.
+    fn schedule_retry(
+        &mut self,
+        s: &mut SagaState,
+        step: &StepSpec,
+        attempt: i32,
+        command: String,
+        reason: String,
+        timer: TimerKind,
+    ) {
+        let due = self.now + retry_delay_ms(&step.retry, &s.saga_id, &step.name, attempt);
+        let mut e = self.step_event(s, SagaEventKind::RetryScheduled, &step.name, attempt + 1);
+        e.command_id = Some(command);
+        e.reason = Some(reason);
+        e.retry_at = Some(due);
+        self.out.push(SagaOutput::Event(e));
+        s.set_timer(timer, due);
+    }
+
     pub fn step_failed(&mut self, s: &mut SagaState, step: &StepSpec, cause: Cause) {
         let Some(run) = s.current.as_mut() else {
             return;
@@ -174,13 +194,7 @@ impl<'a> Tx<'a> {
         e.reason = Some(reason.clone());
         self.out.push(SagaOutput::Event(e));
         if attempt < step.retry.max_attempts {
-            let due = self.now + retry_delay_ms(&step.retry, &s.saga_id, &step.name, attempt);
-            let mut e = self.step_event(s, SagaEventKind::RetryScheduled, &step.name, attempt + 1);
-            e.command_id = Some(id);
-            e.reason = Some(reason);
-            e.retry_at = Some(due);
-            self.out.push(SagaOutput::Event(e));
-            s.set_timer(TimerKind::Retry, due);
+            self.schedule_retry(s, step, attempt, id, reason, TimerKind::Retry);
             return;
         }
         s.current = None;
@@ -291,13 +305,7 @@ impl<'a> Tx<'a> {
         let id = compensation_id(&s.saga_id, &step.name, attempt);
         let max = comp.max_attempts.unwrap_or(step.retry.max_attempts);
         if attempt < max {
-            let due = self.now + retry_delay_ms(&step.retry, &s.saga_id, &step.name, attempt);
-            let mut e = self.step_event(s, SagaEventKind::RetryScheduled, &step.name, attempt + 1);
-            e.command_id = Some(id);
-            e.reason = Some(reason);
-            e.retry_at = Some(due);
-            self.out.push(SagaOutput::Event(e));
-            s.set_timer(TimerKind::CompensationRetry, due);
+            self.schedule_retry(s, step, attempt, id, reason, TimerKind::CompensationRetry);
             return;
         }
         s.current = None;

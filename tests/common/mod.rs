@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aura::codec::Codec;
+use aura::codec::{AvroRecord, Codec};
 use aura::generator::{Generator, Synthetic};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -198,6 +198,18 @@ async fn produce_with(
     }
     producer.flush(Duration::from_secs(10)).unwrap();
     good
+}
+
+/// Every record of `topic`, read_committed and decoded, once at least `min` have come and the
+/// topic has been quiet for two seconds (or thirty seconds passed).
+pub async fn decode_topic<T: AvroRecord>(topic: &str, min: usize) -> Vec<T> {
+    let codec = Codec::with_registry(&registry(), &[]).await.unwrap();
+    let records = read_until_idle(topic, min, Duration::from_secs(2), Duration::from_secs(30));
+    let mut decoded = Vec::with_capacity(records.len());
+    for r in &records {
+        decoded.push(codec.decode(&r.value).await.unwrap());
+    }
+    decoded
 }
 
 /// A read_committed consumer of `topic` from the beginning, in a group of its own.

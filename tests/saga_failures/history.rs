@@ -9,7 +9,7 @@ use aura::model::{CompensationCommand, Escalation, SagaEvent, SagaEventKind};
 use aura::saga::{OnFailure, RetryPolicy, StepSpec, WorkflowSpec};
 use rdkafka::message::Message;
 
-use crate::common::{committed_reader, read_until_idle, registry};
+use crate::common::{committed_reader, decode_topic, registry};
 
 /// Saga events by saga id, each saga's in the order they were published.
 pub type Histories = BTreeMap<String, Vec<SagaEvent>>;
@@ -61,26 +61,23 @@ pub async fn saga_histories(
 
 /// Compensation commands by saga id, in the order they were issued.
 pub async fn compensations(topic: &str, min: usize) -> BTreeMap<String, Vec<CompensationCommand>> {
-    let codec = Codec::with_registry(&registry(), &[]).await.unwrap();
-    let records = read_until_idle(topic, min, Duration::from_secs(2), Duration::from_secs(30));
-    let mut by_saga: BTreeMap<String, Vec<CompensationCommand>> = BTreeMap::new();
-    for r in records {
-        let c: CompensationCommand = codec.decode(&r.value).await.unwrap();
-        by_saga.entry(c.saga_id.clone()).or_default().push(c);
-    }
-    by_saga
+    by_saga(decode_topic(topic, min).await, |c: &CompensationCommand| {
+        &c.saga_id
+    })
 }
 
 /// Escalations by saga, read_committed, once at least `min` have come and the topic is quiet.
 pub async fn escalations(topic: &str, min: usize) -> BTreeMap<String, Vec<Escalation>> {
-    let codec = Codec::with_registry(&registry(), &[]).await.unwrap();
-    let records = read_until_idle(topic, min, Duration::from_secs(2), Duration::from_secs(30));
-    let mut by_saga: BTreeMap<String, Vec<Escalation>> = BTreeMap::new();
+    by_saga(decode_topic(topic, min).await, |e: &Escalation| &e.saga_id)
+}
+
+/// `records` grouped by saga id, in their order.
+fn by_saga<T>(records: Vec<T>, saga_id: impl Fn(&T) -> &String) -> BTreeMap<String, Vec<T>> {
+    let mut grouped: BTreeMap<String, Vec<T>> = BTreeMap::new();
     for r in records {
-        let e: Escalation = codec.decode(&r.value).await.unwrap();
-        by_saga.entry(e.saga_id.clone()).or_default().push(e);
+        grouped.entry(saga_id(&r).clone()).or_default().push(r);
     }
-    by_saga
+    grouped
 }
 
 /// Events seen more than once: the same kind, step, attempt and command of the same saga.

@@ -231,7 +231,8 @@ fn resume_drained(
     }
 }
 
-fn to_record(m: &rdkafka::message::BorrowedMessage<'_>) -> InputRecord {
+/// A consumed message as the runtime handles it: coordinates, key, value and headers, copied.
+pub(super) fn to_record(m: &rdkafka::message::BorrowedMessage<'_>) -> InputRecord {
     let headers = m
         .headers()
         .map(|hs| {

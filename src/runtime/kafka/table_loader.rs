@@ -18,7 +18,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use crate::codec::{AvroRecord, Codec};
 use crate::config::KafkaConfig;
 use crate::dead_letter::{stage_label, Rejection};
-use crate::runtime::InputRecord;
 use crate::table::Table;
 use crate::telemetry::Metrics;
 
@@ -170,15 +169,7 @@ impl Poison {
             .with_label_values(&[stage_label(rejection.stage), &rejection.code])
             .inc();
         warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(), reason = %rejection.reason, "table record sent to the dead-letter topic");
-        let record = InputRecord {
-            topic: m.topic().to_string(),
-            partition: m.partition(),
-            offset: m.offset(),
-            key: m.key().map(<[u8]>::to_vec),
-            value: m.payload().map(<[u8]>::to_vec),
-            timestamp_ms: m.timestamp().to_millis(),
-            headers: Vec::new(),
-        };
+        let record = super::stream::to_record(m);
         let letter = rejection.into_dead_letter(&record, crate::clock::now_ms());
         let value = match self.codec.encode(&self.topic, &letter) {
             Ok(value) => value,
