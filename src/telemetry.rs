@@ -249,6 +249,12 @@ impl Default for Metrics {
     }
 }
 
+/// A histogram for latencies in microseconds, from 1 µs to 10 minutes at 3 significant
+/// digits. Bounded, so `saturating_record` clamps instead of silently losing range.
+pub fn latency_histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,10 +294,4 @@ mod tests {
             .render()
             .contains("aura_route_cache_lookups_total{result=\"hit\"} 5"));
     }
-}
-
-/// A histogram for latencies in microseconds, from 1 µs to 10 minutes at 3 significant
-/// digits. Bounded, so `saturating_record` clamps instead of silently losing range.
-pub fn latency_histogram() -> hdrhistogram::Histogram<u64> {
-    hdrhistogram::Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds")
 }

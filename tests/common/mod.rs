@@ -276,6 +276,55 @@ pub struct Record {
     pub value: Vec<u8>,
 }
 
+/// Every anomaly the service accounted for, as an outside client sees it under read_committed
+/// with sagas off: each anomaly id in a command (`orchestration.commands`: an incident's first
+/// anomaly) or in a correlation event (`orchestration.correlations`: the anomalies that joined
+/// it), with how often it appears there, so a duplicate shows. Reads until at least `min` ids
+/// were seen and both topics were quiet for `idle`, or until `timeout`.
+pub async fn accounted_anomalies(
+    topics: &TestTopics,
+    min: usize,
+    idle: Duration,
+    timeout: Duration,
+) -> HashMap<String, usize> {
+    use aura::model::{AgentCommand, CorrelationEvent};
+    let codec = Codec::with_registry(&registry(), &[]).await.unwrap();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", unique("accounting"))
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer
+        .subscribe(&[&topics.commands, &topics.correlations])
+        .unwrap();
+    let deadline = Instant::now() + timeout;
+    let mut last = Instant::now();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut total = 0;
+    while Instant::now() < deadline && !(total >= min && last.elapsed() > idle) {
+        let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        last = Instant::now();
+        let value = m.payload().unwrap_or_default();
+        let ids = if m.topic() == topics.commands {
+            let c: AgentCommand = codec.decode(value).await.unwrap();
+            c.anomaly_ids
+        } else {
+            let e: CorrelationEvent = codec.decode(value).await.unwrap();
+            e.anomaly_ids
+        };
+        for id in ids {
+            total += 1;
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    seen
+}
+
 /// An `aura run` process.
 pub struct Service {
     child: Child,
