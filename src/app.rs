@@ -40,6 +40,10 @@ pub async fn run_on_kafka(
         }
     });
     let contexts: Arc<Table<_>> = Arc::default();
+    metrics.watch_context_table({
+        let contexts = contexts.clone();
+        move || contexts.len()
+    });
     let settings = RouterSettings {
         validation: config.validation.clone(),
         sagas: config.sagas.enabled,

@@ -4,6 +4,7 @@ mod agents;
 mod bench;
 mod demo;
 mod eval;
+mod lag;
 mod patterns;
 mod produce;
 mod run;
@@ -35,6 +36,7 @@ enum Command {
     Demo(demo::DemoArgs),
     Bench(bench::BenchArgs),
     Agents(agents::AgentsArgs),
+    Lag(lag::LagArgs),
     /// Build pattern libraries from labelled data (`fit`) or write labelled synthetic data
     /// (`generate`).
     Patterns(patterns::PatternsArgs),
@@ -65,6 +67,7 @@ pub fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Agents(args) => agents::run(args).await,
+            Command::Lag(args) => lag::run(args).await,
             Command::Patterns(args) => patterns::run(args),
             Command::Eval(args) => eval::run(args),
             Command::Topology(cmd) => topology::run(cmd),
