@@ -139,10 +139,7 @@ impl LagReader {
                 }
             }
         }
-        let committed = self
-            .consumer
-            .committed_offsets(candidates, self.timeout)
-            .map_err(self.broker_error("the group's committed offsets"))?;
+        let committed = self.committed_offsets(candidates)?;
 
         let mut partitions = Vec::new();
         for element in committed.elements() {
@@ -178,6 +175,38 @@ impl LagReader {
             partitions,
         })
     }
+}
+
+impl LagReader {
+    /// OffsetFetch, retried while the group's coordinator is being found or loaded: a group
+    /// the broker has not seen yet answers NOT_COORDINATOR at first.
+    fn committed_offsets(
+        &self,
+        partitions: TopicPartitionList,
+    ) -> Result<TopicPartitionList, LagError> {
+        let deadline = std::time::Instant::now() + self.timeout;
+        loop {
+            match self
+                .consumer
+                .committed_offsets(partitions.clone(), self.timeout)
+            {
+                Err(e) if coordinator_moving(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                result => {
+                    return result.map_err(self.broker_error("the group's committed offsets"))
+                }
+            }
+        }
+    }
+}
+
+fn coordinator_moving(e: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode::*;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(NotCoordinator | CoordinatorLoadInProgress | CoordinatorNotAvailable)
+    )
 }
 
 /// Which member owns each partition, from the members' assignments (classic protocol).
