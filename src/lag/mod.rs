@@ -39,19 +39,22 @@ pub struct GroupLag {
     pub partitions: Vec<PartitionLag>,
 }
 
+/// The source is boxed: rdkafka's error is large, and these travel through every `?`.
 #[derive(Debug, thiserror::Error)]
 pub enum LagError {
-    #[error("cannot create a Kafka client for {bootstrap}: {source}")]
+    #[error("cannot create a Kafka client for {bootstrap}")]
     Client {
         bootstrap: String,
-        source: KafkaError,
+        #[source]
+        source: Box<KafkaError>,
     },
-    #[error("cannot read {what} from the brokers at {bootstrap} within {timeout_ms} ms: {source}")]
+    #[error("cannot read {what} from the brokers at {bootstrap} within {timeout_ms} ms")]
     Broker {
         what: &'static str,
         bootstrap: String,
         timeout_ms: u64,
-        source: KafkaError,
+        #[source]
+        source: Box<KafkaError>,
     },
 }
 
@@ -89,7 +92,7 @@ impl LagReader {
         }
         let consumer = config.create().map_err(|source| LagError::Client {
             bootstrap: bootstrap.into(),
-            source,
+            source: Box::new(source),
         })?;
         Ok(Self {
             consumer,
@@ -105,7 +108,7 @@ impl LagReader {
             what,
             bootstrap: self.bootstrap.clone(),
             timeout_ms: self.timeout.as_millis() as u64,
-            source,
+            source: Box::new(source),
         }
     }
 

@@ -58,6 +58,13 @@ pub struct LagArgs {
     timeout_ms: u64,
 }
 
+impl LagArgs {
+    /// Whether this runs as the long-lived exporter (`--serve`), which logs like a service.
+    pub fn serves(&self) -> bool {
+        self.serve.is_some()
+    }
+}
+
 pub async fn run(args: LagArgs) -> anyhow::Result<()> {
     let mut kafka = match &args.config {
         Some(path) => Config::load(path)?.kafka,

@@ -57,7 +57,11 @@ pub async fn run(
                 }
                 Ok(Err(error)) => {
                     // Keep the last values: a broker blip must not look like zero lag.
-                    warn!(group, %error, "cannot read group lag; keeping the last values");
+                    warn!(
+                        group,
+                        error = format!("{:#}", anyhow::Error::from(error)),
+                        "cannot read group lag; keeping the last values"
+                    );
                     metrics.refreshes.with_label_values(&[group, "error"]).inc();
                 }
                 Err(panic) => return Err(anyhow::anyhow!("the lag reader panicked: {panic}")),
