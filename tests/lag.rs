@@ -1,6 +1,7 @@
 //! `aura lag` against the real broker, compared with Kafka's own `kafka-consumer-groups.sh
 //! --describe` (its main class, `ConsumerGroupCommand`, from the jars `scripts/stack` caches) on the
-//! same group: first with no member (committed offsets only), then with a live member that owns
+//! same group: first with no member (committed offsets only, as when every instance is down; the
+//! exporter `aura lag --serve` must then report the same lag), then with a live member that owns
 //! every partition, one of which has no committed offset yet.
 
 mod common;
@@ -138,6 +139,7 @@ async fn aura_lag_matches_kafka_consumer_groups_describe() {
     assert!(end > 0, "records were produced: {rows:?}");
     assert_eq!(ours[&(topic.clone(), 0)].0, Some(10));
     assert!(rows.iter().all(|r| r["owner"].is_null()), "{rows:?}");
+    exporter_reports_while_nobody_consumes(&group, &theirs).await;
 
     // A live member now owns all three partitions; partition 2 has no committed offset.
     let member: BaseConsumer = ClientConfig::new()
@@ -183,6 +185,60 @@ async fn aura_lag_matches_kafka_consumer_groups_describe() {
         let owner = r["owner"].as_str().unwrap_or_else(|| panic!("owned: {r}"));
         assert!(owner.starts_with("lag-test-member@"), "{r}");
     }
+}
+
+/// `aura lag --serve` with no member in the group (every instance down): its /metrics carries the
+/// lag Kafka's tool reports, and every partition as unowned.
+async fn exporter_reports_while_nobody_consumes(group: &str, expected: &Describe) {
+    let dir = tempfile::tempdir().unwrap();
+    let bootstrap = bootstrap();
+    let exporter = Service::spawn(
+        &[
+            "lag",
+            "--bootstrap-servers",
+            &bootstrap,
+            "--group",
+            group,
+            "--serve",
+            "127.0.0.1:0",
+        ],
+        "lag-exporter",
+        dir.path(),
+    );
+    let url = format!(
+        "http://{}/metrics",
+        logged_address(&exporter, "lag exporter listening")
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        if text.contains("aura_group_lag{") {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no aura_group_lag after 20 s:\n{text}\n{}",
+            exporter.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for ((topic, partition), (_, _, lag)) in expected {
+        let labels = format!(r#"{{group="{group}",partition="{partition}",topic="{topic}"}}"#);
+        let lag = lag.expect("committed partitions have a lag");
+        assert!(
+            text.contains(&format!("aura_group_lag{labels} {lag}\n")),
+            "{labels} lag {lag}:\n{text}"
+        );
+        assert!(
+            text.contains(&format!("aura_group_partition_owned{labels} 0\n")),
+            "{text}"
+        );
+    }
+    assert!(
+        text.contains(&format!(r#"aura_group_members{{group="{group}"}} 0"#)),
+        "{text}"
+    );
+    assert!(text.contains("process_start_time_seconds "), "{text}");
 }
 
 #[test]

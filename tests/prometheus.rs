@@ -350,25 +350,3 @@ fn tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
-
-/// The address a service logged on its `marker` line (`address=...`).
-fn logged_address(service: &Service, marker: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let log = service.log_text();
-        if let Some(line) = log.lines().find(|l| l.contains(marker)) {
-            let addr = line
-                .split("address=")
-                .nth(1)
-                .unwrap()
-                .split_whitespace()
-                .next()
-                .unwrap();
-            return addr
-                .trim_matches(|c: char| !c.is_ascii_digit() && c != '.' && c != ':')
-                .to_string();
-        }
-        assert!(Instant::now() < deadline, "{marker:?} never logged:\n{log}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
