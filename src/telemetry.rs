@@ -318,11 +318,10 @@ fn process_registry() -> Registry {
 fn with_build_info(registry: Registry) -> Registry {
     let info = IntGaugeVec::new(
         Opts::new("build_info", "The running build; always 1"),
-        &["version", "rust_version"],
+        &["version"],
     )
     .expect("valid metric");
-    info.with_label_values(&[env!("CARGO_PKG_VERSION"), env!("CARGO_PKG_RUST_VERSION")])
-        .set(1);
+    info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
     registry.register(Box::new(info)).expect("unique metric");
     registry
 }
@@ -420,8 +419,7 @@ mod tests {
         let text = m.render();
         assert!(text.contains("aura_context_table_rows 7"), "{text}");
         let info = format!(
-            "aura_build_info{{rust_version=\"{}\",version=\"{}\"}} 1",
-            env!("CARGO_PKG_RUST_VERSION"),
+            "aura_build_info{{version=\"{}\"}} 1",
             env!("CARGO_PKG_VERSION")
         );
         assert!(text.contains(&info), "{text}");
