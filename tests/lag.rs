@@ -140,6 +140,7 @@ async fn aura_lag_matches_kafka_consumer_groups_describe() {
     assert_eq!(ours[&(topic.clone(), 0)].0, Some(10));
     assert!(rows.iter().all(|r| r["owner"].is_null()), "{rows:?}");
     exporter_reports_while_nobody_consumes(&group, &theirs).await;
+    watch_prints_a_json_array_per_refresh(&group, &rows);
 
     // A live member now owns all three partitions; partition 2 has no committed offset.
     let member: BaseConsumer = ClientConfig::new()
@@ -185,6 +186,25 @@ async fn aura_lag_matches_kafka_consumer_groups_describe() {
         let owner = r["owner"].as_str().unwrap_or_else(|| panic!("owned: {r}"));
         assert!(owner.starts_with("lag-test-member@"), "{r}");
     }
+}
+
+/// `--watch --json` prints one array per refresh, each the same as a single read (nothing moves).
+fn watch_prints_a_json_array_per_refresh(group: &str, once: &[Value]) {
+    use std::io::BufRead;
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_aura"))
+        .args(["lag", "--bootstrap-servers", &bootstrap(), "--group", group])
+        .args(["--json", "--watch", "--interval-ms", "300"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    for refresh in 0..3 {
+        let line = lines.next().expect("a line per refresh").unwrap();
+        let rows: Vec<Value> = serde_json::from_str(&line).expect("each line is a JSON array");
+        assert_eq!(rows, once, "refresh {refresh}");
+    }
+    watch.kill().unwrap();
+    watch.wait().unwrap();
 }
 
 /// `aura lag --serve` with no member in the group (every instance down): its /metrics carries the
