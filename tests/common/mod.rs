@@ -421,6 +421,24 @@ pub fn http_address(service: &Service) -> String {
     }
 }
 
+/// The address a service logged on its `marker` line (`address=...`), e.g. `aura lag --serve`'s
+/// "lag exporter listening".
+pub fn logged_address(service: &Service, marker: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = service.log_text();
+        if let Some(line) = log.lines().find(|l| l.contains(marker)) {
+            let addr = line.split("address=").nth(1).unwrap();
+            let addr = addr.split_whitespace().next().unwrap();
+            return addr
+                .trim_matches(|c: char| !c.is_ascii_digit() && c != '.' && c != ':')
+                .to_string();
+        }
+        assert!(Instant::now() < deadline, "{marker:?} never logged:\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Simulated agents (`aura agents`) answering the commands of `topics`' service, each after
 /// `latency_ms` (e.g. "300..1500"), failing at `failure_rate`.
 pub fn start_simulated_agents(
