@@ -12,8 +12,8 @@ use crate::codec::Codec;
 use crate::config::Config;
 use crate::model::TdaContext;
 use crate::processor::{
-    incident_key, AnomalyRouter, Home, IncidentTask, Processor, Rekeyer, RouterSettings,
-    SagaProcessor, SAGA_STORE,
+    incident_key, AnomalyRouter, Dispatcher, Home, IncidentTask, IncidentTaskParts, Processor,
+    Rekeyer, RouterSettings, SagaProcessor, SAGA_STORE,
 };
 use crate::runtime::kafka::{self, KafkaSettings, MakeProcessor, SubTopology};
 use crate::runtime::queries::KeyRouting;
@@ -45,11 +45,18 @@ pub async fn run_on_kafka(
             (stats.hits, stats.misses)
         }
     });
-    let contexts: Arc<Table<_>> = Arc::default();
+    let tables = crate::control_plane::tables(&engine, &metrics);
+    let contexts = tables.contexts.clone();
     metrics.watch_context_table({
         let contexts = contexts.clone();
         move || contexts.len()
     });
+    tokio::spawn(crate::control_plane::sweep_heartbeats(
+        engine.clone(),
+        metrics.clone(),
+        config.registry.clone(),
+        shutdown.clone(),
+    ));
     let plan = partition_plan(config, &topology).await?;
     info!(
         path = if plan.one_hop { "one-hop" } else { "re-key" },
@@ -107,15 +114,7 @@ pub async fn run_on_kafka(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "codec, engines and topics ready"
     );
-    kafka::run(
-        config,
-        kafka_settings,
-        handler,
-        contexts,
-        readiness,
-        shutdown,
-    )
-    .await?;
+    kafka::run(config, kafka_settings, handler, tables, readiness, shutdown).await?;
     Ok(())
 }
 
@@ -200,8 +199,21 @@ pub fn incident_tasks(
     } else {
         None
     };
+    if let Some(sagas) = &sagas {
+        for (i, c) in config.sagas.canaries.iter().enumerate() {
+            for (field, name) in [("workflow", &c.workflow), ("canary", &c.canary)] {
+                anyhow::ensure!(
+                    sagas.workflows.get(name).is_some(),
+                    "sagas.canaries[{i}].{field}: no workflow named {name:?}; the workflows are {:?}",
+                    sagas.workflows.names().collect::<Vec<_>>()
+                );
+            }
+        }
+    }
     let correlation = config.correlation.clone();
+    let canaries = config.sagas.canaries.clone();
     let (saga_metrics, rekeyed) = (metrics.sagas.clone(), metrics.rekeyed.clone());
+    let dispatcher = Arc::new(Dispatcher::new(engine.clone()));
     Ok(Box::new(move |partition| -> Box<dyn Processor> {
         let router = AnomalyRouter::new(settings.clone(), contexts.clone(), engine.clone());
         Box::new(IncidentTask::new(
@@ -209,12 +221,16 @@ pub fn incident_tasks(
                 partition,
                 partitions,
             },
-            router,
-            correlation.clone(),
-            sagas
-                .as_ref()
-                .map(|engine| SagaProcessor::new(engine.clone(), &saga_metrics)),
-            rekeyed.clone(),
+            IncidentTaskParts {
+                router,
+                correlation: correlation.clone(),
+                sagas: sagas
+                    .as_ref()
+                    .map(|engine| SagaProcessor::new(engine.clone(), &saga_metrics)),
+                dispatcher: dispatcher.clone(),
+                canaries: canaries.clone(),
+                rekeyed: rekeyed.clone(),
+            },
         ))
     }))
 }

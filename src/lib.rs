@@ -7,6 +7,8 @@
 //! - [`codec`]: Confluent wire format over a schema registry, or the embedded catalog.
 //! - [`processor`]: the processor trait, the anomaly chain (validate, enrich, score, route)
 //!   and the saga processor with its changelogged store; synchronous and free of I/O.
+//! - [`control_plane`]: the agent registry and feature flags, live: table listeners that keep
+//!   routing current, and the heartbeat sweep.
 //! - [`table`]: keyed tables loaded from compacted topics (`tda.context`).
 //! - [`dead_letter`]: why a record was rejected, one constructor per stage.
 //! - [`runtime`]: record handling shared by both runtimes, the Kafka runtime (exactly-once
@@ -33,6 +35,7 @@ pub mod cli;
 pub mod clock;
 pub mod codec;
 pub mod config;
+pub mod control_plane;
 pub mod dead_letter;
 pub mod generator;
 pub mod http;

@@ -57,6 +57,12 @@ pub struct Metrics {
     /// key's and took the re-key hop (docs/KEYS.md); 0 when the TDA producer keys by
     /// correlation id.
     pub rekeyed: IntCounter,
+    /// `aura_registry_agents{agent_type, status}`: the live agent registry as this instance
+    /// sees it (expired heartbeats and tombstones removed).
+    pub registry_agents: IntGaugeVec,
+    /// `aura_route_cache_invalidations_total{cause}`: cached routes dropped because the
+    /// registry (`registry`, `expiry`) or the flags (`flags`) changed.
+    pub route_invalidations: IntCounterVec,
 }
 
 /// Saga metrics. The gauges sum every saga task of this instance: each task adds its own
@@ -140,6 +146,17 @@ impl Metrics {
         registry
             .register(Box::new(consumer_lag.clone()))
             .expect("unique metric");
+        let registry_agents = IntGaugeVec::new(
+            Opts::new(
+                "registry_agents",
+                "Agents in the live registry by type and status",
+            ),
+            &["agent_type", "status"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(registry_agents.clone()))
+            .expect("unique metric");
         let sagas = SagaMetrics {
             by_state,
             active: gauge("sagas_active", "Sagas running or compensating"),
@@ -188,6 +205,12 @@ impl Metrics {
             rekeyed: counter(
                 "rekeyed_total",
                 "Anomalies re-keyed to their correlation key's partition",
+            ),
+            registry_agents,
+            route_invalidations: counter_vec(
+                "route_cache_invalidations_total",
+                "Cached routes dropped by a registry or flag change",
+                &["cause"],
             ),
             process: process_registry(),
             registry: with_build_info(registry),

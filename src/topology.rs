@@ -21,6 +21,10 @@ pub enum Input {
     AgentResults,
     /// `TdaContext` rows, a table every instance reads in full.
     Context,
+    /// `AgentRegistration` rows: the live agent registry, a table.
+    Registry,
+    /// `FeatureFlag` rows, a table.
+    Flags,
 }
 
 /// How an input is read.

@@ -41,6 +41,20 @@ pub struct AgentsArgs {
     compensations_topic: String,
     #[arg(long, default_value = "agent.results")]
     results_topic: String,
+    /// Where the agents register themselves (with a heartbeat every 5 s, and a tombstone on a
+    /// clean stop), so the service's registry routes to them and balances load across them.
+    #[arg(long, default_value = "agent.registry")]
+    registry_topic: String,
+    /// Simulated agents of each type (sim-observer-1, sim-analyst-1, ...). A command assigned
+    /// to one of them is answered by it.
+    #[arg(long, default_value_t = 1)]
+    agents_per_type: u32,
+    /// Commands each simulated agent can work on at once, as registered.
+    #[arg(long, default_value_t = 100)]
+    capacity: i32,
+    /// Do not register on the registry topic (the agents still answer every command).
+    #[arg(long)]
+    no_register: bool,
     /// Consumer group of the agents; instances sharing it split the work.
     #[arg(long, default_value = "aura-agents")]
     group_id: String,
@@ -93,13 +107,17 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
         );
     }
     let codec = match &args.schema_registry_url {
-        Some(url) => {
-            Codec::with_registry(url, &[(args.results_topic.as_str(), "aura.v1.AgentResult")])
-                .await
-                .with_context(|| {
-                    format!("cannot register AgentResult at {url}; is the registry up?")
-                })?
-        }
+        Some(url) => Codec::with_registry(
+            url,
+            &[
+                (args.results_topic.as_str(), "aura.v1.AgentResult"),
+                (args.registry_topic.as_str(), "aura.v1.AgentRegistration"),
+            ],
+        )
+        .await
+        .with_context(|| {
+            format!("cannot register the agents' schemas at {url}; is the registry up?")
+        })?,
         None => Codec::embedded(),
     };
     let consumer: StreamConsumer = ClientConfig::new()
@@ -136,9 +154,23 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
     let mut agents = SimulatedAgents::new(profile, args.seed);
     let (stop, mut shutdown) = watch::channel(false);
     tokio::spawn(super::run::stop_on_signal(stop));
+    let announcing = (!args.no_register).then(|| {
+        tokio::spawn(super::agents_registry::announce(
+            producer.clone(),
+            codec.clone(),
+            args.registry_topic.clone(),
+            super::agents_registry::simulated(args.agents_per_type.max(1), args.capacity),
+            shutdown.clone(),
+        ))
+    });
     loop {
         let message = tokio::select! {
-            _ = shutdown.changed() => return Ok(()),
+            _ = shutdown.changed() => {
+                if let Some(announcing) = announcing {
+                    let _ = announcing.await; // the agents' tombstones
+                }
+                return Ok(());
+            }
             m = consumer.recv() => m,
         };
         let message = match message {

@@ -1,6 +1,7 @@
 //! The `aura` command line. Each subcommand is one file; `main.rs` only calls [`main`].
 
 mod agents;
+mod agents_registry;
 mod bench;
 mod demo;
 mod demo_agents;

@@ -20,7 +20,7 @@ use crate::semantic::SemanticConfig;
 pub use correlation::CorrelationConfig;
 pub use error::{ConfigError, Problem};
 pub use kafka::{KafkaConfig, ProcessingGuarantee};
-pub use sagas::SagasConfig;
+pub use sagas::{Canary, SagasConfig};
 pub use topics::{InternalTopics, TopicsConfig};
 pub use validation::ValidationConfig;
 
@@ -46,6 +46,8 @@ pub struct Config {
     pub sagas: SagasConfig,
     /// Which anomalies make one incident.
     pub correlation: CorrelationConfig,
+    /// The live agent registry (`agent.registry`).
+    pub registry: crate::control_plane::RegistryConfig,
 }
 
 /// Where the schema registry is.
@@ -100,6 +102,7 @@ impl Config {
         self.topics.validate(&mut problems);
         self.validation.validate(&mut problems);
         self.correlation.validate(&mut problems);
+        self.registry.validate(&mut problems);
         if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
             problems.push(Problem::new(
                 "http.listen",

@@ -19,6 +19,24 @@ pub struct SagasConfig {
     pub workflows: Option<PathBuf>,
     /// Retention and size limits of saga state.
     pub engine: SagaConfig,
+    /// Canary workflows: a share of the incidents routed to one workflow run another instead,
+    /// as a feature flag on `orchestration.flags` says (`[[sagas.canaries]]`).
+    pub canaries: Vec<Canary>,
+}
+
+/// One canary: incidents routed to `workflow` run `canary` when flag `flag` applies to their
+/// correlation key (enabled, and the key inside its rollout share; see `semantic::flags`).
+/// With no such flag on the topic, no incident takes the canary; `enabled = false` stops it
+/// within a second on every instance.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Canary {
+    /// The feature flag's name on `orchestration.flags`.
+    pub flag: String,
+    /// The workflow routing picks.
+    pub workflow: String,
+    /// The workflow its canary share runs instead.
+    pub canary: String,
 }
 
 impl Default for SagasConfig {
@@ -27,6 +45,7 @@ impl Default for SagasConfig {
             enabled: true,
             workflows: None,
             engine: SagaConfig::default(),
+            canaries: Vec::new(),
         }
     }
 }

@@ -32,6 +32,10 @@ pub struct TopicsConfig {
     pub correlations: String,
     /// Output: consensus decisions, keyed by saga id.
     pub decisions: String,
+    /// Input, compacted table: agent registrations, keyed by agent id.
+    pub registry: String,
+    /// Input, compacted table: feature flags, keyed by flag name.
+    pub flags: String,
 }
 
 impl Default for TopicsConfig {
@@ -48,6 +52,8 @@ impl Default for TopicsConfig {
             escalations: "orchestration.escalations".into(),
             correlations: "orchestration.correlations".into(),
             decisions: "orchestration.decisions".into(),
+            registry: "agent.registry".into(),
+            flags: "orchestration.flags".into(),
         }
     }
 }
@@ -66,6 +72,8 @@ impl TopicsConfig {
             ("topics.escalations", &self.escalations),
             ("topics.correlations", &self.correlations),
             ("topics.decisions", &self.decisions),
+            ("topics.registry", &self.registry),
+            ("topics.flags", &self.flags),
         ] {
             let legal = !name.is_empty()
                 && name.len() <= 249

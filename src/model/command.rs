@@ -42,6 +42,10 @@ pub struct AgentCommand {
     /// answer lands in the partition that holds the saga (docs/KEYS.md).
     #[serde(default)]
     pub partition_key: String,
+    /// The agent picked for this command (least outstanding work among the type's live agents
+    /// in the registry); `None` when the registry has none, so any agent of the type may act.
+    #[serde(default)]
+    pub agent_id: Option<String>,
 }
 
 /// An instruction to undo a completed step; a failed saga issues these in reverse step order.

@@ -1,6 +1,7 @@
 //! The stateless chain for anomalies: validate, enrich, assess (pattern, urgency, complexity,
 //! route: the semantic engine), and emit one `AgentCommand` that explains itself.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::ValidationConfig;
@@ -62,14 +63,32 @@ impl AnomalyRouter {
         &self.engine
     }
 
+    pub fn engine_arc(&self) -> Arc<Engine> {
+        self.engine.clone()
+    }
+
     /// Validates, enriches and assesses the anomaly: the routed command, with an empty
     /// `saga_id` for the incident to fill in.
     pub fn route(&self, anomaly: TdaAnomaly, now_ms: i64) -> Result<AgentCommand, ProcessError> {
+        Ok(self.route_with_overrides(anomaly, now_ms)?.0)
+    }
+
+    /// [`AnomalyRouter::route`], and the steps whose agent type the registry made routing
+    /// change (by step name), for the saga to follow.
+    pub fn route_with_overrides(
+        &self,
+        anomaly: TdaAnomaly,
+        now_ms: i64,
+    ) -> Result<(AgentCommand, BTreeMap<String, AgentType>), ProcessError> {
         validate(&anomaly, &self.settings.validation, now_ms)?;
         Ok(self.command_for(anomaly, now_ms))
     }
 
-    fn command_for(&self, anomaly: TdaAnomaly, now_ms: i64) -> AgentCommand {
+    fn command_for(
+        &self,
+        anomaly: TdaAnomaly,
+        now_ms: i64,
+    ) -> (AgentCommand, BTreeMap<String, AgentType>) {
         let enriched = enrich(anomaly, &self.contexts);
         let assessment = self
             .engine
@@ -89,10 +108,12 @@ impl AnomalyRouter {
             assessment.library_version.to_string(),
         );
         let step = "step-1";
-        AgentCommand {
+        let overrides = route.reassigned.iter().cloned().collect();
+        let command = AgentCommand {
             command_id: format!("{}/{step}/1", a.anomaly_id),
             saga_id: String::new(),
             partition_key: a.correlation_id.clone(),
+            agent_id: None,
             correlation_id: a.correlation_id,
             anomaly_ids: vec![a.anomaly_id],
             workflow: route.workflow,
@@ -109,7 +130,8 @@ impl AnomalyRouter {
             explanation: assessment.explanation,
             attributes,
             issued_at: now_ms,
-        }
+        };
+        (command, overrides)
     }
 }
 

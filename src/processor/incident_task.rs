@@ -12,10 +12,14 @@
 
 use prometheus::IntCounter;
 
-use crate::config::CorrelationConfig;
-use crate::model::{AgentCommand, CorrelationEvent, TdaAnomaly};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::{Canary, CorrelationConfig};
+use crate::model::{AgentCommand, AgentType, CorrelationEvent, TdaAnomaly};
 use crate::runtime::partitioner::partition_for;
 
+use super::dispatch::Dispatcher;
 use super::incidents::{Correlation, IncidentStore, INCIDENT_STORE};
 use super::{AnomalyRouter, Event, Output, ProcessError, Processor, SagaProcessor, SAGA_STORE};
 
@@ -43,27 +47,63 @@ pub struct IncidentTask {
     incidents: IncidentStore,
     /// `None` with sagas off: an incident's first anomaly then gets its command directly.
     sagas: Option<SagaProcessor>,
+    /// Shared by the instance's tasks: picks each command's agent by load.
+    dispatcher: Arc<Dispatcher>,
+    canaries: Vec<Canary>,
     /// Anomalies that arrived in another key's partition.
     rekeyed: IntCounter,
     next_expiry_ms: i64,
 }
 
+/// What an incident task is built from, besides its partition.
+pub struct IncidentTaskParts {
+    pub router: AnomalyRouter,
+    pub correlation: CorrelationConfig,
+    pub sagas: Option<SagaProcessor>,
+    pub dispatcher: Arc<Dispatcher>,
+    pub canaries: Vec<Canary>,
+    pub rekeyed: IntCounter,
+}
+
 impl IncidentTask {
-    pub fn new(
-        home: Home,
-        router: AnomalyRouter,
-        correlation: CorrelationConfig,
-        sagas: Option<SagaProcessor>,
-        rekeyed: IntCounter,
-    ) -> Self {
+    pub fn new(home: Home, parts: IncidentTaskParts) -> Self {
         Self {
             home,
-            router,
-            correlation,
+            router: parts.router,
+            correlation: parts.correlation,
             incidents: IncidentStore::default(),
-            sagas,
-            rekeyed,
+            sagas: parts.sagas,
+            dispatcher: parts.dispatcher,
+            canaries: parts.canaries,
+            rekeyed: parts.rekeyed,
             next_expiry_ms: i64::MIN,
+        }
+    }
+
+    /// Picks the agent of every command pushed to `out` from `from` on.
+    fn dispatch(&self, out: &mut [Output], from: usize) {
+        for o in &mut out[from..] {
+            if let Output::Command(c) = o {
+                self.dispatcher.assign(c);
+            }
+        }
+    }
+
+    /// The canary workflow this incident runs instead of its routed one, if a canary flag
+    /// applies to its correlation key.
+    fn canary(&self, command: &mut AgentCommand) {
+        let engine = self.router.engine();
+        for c in &self.canaries {
+            if c.workflow == command.workflow
+                && engine.flag_state(&c.flag, &command.correlation_id) == Some(true)
+            {
+                command.explanation.push_str(&format!(
+                    "; canary: workflow {} instead of {} (flag {})",
+                    c.canary, c.workflow, c.flag
+                ));
+                command.workflow = c.canary.clone();
+                return;
+            }
         }
     }
 
@@ -80,7 +120,7 @@ impl IncidentTask {
         }
         let (detected_at, source) = (anomaly.detected_at, anomaly.source.clone());
         let diagram = anomaly.diagram.clone();
-        let mut command = self.router.route(anomaly, now_ms)?;
+        let (mut command, overrides) = self.router.route_with_overrides(anomaly, now_ms)?;
         let key = command.correlation_id.clone();
         let (correlation, record) = self.incidents.observe(
             &self.correlation,
@@ -97,7 +137,8 @@ impl IncidentTask {
         match correlation {
             Correlation::Opened { incident_id } => {
                 command.saga_id = incident_id;
-                self.start(command, now_ms, out)
+                self.canary(&mut command);
+                self.start(command, overrides, now_ms, out)
             }
             Correlation::Joined {
                 incident_id,
@@ -118,7 +159,7 @@ impl IncidentTask {
                 }));
                 command.saga_id = incident_id;
                 match &mut self.sagas {
-                    Some(sagas) => sagas.on_incident(command, now_ms, out),
+                    Some(sagas) => sagas.on_incident(command, overrides, now_ms, out),
                     None => Ok(()),
                 }
             }
@@ -128,11 +169,12 @@ impl IncidentTask {
     fn start(
         &mut self,
         command: AgentCommand,
+        overrides: BTreeMap<String, AgentType>,
         now_ms: i64,
         out: &mut Vec<Output>,
     ) -> Result<(), ProcessError> {
         match &mut self.sagas {
-            Some(sagas) => sagas.on_incident(command, now_ms, out),
+            Some(sagas) => sagas.on_incident(command, overrides, now_ms, out),
             None => {
                 out.push(Output::Command(command));
                 Ok(())
@@ -152,19 +194,27 @@ impl Processor for IncidentTask {
         now_ms: i64,
         out: &mut Vec<Output>,
     ) -> Result<(), ProcessError> {
-        match (event, &mut self.sagas) {
+        let from = out.len();
+        let result = match (event, &mut self.sagas) {
             (Event::Anomaly(a), _) => self.on_anomaly(a, now_ms, out),
-            (event @ Event::AgentResult(_), Some(sagas)) => sagas.process(event, now_ms, out),
+            (Event::AgentResult(r), Some(sagas)) => {
+                self.dispatcher.answered(&r.agent_id);
+                sagas.process(Event::AgentResult(r), now_ms, out)
+            }
             (Event::AgentResult(r), None) => Err(ProcessError::Failed(format!(
                 "result for saga {} arrived, but sagas are off",
                 r.saga_id
             ))),
-        }
+        };
+        self.dispatch(out, from);
+        result
     }
 
     fn on_tick(&mut self, now_ms: i64, out: &mut Vec<Output>) {
         if let Some(sagas) = &mut self.sagas {
+            let from = out.len();
             sagas.on_tick(now_ms, out);
+            self.dispatch(out, from);
         }
         if now_ms >= self.next_expiry_ms {
             self.next_expiry_ms = now_ms.saturating_add(EXPIRY_EVERY_MS);
@@ -210,8 +260,6 @@ impl Processor for IncidentTask {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::model::{PersistencePoint, Severity};
     use crate::processor::RouterSettings;
@@ -254,12 +302,17 @@ mod tests {
             let engine = Arc::new(SagaEngine::new(workflows, SagaConfig::default()));
             SagaProcessor::new(engine, &m.sagas)
         });
+        let dispatcher = Arc::new(Dispatcher::new(router.engine_arc()));
         IncidentTask::new(
             home,
-            router,
-            CorrelationConfig::default(),
-            sagas,
-            IntCounter::new("rekeyed", "test").unwrap(),
+            IncidentTaskParts {
+                router,
+                correlation: CorrelationConfig::default(),
+                sagas,
+                dispatcher,
+                canaries: vec![],
+                rekeyed: IntCounter::new("rekeyed", "test").unwrap(),
+            },
         )
     }
 

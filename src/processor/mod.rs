@@ -5,6 +5,7 @@
 //! emits. So the same processor runs on Kafka, on the embedded log, and in unit tests.
 
 mod anomaly_router;
+mod dispatch;
 mod enrich;
 mod incident_task;
 mod incidents;
@@ -14,7 +15,8 @@ mod saga_gauges;
 mod validate;
 
 pub use anomaly_router::{AnomalyRouter, RouterSettings};
-pub use incident_task::{Home, IncidentTask};
+pub use dispatch::Dispatcher;
+pub use incident_task::{Home, IncidentTask, IncidentTaskParts};
 pub use incidents::{incident_key, Correlation, IncidentStore, INCIDENT_STORE};
 pub use rekey::Rekeyer;
 pub use saga::{SagaProcessor, SAGA_STORE};

@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use prometheus::IntCounterVec;
 
-use crate::model::AgentCommand;
+use std::collections::BTreeMap;
+
+use crate::model::{AgentCommand, AgentType};
 use crate::saga::{Effects, SagaEngine, SagaOutput, SagaStart, SagaStore, StateChange};
 use crate::telemetry::SagaMetrics;
 
@@ -77,13 +79,16 @@ impl SagaProcessor {
     pub fn on_incident(
         &mut self,
         incident: AgentCommand,
+        agent_overrides: BTreeMap<String, AgentType>,
         now_ms: i64,
         out: &mut Vec<Output>,
     ) -> Result<(), ProcessError> {
         let saga_id = incident.saga_id.clone();
+        let mut start = start_of(incident);
+        start.agent_overrides = agent_overrides;
         let effects = self
             .store
-            .start_or_join(&self.engine, start_of(incident), now_ms)
+            .start_or_join(&self.engine, start, now_ms)
             .map_err(|e| ProcessError::Failed(e.to_string()))?;
         self.count("trigger", &effects);
         self.emit(&saga_id, effects, out);
@@ -92,7 +97,8 @@ impl SagaProcessor {
     }
 }
 
-/// The saga a routed incident starts: the route's choices travel in the command.
+/// The saga a routed incident starts: the route's choices travel in the command; the agent
+/// types routing reassigned are set by the caller.
 fn start_of(trigger: AgentCommand) -> SagaStart {
     SagaStart {
         saga_id: trigger.saga_id,
@@ -205,6 +211,7 @@ mod tests {
             attributes: Default::default(),
             issued_at: T0,
             partition_key: "checkout".into(),
+            agent_id: None,
         }
     }
 
@@ -224,9 +231,15 @@ mod tests {
         let mut first = SagaProcessor::new(engine(), &m.sagas);
         let mut second = SagaProcessor::new(engine(), &m.sagas);
         let mut out = Vec::new();
-        first.on_incident(trigger("a"), T0, &mut out).unwrap();
-        first.on_incident(trigger("b"), T0, &mut out).unwrap();
-        second.on_incident(trigger("c"), T0, &mut out).unwrap();
+        first
+            .on_incident(trigger("a"), BTreeMap::new(), T0, &mut out)
+            .unwrap();
+        first
+            .on_incident(trigger("b"), BTreeMap::new(), T0, &mut out)
+            .unwrap();
+        second
+            .on_incident(trigger("c"), BTreeMap::new(), T0, &mut out)
+            .unwrap();
         // Every running saga waits on its step's timeout.
         assert_eq!(gauges(&m), (3, 0, 3, 3));
 
@@ -251,8 +264,10 @@ mod tests {
         let m = Metrics::new();
         let mut p = SagaProcessor::new(engine(), &m.sagas);
         let mut out = Vec::new();
-        p.on_incident(trigger("a"), T0, &mut out).unwrap();
-        p.on_incident(trigger("a"), T0 + 1, &mut out).unwrap();
+        p.on_incident(trigger("a"), BTreeMap::new(), T0, &mut out)
+            .unwrap();
+        p.on_incident(trigger("a"), BTreeMap::new(), T0 + 1, &mut out)
+            .unwrap();
         let command = out
             .iter()
             .find_map(|o| match o {
@@ -290,7 +305,8 @@ mod tests {
     fn a_query_answers_the_state_of_a_saga_the_task_holds() {
         let m = Metrics::new();
         let mut p = SagaProcessor::new(engine(), &m.sagas);
-        p.on_incident(trigger("a"), T0, &mut Vec::new()).unwrap();
+        p.on_incident(trigger("a"), BTreeMap::new(), T0, &mut Vec::new())
+            .unwrap();
         let state = p.query(SAGA_STORE, "a").unwrap();
         assert_eq!(state["saga_id"], "a");
         assert_eq!(state["status"], "RUNNING");

@@ -94,9 +94,11 @@ impl RecordHandler {
             Some(Input::AgentResults) => Ok(Event::AgentResult(
                 self.codec.decode::<AgentResult>(value).await?,
             )),
-            Some(Input::Context) | None => Err(CodecError::TopicNotRegistered {
-                topic: format!("{topic} (not a stream input of the topology)"),
-            }),
+            Some(Input::Context | Input::Registry | Input::Flags) | None => {
+                Err(CodecError::TopicNotRegistered {
+                    topic: format!("{topic} (not a stream input of the topology)"),
+                })
+            }
         }
     }
 

@@ -115,6 +115,7 @@ impl<'a> Tx<'a> {
             attributes: s.route.attributes.clone(),
             issued_at: self.now,
             partition_key: s.correlation_id.clone(),
+            agent_id: None,
         }));
         s.current = Some(Run {
             step: step.name.clone(),

@@ -20,7 +20,8 @@ use super::routing::{Route, RouteInputs, Router, RouterStats};
 use super::sliced_wasserstein::SlicedWasserstein;
 use super::urgency::{self, BaselineSource, Baselines, Urgency, UrgencyInputs};
 use crate::model::{
-    AgentRegistration, FeatureFlag, RoutingFeedback, Severity, TdaAnomaly, TdaContext,
+    AgentRegistration, AgentStatus, AgentType, FeatureFlag, RoutingFeedback, Severity, TdaAnomaly,
+    TdaContext,
 };
 
 /// Turns learning off for sources outside its rollout; absent means on.
@@ -110,6 +111,41 @@ impl Engine {
 
     pub fn on_flag(&self, flag: &FeatureFlag) {
         self.router.on_flag(flag);
+    }
+
+    /// A tombstone on `agent.registry`.
+    pub fn on_deregistration(&self, agent_id: &str) {
+        self.router.on_deregistration(agent_id);
+    }
+
+    /// A tombstone on `orchestration.flags`.
+    pub fn remove_flag(&self, name: &str) {
+        self.router.remove_flag(name);
+    }
+
+    /// Drops agents whose heartbeat is older than `timeout_ms`; returns their ids.
+    pub fn expire_registrations(&self, now_ms: i64, timeout_ms: i64) -> Vec<String> {
+        self.router.expire_registrations(now_ms, timeout_ms)
+    }
+
+    /// Live agents of one type with their capacity.
+    pub fn live_agents(&self, t: AgentType) -> Vec<(String, i32)> {
+        self.router.live_agents(t)
+    }
+
+    /// Agents by type and status, as this instance sees the registry.
+    pub fn registry_census(&self) -> Vec<(AgentType, AgentStatus, i64)> {
+        self.router.registry_census()
+    }
+
+    /// Whether flag `name` applies to `key`; `None` when there is no such flag.
+    pub fn flag_state(&self, name: &str, key: &str) -> Option<bool> {
+        self.router.flag_state(name, key)
+    }
+
+    /// Cached-route invalidations so far (registry, flag and library changes).
+    pub fn route_invalidations(&self) -> u64 {
+        self.router.invalidations()
     }
 
     /// Online learning from confirmed feedback (non-empty `confirmed_by`) that names a pattern and carries

@@ -26,6 +26,7 @@ pub mod engine;
 pub mod eval;
 pub mod features;
 pub mod fit;
+pub mod flags;
 pub mod learning;
 pub mod matcher;
 pub mod patterns;

@@ -11,7 +11,7 @@
 //! rules would compute now, and `invalidate_all` is only there to free memory early.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -41,6 +41,9 @@ pub struct Route {
     pub capabilities: Vec<String>,
     /// Needed capabilities no live agent of the required type offers (empty when all are covered).
     pub missing_capabilities: Vec<String>,
+    /// Steps whose agent type the registry made routing change, by step name: the saga's
+    /// commands for those steps go to the new type.
+    pub reassigned: Vec<(String, AgentType)>,
 }
 
 /// The scores routing depends on.
@@ -135,14 +138,91 @@ impl Router {
         self.invalidate();
     }
 
-    /// Whether `name` is on for `source`: absent means on; otherwise enabled and within the rollout share.
-    pub fn flag_on(&self, name: &str, source: &str) -> bool {
+    /// Whether `name` is on for `key`: absent means on; otherwise enabled and within the
+    /// rollout share, by the stable hash of [`super::flags`].
+    pub fn flag_on(&self, name: &str, key: &str) -> bool {
+        self.flag_state(name, key).unwrap_or(true)
+    }
+
+    /// Whether `name` applies to `key`, or `None` when no such flag exists.
+    pub fn flag_state(&self, name: &str, key: &str) -> Option<bool> {
         let flags = self.flags.read().unwrap_or_else(|e| e.into_inner());
-        flags.get(name).is_none_or(|f| {
-            // A stable hash, so a source stays in or out of a rollout across restarts.
-            let h = BuildHasherDefault::<DefaultHasher>::default().hash_one((name, source));
-            f.enabled && ((h % 10_000) as f64) < f.rollout_percent * 100.0
-        })
+        flags.get(name).map(|f| super::flags::applies(f, key))
+    }
+
+    /// A tombstone on the flag table: the flag is gone, and reads as absent again.
+    pub fn remove_flag(&self, name: &str) {
+        let removed = self
+            .flags
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        if removed.is_some() {
+            self.invalidate();
+        }
+    }
+
+    /// A tombstone on the registry: the agent is gone.
+    pub fn on_deregistration(&self, agent_id: &str) {
+        let removed = self
+            .registry
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(agent_id);
+        if removed.is_some() {
+            self.invalidate();
+        }
+    }
+
+    /// Removes every agent whose last heartbeat (`updated_at`) is older than `timeout_ms` at
+    /// `now_ms`, as a tombstone would; returns their ids.
+    pub fn expire_registrations(&self, now_ms: i64, timeout_ms: i64) -> Vec<String> {
+        let mut registry = self.registry.write().unwrap_or_else(|e| e.into_inner());
+        let expired: Vec<String> = registry
+            .values()
+            .filter(|r| r.updated_at.saturating_add(timeout_ms) < now_ms)
+            .map(|r| r.agent_id.clone())
+            .collect();
+        for id in &expired {
+            registry.remove(id);
+        }
+        drop(registry);
+        if !expired.is_empty() {
+            self.invalidate();
+        }
+        expired
+    }
+
+    /// Agents that take work (available or busy, with capacity) of type `t`, with their
+    /// capacity, by agent id.
+    pub fn live_agents(&self, t: AgentType) -> Vec<(String, i32)> {
+        let registry = self.registry.read().unwrap_or_else(|e| e.into_inner());
+        let mut live: Vec<(String, i32)> = registry
+            .values()
+            .filter(|r| {
+                r.agent_type == t
+                    && r.capacity > 0
+                    && matches!(r.status, AgentStatus::Available | AgentStatus::Busy)
+            })
+            .map(|r| (r.agent_id.clone(), r.capacity))
+            .collect();
+        live.sort();
+        live
+    }
+
+    /// The registry as this instance sees it: agents by type and status.
+    pub fn registry_census(&self) -> Vec<(AgentType, AgentStatus, i64)> {
+        let registry = self.registry.read().unwrap_or_else(|e| e.into_inner());
+        let mut counts: HashMap<(AgentType, AgentStatus), i64> = HashMap::new();
+        for r in registry.values() {
+            *counts.entry((r.agent_type, r.status)).or_default() += 1;
+        }
+        counts.into_iter().map(|((t, s), n)| (t, s, n)).collect()
+    }
+
+    /// How often a registry, flag or library change has invalidated the cached routes.
+    pub fn invalidations(&self) -> u64 {
+        self.epoch.load(Relaxed)
     }
 
     pub fn stats(&self) -> RouterStats {
@@ -272,6 +352,7 @@ impl Router {
             format!("workflow {workflow}; coordination {coordination:?} ({rule}); layer {layer:?}");
         let registry = self.registry.read().unwrap_or_else(|e| e.into_inner());
         let mut missing: Vec<String> = Vec::new();
+        let mut reassigned = Vec::new();
         let agent_types: Vec<AgentType> = if registry.is_empty() {
             why.push_str("; registry empty, capabilities not checked");
             steps.iter().map(|s| s.agent_type).collect()
@@ -306,6 +387,7 @@ impl Router {
                                 "; step {} reassigned {:?} -> {t:?} (capabilities)",
                                 s.name, s.agent_type
                             ));
+                            reassigned.push((s.name.clone(), t));
                             t
                         }
                         None => {
@@ -333,6 +415,7 @@ impl Router {
                 layer,
                 capabilities: caps,
                 missing_capabilities: missing,
+                reassigned,
             },
             why,
         }

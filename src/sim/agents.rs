@@ -63,7 +63,7 @@ impl SimulatedAgents {
 
     /// The result of a command and when it arrives, or None for silence.
     pub fn answer(&mut self, command: &AgentCommand, now_ms: i64) -> Option<(i64, AgentResult)> {
-        self.respond(
+        let (at, mut result) = self.respond(
             &command.command_id,
             &command.saga_id,
             &command.correlation_id,
@@ -72,7 +72,12 @@ impl SimulatedAgents {
             command.attempt,
             command.agent_type,
             now_ms,
-        )
+        )?;
+        // The agent the service assigned answers; unassigned, the type's first agent does.
+        if let Some(agent) = &command.agent_id {
+            result.agent_id = agent.clone();
+        }
+        Some((at, result))
     }
 
     /// The result of a compensation and when it arrives, or None for silence.
@@ -137,7 +142,7 @@ impl SimulatedAgents {
             correlation_id: correlation_id.into(),
             step: step.into(),
             attempt,
-            agent_id: format!("sim-{}", format!("{agent_type:?}").to_lowercase()),
+            agent_id: format!("sim-{}-1", format!("{agent_type:?}").to_lowercase()),
             agent_type,
             status: if failed {
                 ResultStatus::Failed

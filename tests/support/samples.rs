@@ -146,6 +146,7 @@ pub fn command() -> AgentCommand {
         attributes: map(&[("team", "payments".to_string()), ("tier", "1".to_string())]),
         issued_at: NOW + 12,
         partition_key: "payments-api".into(),
+        agent_id: Some("analyst-7".into()),
     }
 }
 

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::{Config, KafkaConfig};
-use crate::model::TdaContext;
+use crate::model::{AgentRegistration, FeatureFlag, TdaContext};
 use crate::processor::Processor;
 use crate::table::Table;
 
@@ -26,6 +26,24 @@ use super::{Readiness, RecordHandler, StateQueries};
 
 pub use admin::{ensure_copartitioned, ensure_partitions, ensure_topics};
 pub use committer::Committer;
+
+/// The tables every instance loads in full from compacted topics, like `GlobalKTable`s.
+#[derive(Clone, Default)]
+pub struct Tables {
+    /// `tda.context`: per-source baselines, joined onto anomalies.
+    pub contexts: Arc<Table<TdaContext>>,
+    /// `agent.registry`: the live agents routing and dispatch choose from.
+    pub registry: Arc<Table<AgentRegistration>>,
+    /// `orchestration.flags`: feature flags.
+    pub flags: Arc<Table<FeatureFlag>>,
+}
+
+impl Tables {
+    /// Whether every table has been read up to the end it had at start-up.
+    pub fn restored(&self) -> bool {
+        self.contexts.is_restored() && self.registry.is_restored() && self.flags.is_restored()
+    }
+}
 
 /// What the Kafka runtime runs.
 pub struct KafkaSettings {
@@ -96,7 +114,7 @@ pub async fn run(
     config: &Config,
     settings: KafkaSettings,
     handler: RecordHandler,
-    contexts: Arc<Table<TdaContext>>,
+    tables: Tables,
     readiness: Arc<Readiness>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), RuntimeError> {
@@ -114,24 +132,39 @@ pub async fn run(
     ensure_topics(&settings.kafka, &outputs.map(String::as_str), &[]).await?;
     ensure_topics(
         &settings.kafka,
-        &[&topics.context],
+        &[&topics.context, &topics.registry, &topics.flags],
         &[("cleanup.policy", "compact")],
     )
     .await?;
 
-    let loader = tokio::spawn(table_loader::run(
-        settings.kafka.clone(),
-        topics.context.clone(),
-        topics.dead_letters.clone(),
-        handler.codec().clone(),
-        contexts.clone(),
-        handler.metrics().clone(),
-        shutdown.clone(),
-    ));
+    let load = |topic: &String| {
+        (
+            settings.kafka.clone(),
+            topic.clone(),
+            topics.dead_letters.clone(),
+            handler.codec().clone(),
+            handler.metrics().clone(),
+            shutdown.clone(),
+        )
+    };
+    let loaders = [
+        {
+            let (k, t, d, c, m, s) = load(&topics.context);
+            tokio::spawn(table_loader::run(k, t, d, c, tables.contexts.clone(), m, s))
+        },
+        {
+            let (k, t, d, c, m, s) = load(&topics.registry);
+            tokio::spawn(table_loader::run(k, t, d, c, tables.registry.clone(), m, s))
+        },
+        {
+            let (k, t, d, c, m, s) = load(&topics.flags);
+            tokio::spawn(table_loader::run(k, t, d, c, tables.flags.clone(), m, s))
+        },
+    ];
     let restored = {
-        let (contexts, readiness) = (contexts.clone(), readiness.clone());
+        let (tables, readiness) = (tables.clone(), readiness.clone());
         tokio::spawn(async move {
-            while !contexts.is_restored() {
+            while !tables.restored() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             readiness.set_tables_restored();
@@ -162,10 +195,12 @@ pub async fn run(
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
     restored.abort();
-    match loader.await {
-        Ok(Err(error)) => warn!(%error, "table loader failed"),
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        _ => {}
+    for loader in loaders {
+        match loader.await {
+            Ok(Err(error)) => warn!(%error, "table loader failed"),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            _ => {}
+        }
     }
     info!("stopped");
     Ok(())

@@ -66,17 +66,26 @@ pub async fn run<V: AvroRecord + Send + Sync + 'static>(
             what: "table consumer",
             source: e,
         })?;
-    let metadata = consumer
-        .fetch_metadata(Some(&topic), Duration::from_secs(10))
-        .map_err(|e| RuntimeError::Broker {
-            what: "table metadata",
-            source: e,
-        })?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
+    // A topic created a moment ago (the service creates missing tables at start-up) can show
+    // no partitions yet; reading none would leave the table empty for good.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let partitions: Vec<i32> = loop {
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .map_err(|e| RuntimeError::Broker {
+                what: "table metadata",
+                source: e,
+            })?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if !partitions.is_empty() || std::time::Instant::now() > deadline {
+            break partitions;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let mut assignment = TopicPartitionList::new();
     let mut remaining: HashMap<i32, i64> = HashMap::new();
     for &p in &partitions {
