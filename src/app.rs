@@ -145,10 +145,11 @@ pub fn semantic_engine(config: &Config) -> anyhow::Result<Engine> {
 /// The registry codec, retried while the registry is unreachable (transient), or the
 /// embedded catalog when no registry is configured.
 async fn connect_codec(config: &Config) -> anyhow::Result<Codec> {
-    let Some(url) = &config.schema_registry.url else {
+    let Some(access) = config.schema_registry.access() else {
         info!("no schema_registry.url: using the embedded schema catalog");
         return Ok(Codec::embedded());
     };
+    let url = &access.url;
     let triggers = InternalTopics::new(&config.kafka.group_id).saga_triggers;
     let mut writes = vec![
         (config.topics.commands.as_str(), "aura.v1.AgentCommand"),
@@ -167,7 +168,7 @@ async fn connect_codec(config: &Config) -> anyhow::Result<Codec> {
     }
     let mut backoff = Duration::from_millis(200);
     loop {
-        match Codec::with_registry(url, &writes).await {
+        match Codec::with_registry_access(&access, &writes).await {
             Ok(codec) => return Ok(codec),
             Err(e) if e.is_transient() => {
                 warn!(url, error = %e, backoff_ms = backoff.as_millis() as u64, "schema registry unavailable; retrying");

@@ -18,6 +18,8 @@
 //! - [`semantic`]: the semantic engine: TDA features, diagram distances, pattern matching that
 //!   learns, urgency, complexity and cached capability routing.
 //! - [`sim`]: simulated agents and a virtual-time saga run (the demo's agents).
+//! - [`security`]: secrets that never reach a log, Kafka TLS/SASL settings for every client,
+//!   the schema registry's CA and credentials.
 //! - [`telemetry`]: every metric, named in one place.
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz` and `/sagas/{id}`.
 //! - [`generator`]: synthetic, realistic anomalies (and malformed ones) for `produce` and `demo`.
@@ -37,6 +39,7 @@ pub mod model;
 pub mod processor;
 pub mod runtime;
 pub mod saga;
+pub mod security;
 pub mod semantic;
 pub mod sim;
 pub mod table;

@@ -7,7 +7,6 @@ use clap::Args;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -31,10 +30,8 @@ use crate::sim::{AgentProfile, SimulatedAgents};
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 pub struct AgentsArgs {
-    #[arg(long, env = "AURA_BOOTSTRAP_SERVERS", default_value = "localhost:9092")]
-    bootstrap_servers: String,
-    #[arg(long, env = "AURA_SCHEMA_REGISTRY_URL")]
-    schema_registry_url: Option<String>,
+    #[command(flatten)]
+    connection: crate::security::ConnectionArgs,
     #[arg(long, default_value = "orchestration.commands")]
     commands_topic: String,
     #[arg(long, default_value = "orchestration.compensations")]
@@ -92,18 +89,22 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
             "{name} must be in [0, 1], got {rate}"
         );
     }
-    let codec = match &args.schema_registry_url {
-        Some(url) => {
-            Codec::with_registry(url, &[(args.results_topic.as_str(), "aura.v1.AgentResult")])
-                .await
-                .with_context(|| {
-                    format!("cannot register AgentResult at {url}; is the registry up?")
-                })?
-        }
+    let config = args.connection.config()?;
+    let codec = match config.schema_registry.access() {
+        Some(access) => Codec::with_registry_access(
+            &access,
+            &[(args.results_topic.as_str(), "aura.v1.AgentResult")],
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "cannot register AgentResult at {}; is the registry up?",
+                access.url
+            )
+        })?,
         None => Codec::embedded(),
     };
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &args.bootstrap_servers)
+    let consumer: StreamConsumer = crate::security::client_config(&config.kafka)
         .set("group.id", &args.group_id)
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
@@ -113,8 +114,7 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
         .create()
         .context("cannot create the consumer; check --bootstrap-servers")?;
     consumer.subscribe(&[&args.commands_topic, &args.compensations_topic])?;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &args.bootstrap_servers)
+    let producer: FutureProducer = crate::security::client_config(&config.kafka)
         .set("linger.ms", "1")
         .set("socket.nagle.disable", "true")
         .set("partitioner", "murmur2_random")

@@ -108,6 +108,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     })?;
     info!(address = %bound, "http listening");
 
+    crate::security::preflight::check(&config, &args.instance_id).await?;
     crate::app::run_on_kafka(
         &config,
         &args.instance_id,
