@@ -38,6 +38,9 @@ pub struct AgentCommand {
     pub attributes: HashMap<String, String>,
     /// Milliseconds since the Unix epoch.
     pub issued_at: i64,
+    /// Signature and incarnation (`src/auth/`); `None` when unsigned.
+    #[serde(default)]
+    pub proof: Option<super::Proof>,
 }
 
 /// An instruction to undo a completed step; a failed saga issues these in reverse step order.
@@ -57,4 +60,7 @@ pub struct CompensationCommand {
     pub reason: String,
     /// Milliseconds since the Unix epoch.
     pub issued_at: i64,
+    /// Signature and incarnation (`src/auth/`); `None` when unsigned.
+    #[serde(default)]
+    pub proof: Option<super::Proof>,
 }

@@ -191,6 +191,7 @@ mod tests {
             explanation: "test".into(),
             attributes: Default::default(),
             issued_at: T0,
+            proof: None,
         })
     }
 
@@ -258,6 +259,7 @@ mod tests {
             output: Default::default(),
             error: None,
             finished_at: T0 + 2,
+            proof: None,
         };
         p.process(Event::AgentResult(result.clone()), T0 + 2, &mut out)
             .unwrap();

@@ -114,6 +114,7 @@ impl<'a> Tx<'a> {
             explanation: s.route.explanation.clone(),
             attributes: s.route.attributes.clone(),
             issued_at: self.now,
+            proof: None,
         }));
         s.current = Some(Run {
             step: step.name.clone(),
@@ -261,6 +262,7 @@ impl<'a> Tx<'a> {
             attempt,
             reason,
             issued_at: self.now,
+            proof: None,
         }));
         s.current = Some(Run {
             step: step.name.clone(),

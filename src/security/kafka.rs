@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use rdkafka::ClientConfig;
 
-use super::secret::{from_env, Env, Secret, SecretSource};
+use super::secret::{from_env, Env, Secret};
 use crate::config::{KafkaConfig, Problem};
 
 /// librdkafka properties whose values are secrets: never in `[kafka.properties]`, never logged.
@@ -134,6 +134,7 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::security::SecretSource;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let pairs: Vec<(String, String)> = pairs

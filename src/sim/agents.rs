@@ -147,6 +147,7 @@ impl SimulatedAgents {
             output,
             error: failed.then(|| "simulated failure".to_string()),
             finished_at: at,
+            proof: None,
         };
         Some((at, result))
     }
@@ -170,6 +171,7 @@ mod tests {
             attempt: 1,
             reason: String::new(),
             issued_at: 0,
+            proof: None,
         }
     }
 

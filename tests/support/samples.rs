@@ -75,6 +75,7 @@ pub fn result() -> AgentResult {
         output: map(&[("heap_mb", "1843".to_string())]),
         error: Some("telemetry endpoint timed out".into()),
         finished_at: NOW + 1_500,
+        proof: None,
     }
 }
 
@@ -89,6 +90,7 @@ pub fn vote() -> AgentVote {
         weight: 2.0,
         reason: "error budget exhausted".into(),
         cast_at: NOW + 3_000,
+        proof: None,
     }
 }
 
@@ -145,6 +147,7 @@ pub fn command() -> AgentCommand {
         explanation: "pattern memory-leak (0.82); urgency 0.91 = severity 0.75 + score 0.87, amplified x1.3 by baseline departure; 2 entities -> fan-out".into(),
         attributes: map(&[("team", "payments".to_string()), ("tier", "1".to_string())]),
         issued_at: NOW + 12,
+        proof: None,
     }
 }
 
@@ -175,6 +178,7 @@ pub fn compensation() -> CompensationCommand {
         attempt: 1,
         reason: "step remediate failed after 5 attempts".into(),
         issued_at: NOW + 90_000,
+        proof: None,
     }
 }
 
