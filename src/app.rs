@@ -85,13 +85,14 @@ pub async fn run_on_kafka(
             },
         );
         let sagas = Arc::new(saga_engine(config)?);
+        let gate = config.agent_auth.gate();
         subtopologies.push(SubTopology {
             topics: vec![
                 internal.saga_triggers.clone(),
                 config.topics.agent_results.clone(),
             ],
             make_processor: Box::new(move || -> Box<dyn Processor> {
-                Box::new(SagaProcessor::new(sagas.clone(), &saga_metrics))
+                Box::new(SagaProcessor::new(sagas.clone(), &saga_metrics).with_gate(gate.clone()))
             }),
         });
     } else {

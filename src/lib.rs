@@ -3,6 +3,7 @@
 //! # Layout
 //! The modules follow the data's way through the service.
 //! - [`config`]: the TOML configuration and its validation (fatal errors name file, field, value).
+//! - [`auth`]: signed commands and authenticated agent answers (HMAC per agent type, rotation).
 //! - [`model`]: one Rust type per Avro record in `schemas/` (the field-name contract).
 //! - [`codec`]: Confluent wire format over a schema registry, or the embedded catalog.
 //! - [`processor`]: the processor trait, the anomaly chain (validate, enrich, score, route)
@@ -28,6 +29,7 @@
 //! - [`clock`]: wall-clock milliseconds.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod codec;

@@ -201,7 +201,7 @@ mod tests {
     fn env(name: &str) -> Option<String> {
         match name {
             "K1" | "K2" => Some(LONG.into()),
-            "SHORT" => Some("short".into()),
+            "SHORT" => Some("tiny-secret-9".into()),
             _ => None,
         }
     }
@@ -255,6 +255,6 @@ mod tests {
         assert!(err.contains("keys[0].secret: must be at least 32 bytes"), "{err}");
         assert!(err.contains("keys[1].secret: environment variable MISSING is not set"), "{err}");
         assert!(err.contains("at most one active key"), "{err}");
-        assert!(!err.contains("short") && !err.contains(LONG), "{err}");
+        assert!(!err.contains("tiny-secret-9") && !err.contains(LONG), "{err}");
     }
 }

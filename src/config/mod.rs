@@ -42,6 +42,8 @@ pub struct Config {
     pub patterns: Option<PathBuf>,
     /// Durable sagas (off by default while the saga processor is new).
     pub sagas: SagasConfig,
+    /// Signed commands and authenticated agent answers (the keyring).
+    pub agent_auth: crate::auth::AgentAuthConfig,
 }
 
 /// Where the schema registry is and how to authenticate to it. Each field can also come from
@@ -136,6 +138,7 @@ impl Config {
         self.kafka.security = crate::security::resolve_kafka(&self.kafka, env, &mut problems);
         self.schema_registry.resolved =
             crate::security::resolve_registry(&self.schema_registry, env, &mut problems);
+        self.agent_auth.resolve(env, &mut problems);
         self.kafka.validate(&mut problems);
         self.topics.validate(&mut problems);
         self.validation.validate(&mut problems);

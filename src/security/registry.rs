@@ -63,6 +63,12 @@ impl RegistryAccess {
             let certs = reqwest_sr::Certificate::from_pem_bundle(&pem).map_err(|e| {
                 format!("schema_registry.ssl.ca.location {} is not PEM: {e}", path.display())
             })?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "schema_registry.ssl.ca.location {} holds no PEM certificate",
+                    path.display()
+                ));
+            }
             client = client.tls_certs_merge(certs);
         }
         builder
