@@ -105,7 +105,11 @@ impl Secure {
             password = self.password_file(user).display(),
         );
         // [kafka.properties] must follow [kafka]'s keys, before the next table.
-        let text = text.replacen("\n[schema_registry]", &format!("{security}\n[schema_registry]"), 1);
+        let text = text.replacen(
+            "\n[schema_registry]",
+            &format!("{security}\n[schema_registry]"),
+            1,
+        );
         let path = dir.join(format!("aura-{user}.toml"));
         std::fs::write(&path, format!("{text}\n{extra}")).unwrap();
         path
@@ -138,7 +142,12 @@ impl Process {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "{} did not exit:\n{}", self.log.display(), tail(&self.text()));
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit:\n{}",
+                self.log.display(),
+                tail(&self.text())
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -167,20 +176,39 @@ fn tail(text: &str) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
-async fn wait_for_terminal_sagas(topics: &TestTopics, min: usize) -> HashMap<String, SagaEventKind> {
+async fn wait_for_terminal_sagas(
+    topics: &TestTopics,
+    min: usize,
+) -> HashMap<String, SagaEventKind> {
     let codec = Codec::with_registry(&registry(), &[]).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let records = read_until_idle(&topics.sagas, min, Duration::from_secs(2), Duration::from_secs(20));
+        let records = read_until_idle(
+            &topics.sagas,
+            min,
+            Duration::from_secs(2),
+            Duration::from_secs(20),
+        );
         let mut last = HashMap::new();
         for r in &records {
             let e: SagaEvent = codec.decode(&r.value).await.unwrap();
             let entry = last.entry(e.saga_id.clone()).or_insert(e.kind);
-            if matches!(e.kind, SagaEventKind::Completed | SagaEventKind::Compensated | SagaEventKind::Failed) {
+            if matches!(
+                e.kind,
+                SagaEventKind::Completed | SagaEventKind::Compensated | SagaEventKind::Failed
+            ) {
                 *entry = e.kind;
             }
         }
-        let terminal = last.values().filter(|k| matches!(k, SagaEventKind::Completed | SagaEventKind::Compensated | SagaEventKind::Failed)).count();
+        let terminal = last
+            .values()
+            .filter(|k| {
+                matches!(
+                    k,
+                    SagaEventKind::Completed | SagaEventKind::Compensated | SagaEventKind::Failed
+                )
+            })
+            .count();
         if (last.len() >= min && terminal == last.len()) || Instant::now() > deadline {
             return last;
         }
@@ -198,19 +226,20 @@ async fn sagas_run_end_to_end_over_sasl_ssl_with_acls_and_no_secret_is_logged() 
     secure.grant(&topics);
     let dir = tempfile::tempdir().unwrap();
     let registry_password = "registry-pw-7f3a9c";
-    let config = secure.write_config(
-        &topics,
-        dir.path(),
-        "aura",
-        "",
-    );
+    let config = secure.write_config(&topics, dir.path(), "aura", "");
     // The registry credentials go through the HTTP client (Apicurio here ignores them).
     let registry_env = [
         ("AURA_SCHEMA_REGISTRY_USERNAME", "aura-registry"),
         ("AURA_SCHEMA_REGISTRY_PASSWORD", registry_password),
     ];
     let mut service = Process::spawn(
-        &["run", "--config", config.to_str().unwrap(), "--instance-id", "secure-0"],
+        &[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--instance-id",
+            "secure-0",
+        ],
         &registry_env,
         "service",
         dir.path(),
@@ -230,10 +259,19 @@ async fn sagas_run_end_to_end_over_sasl_ssl_with_acls_and_no_secret_is_logged() 
     ];
     let mut agents = Process::spawn(
         &[
-            "agents", "--commands-topic", &topics.commands,
-            "--compensations-topic", &topics.compensations,
-            "--results-topic", &topics.results, "--group-id", &group,
-            "--latency-ms", "1..20", "--failure-rate", "0",
+            "agents",
+            "--commands-topic",
+            &topics.commands,
+            "--compensations-topic",
+            &topics.compensations,
+            "--results-topic",
+            &topics.results,
+            "--group-id",
+            &group,
+            "--latency-ms",
+            "1..20",
+            "--failure-rate",
+            "0",
         ],
         &agent_env,
         "agents",
@@ -252,18 +290,33 @@ async fn sagas_run_end_to_end_over_sasl_ssl_with_acls_and_no_secret_is_logged() 
         ("AURA_KAFKA_SASL_PASSWORD_FILE", tda_file.to_str().unwrap()),
     ];
     let mut produce = Process::spawn(
-        &["produce", "--topic", &topics.anomalies, "--events", "30", "--sources", "5"],
+        &[
+            "produce",
+            "--topic",
+            &topics.anomalies,
+            "--events",
+            "30",
+            "--sources",
+            "5",
+        ],
         &tda_env,
         "produce",
         dir.path(),
     );
     let status = produce.wait(Duration::from_secs(60));
-    assert!(status.success(), "produce failed:\n{}", tail(&produce.text()));
+    assert!(
+        status.success(),
+        "produce failed:\n{}",
+        tail(&produce.text())
+    );
 
     let sagas = wait_for_terminal_sagas(&topics, 1).await;
     service.stop();
     agents.stop();
-    let completed = sagas.values().filter(|k| **k == SagaEventKind::Completed).count();
+    let completed = sagas
+        .values()
+        .filter(|k| **k == SagaEventKind::Completed)
+        .count();
     assert!(
         !sagas.is_empty() && completed == sagas.len(),
         "every saga completes over SASL_SSL: {sagas:?}\nservice:\n{}\nagents:\n{}",
@@ -280,10 +333,22 @@ async fn sagas_run_end_to_end_over_sasl_ssl_with_acls_and_no_secret_is_logged() 
     for process in [&service, &agents, &produce] {
         let log = process.text();
         // The logs did run at every level, through the SASL handshake.
-        assert!(log.contains("TRACE") && log.contains("DEBUG"), "{}", process.log.display());
-        assert!(log.to_ascii_lowercase().contains("sasl"), "{}: no SASL debug lines", process.log.display());
+        assert!(
+            log.contains("TRACE") && log.contains("DEBUG"),
+            "{}",
+            process.log.display()
+        );
+        assert!(
+            log.to_ascii_lowercase().contains("sasl"),
+            "{}: no SASL debug lines",
+            process.log.display()
+        );
         for secret in &secrets {
-            assert!(!log.contains(secret.as_str()), "a secret is in {}", process.log.display());
+            assert!(
+                !log.contains(secret.as_str()),
+                "a secret is in {}",
+                process.log.display()
+            );
         }
     }
 }
@@ -310,17 +375,28 @@ async fn an_agent_cannot_write_commands() {
         let producer = producer.clone();
         async move {
             producer
-                .send(FutureRecord::to(&topic).key("k").payload("forged"), Duration::from_secs(10))
+                .send(
+                    FutureRecord::to(&topic).key("k").payload("forged"),
+                    Duration::from_secs(10),
+                )
                 .await
                 .map(|_| ())
                 .map_err(|(e, _)| e.to_string())
         }
     };
-    send(topics.results.clone()).await.expect("an agent writes results");
+    send(topics.results.clone())
+        .await
+        .expect("an agent writes results");
     let refused = send(topics.commands.clone()).await.unwrap_err();
     assert!(refused.contains("authorization"), "{refused}");
     assert!(
-        read_until_idle(&topics.commands, 0, Duration::from_secs(1), Duration::from_secs(5)).is_empty(),
+        read_until_idle(
+            &topics.commands,
+            0,
+            Duration::from_secs(1),
+            Duration::from_secs(5)
+        )
+        .is_empty(),
         "nothing reached the command topic"
     );
 }
@@ -337,7 +413,13 @@ async fn aura_names_the_acls_it_lacks_at_start_up() {
     // Aura's group or transactional ids.
     let config = secure.write_config(&topics, dir.path(), "agent", "");
     let mut service = Process::spawn(
-        &["run", "--config", config.to_str().unwrap(), "--instance-id", "lacks-0"],
+        &[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--instance-id",
+            "lacks-0",
+        ],
         &[],
         "service",
         dir.path(),
@@ -345,9 +427,24 @@ async fn aura_names_the_acls_it_lacks_at_start_up() {
     let status = service.wait(Duration::from_secs(60));
     let log = service.text();
     assert!(!status.success(), "{}", tail(&log));
-    assert!(log.contains("the Kafka principal User:agent lacks"), "{}", tail(&log));
-    assert!(log.contains(&format!("Describe on topic {}", topics.anomalies)), "{}", tail(&log));
-    assert!(log.contains(&format!("Write on transactional id {}-", topics.group)), "{}", tail(&log));
+    assert!(
+        log.contains("the Kafka principal User:agent lacks"),
+        "{}",
+        tail(&log)
+    );
+    assert!(
+        log.contains(&format!("Describe on topic {}", topics.anomalies)),
+        "{}",
+        tail(&log)
+    );
+    assert!(
+        log.contains(&format!("Write on transactional id {}-", topics.group)),
+        "{}",
+        tail(&log)
+    );
     assert!(log.contains("deploy/kafka-acls.sh"), "{}", tail(&log));
-    assert!(!log.contains(&secure.password("agent")), "the password is not in the log");
+    assert!(
+        !log.contains(&secure.password("agent")),
+        "the password is not in the log"
+    );
 }

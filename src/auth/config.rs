@@ -39,12 +39,18 @@ impl AgentAuthConfig {
         };
         match Keyring::load(path, env) {
             Ok(keyring) => {
-                for agent_type in [AgentType::Observer, AgentType::Analyst, AgentType::Supervisor] {
+                for agent_type in [
+                    AgentType::Observer,
+                    AgentType::Analyst,
+                    AgentType::Supervisor,
+                ] {
                     if keyring.active(agent_type).is_none() {
                         problems.push(Problem::new(
                             "agent_auth.keyring",
                             path.display(),
-                            &format!("needs an active key for {agent_type:?}, to sign its commands"),
+                            &format!(
+                                "needs an active key for {agent_type:?}, to sign its commands"
+                            ),
                         ));
                     }
                 }

@@ -146,7 +146,11 @@ impl Keyring {
                 );
             }
         }
-        for agent_type in [AgentType::Observer, AgentType::Analyst, AgentType::Supervisor] {
+        for agent_type in [
+            AgentType::Observer,
+            AgentType::Analyst,
+            AgentType::Supervisor,
+        ] {
             let active: Vec<&str> = keyring
                 .keys
                 .values()
@@ -250,11 +254,22 @@ mod tests {
             state = "active"
             secret = { env = "K2" }
         "#;
-        let err = Keyring::parse(text, "keys.toml", &env).unwrap_err().to_string();
+        let err = Keyring::parse(text, "keys.toml", &env)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("keys.toml"), "{err}");
-        assert!(err.contains("keys[0].secret: must be at least 32 bytes"), "{err}");
-        assert!(err.contains("keys[1].secret: environment variable MISSING is not set"), "{err}");
+        assert!(
+            err.contains("keys[0].secret: must be at least 32 bytes"),
+            "{err}"
+        );
+        assert!(
+            err.contains("keys[1].secret: environment variable MISSING is not set"),
+            "{err}"
+        );
         assert!(err.contains("at most one active key"), "{err}");
-        assert!(!err.contains("tiny-secret-9") && !err.contains(LONG), "{err}");
+        assert!(
+            !err.contains("tiny-secret-9") && !err.contains(LONG),
+            "{err}"
+        );
     }
 }

@@ -26,3 +26,6 @@ pub use gate::AnswerGate;
 pub use keys::{Key, KeyState, Keyring, KeyringError};
 pub use sign::{sign, SignError, Signable};
 pub use verify::{rejection_for_ignored, verify_signature, verify_vote, Rejection};
+
+#[cfg(test)]
+mod tests;

@@ -33,7 +33,11 @@ pub enum SignError {
 }
 
 /// Signs `record` with the active key of its agent type, binding `incarnation`.
-pub fn sign<T: Signable>(keyring: &Keyring, record: &mut T, incarnation: i64) -> Result<(), SignError> {
+pub fn sign<T: Signable>(
+    keyring: &Keyring,
+    record: &mut T,
+    incarnation: i64,
+) -> Result<(), SignError> {
     let agent_type = record.signer_type();
     let key = keyring
         .active(agent_type)

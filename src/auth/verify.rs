@@ -29,7 +29,9 @@ pub enum Rejection {
     },
     #[error("{what} has a signature that does not match its fields (forged or altered)")]
     Forged { what: &'static str },
-    #[error("{what} is for incarnation {got} of saga {saga_id}, which is at incarnation {expected}")]
+    #[error(
+        "{what} is for incarnation {got} of saga {saga_id}, which is at incarnation {expected}"
+    )]
     StaleIncarnation {
         what: &'static str,
         saga_id: String,

@@ -11,8 +11,8 @@ mod context;
 mod correlation;
 mod dead_letter;
 mod escalation;
-mod results;
 mod proof;
+mod results;
 mod routing;
 mod saga;
 

@@ -141,7 +141,12 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
     }
 
     #[test]
@@ -153,7 +158,10 @@ mod tests {
         let mut problems = Vec::new();
         resolve(&kafka, &env_of(&[]), &mut problems);
         let text = problems.iter().map(|p| p.to_string()).collect::<String>();
-        assert!(text.contains("kafka.properties.\"sasl.password\""), "{text}");
+        assert!(
+            text.contains("kafka.properties.\"sasl.password\""),
+            "{text}"
+        );
         assert!(text.contains("AURA_KAFKA_SASL_PASSWORD"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
     }
@@ -182,7 +190,10 @@ mod tests {
         assert_eq!(client.get("sasl.password"), Some("pw-from-env"));
         assert_eq!(client.get("ssl.key.password"), Some("key-pw"));
         let dump = format!("{kafka:?}");
-        assert!(!dump.contains("pw-from-env") && !dump.contains("key-pw"), "{dump}");
+        assert!(
+            !dump.contains("pw-from-env") && !dump.contains("key-pw"),
+            "{dump}"
+        );
     }
 
     #[test]

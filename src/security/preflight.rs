@@ -28,7 +28,10 @@ pub enum PreflightError {
         lacks.len(),
         lacks.iter().map(|l| format!("  - {l}")).collect::<Vec<_>>().join("\n")
     )]
-    MissingAcls { principal: String, lacks: Vec<String> },
+    MissingAcls {
+        principal: String,
+        lacks: Vec<String>,
+    },
     #[error("cannot check the Kafka ACLs: {0}")]
     Kafka(#[from] KafkaError),
 }
@@ -42,7 +45,10 @@ pub fn authenticates(config: &Config) -> bool {
         .get("security.protocol")
         .or_else(|| config.kafka.properties.get("security.protocol"))
         .map(|p| p.to_ascii_uppercase());
-    matches!(protocol.as_deref(), Some("SASL_SSL" | "SASL_PLAINTEXT" | "SSL"))
+    matches!(
+        protocol.as_deref(),
+        Some("SASL_SSL" | "SASL_PLAINTEXT" | "SSL")
+    )
 }
 
 fn principal(config: &Config) -> String {

@@ -58,10 +58,16 @@ impl RegistryAccess {
         let mut client = reqwest_sr::Client::builder();
         if let Some(path) = &self.ca_location {
             let pem = std::fs::read(path).map_err(|e| {
-                format!("cannot read schema_registry.ssl.ca.location {}: {e}", path.display())
+                format!(
+                    "cannot read schema_registry.ssl.ca.location {}: {e}",
+                    path.display()
+                )
             })?;
             let certs = reqwest_sr::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                format!("schema_registry.ssl.ca.location {} is not PEM: {e}", path.display())
+                format!(
+                    "schema_registry.ssl.ca.location {} is not PEM: {e}",
+                    path.display()
+                )
             })?;
             if certs.is_empty() {
                 return Err(format!(
@@ -168,7 +174,12 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
     }
 
     fn config(url: &str) -> SchemaRegistryConfig {
@@ -199,7 +210,10 @@ mod tests {
         let mut problems = Vec::new();
         resolve(&config("https://u:pw@sr:8081"), &env_of(&[]), &mut problems);
         let text = problems[0].to_string();
-        assert!(text.starts_with("schema_registry.url: must not hold credentials"), "{text}");
+        assert!(
+            text.starts_with("schema_registry.url: must not hold credentials"),
+            "{text}"
+        );
         assert!(!text.contains("pw@"), "{text}");
     }
 

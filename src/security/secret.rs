@@ -80,9 +80,9 @@ impl SecretSource {
     pub fn read(&self, env: Env<'_>) -> Result<Secret, SecretError> {
         let value = match self {
             Self::File(path) => read_file(path)?,
-            Self::Env(name) => env(name).ok_or_else(|| SecretError::MissingEnv {
-                name: name.clone(),
-            })?,
+            Self::Env(name) => {
+                env(name).ok_or_else(|| SecretError::MissingEnv { name: name.clone() })?
+            }
         };
         if value.is_empty() {
             return Err(SecretError::Empty {
@@ -123,13 +123,21 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
     }
 
     #[test]
     fn formatting_never_shows_the_value() {
         let secret = Secret::new("hunter2");
-        assert_eq!(format!("{secret} {secret:?} {secret:#?}"), "[redacted] [redacted] [redacted]");
+        assert_eq!(
+            format!("{secret} {secret:?} {secret:#?}"),
+            "[redacted] [redacted] [redacted]"
+        );
         assert_eq!(secret.expose(), "hunter2");
     }
 

@@ -55,8 +55,5 @@ pub fn registry_from_env(url: &str) -> Result<crate::security::RegistryAccess, C
     let mut config = Config::default();
     config.schema_registry.url = Some(url.to_owned());
     let config = config.validated(Path::new("<environment>"))?;
-    Ok(config
-        .schema_registry
-        .access()
-        .expect("a URL was given"))
+    Ok(config.schema_registry.access().expect("a URL was given"))
 }

@@ -250,12 +250,12 @@ async fn read_commands(
 ) -> anyhow::Result<(Histogram<u64>, Instant)> {
     let consumer: StreamConsumer =
         crate::security::client_config(&crate::security::tools::env_only(&bootstrap)?.kafka)
-        .set("group.id", format!("{topic}-reader"))
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .set("fetch.wait.max.ms", "5")
-        .set("socket.nagle.disable", "true")
-        .create()?;
+            .set("group.id", format!("{topic}-reader"))
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            .set("fetch.wait.max.ms", "5")
+            .set("socket.nagle.disable", "true")
+            .create()?;
     consumer.subscribe(&[&topic])?;
     let mut histogram = super::super::summary::latency_histogram();
     let (mut seen, mut last) = (0u64, Instant::now());

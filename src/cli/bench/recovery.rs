@@ -120,10 +120,10 @@ pub async fn run(args: RecoveryArgs) -> anyhow::Result<()> {
     let producer: FutureProducer = crate::security::client_config(
         &crate::security::tools::env_only(&args.bootstrap_servers)?.kafka,
     )
-        .set("linger.ms", "5")
-        .set("partitioner", "murmur2_random")
-        .create()
-        .context("cannot create the producer")?;
+    .set("linger.ms", "5")
+    .set("partitioner", "murmur2_random")
+    .create()
+    .context("cannot create the producer")?;
     let mut generator = Generator::new(11, 1 << 40, 0.0);
     load(&args, &config, &codec, &producer, &mut generator).await?;
     wait_active(&http, args.sagas).await?;
@@ -239,10 +239,10 @@ fn command_reader(config: &Config) -> anyhow::Result<BaseConsumer> {
     let consumer: BaseConsumer = crate::security::client_config(
         &crate::security::tools::env_only(&config.kafka.bootstrap_servers)?.kafka,
     )
-        .set("group.id", format!("{}-probe", config.kafka.group_id))
-        .set("isolation.level", "read_committed")
-        .set("fetch.wait.max.ms", "5")
-        .create()?;
+    .set("group.id", format!("{}-probe", config.kafka.group_id))
+    .set("isolation.level", "read_committed")
+    .set("fetch.wait.max.ms", "5")
+    .create()?;
     let metadata =
         consumer.fetch_metadata(Some(&config.topics.commands), Duration::from_secs(10))?;
     let mut tpl = TopicPartitionList::new();
