@@ -28,7 +28,7 @@ impl AnswerGate {
     /// Before the saga sees `result`: it must be signed by a live key of its agent type, for
     /// the incarnation of the saga that holds it (`None`: no saga holds this id).
     pub fn admit(&self, result: &AgentResult, incarnation: Option<i64>) -> Result<(), Rejection> {
-        verify_signature(&self.keyring, result, &result.saga_id, incarnation)?;
+        verify_signature(&self.keyring, result, incarnation)?;
         if incarnation.is_none() {
             return Err(Rejection::UnknownCommand {
                 command_id: result.command_id.clone(),

@@ -12,6 +12,7 @@ pub trait Signable {
     const DOMAIN: &'static str;
     /// The agent type whose key signs it.
     fn signer_type(&self) -> AgentType;
+    fn saga_id(&self) -> &str;
     /// The signed fields after the key id, in order.
     fn signed_fields(&self, incarnation: i64) -> Vec<String>;
     fn proof(&self) -> Option<&Proof>;
@@ -67,6 +68,9 @@ impl Signable for AgentCommand {
     fn signer_type(&self) -> AgentType {
         self.agent_type
     }
+    fn saga_id(&self) -> &str {
+        &self.saga_id
+    }
     fn signed_fields(&self, incarnation: i64) -> Vec<String> {
         vec![
             self.command_id.clone(),
@@ -92,6 +96,9 @@ impl Signable for CompensationCommand {
     fn signer_type(&self) -> AgentType {
         self.agent_type
     }
+    fn saga_id(&self) -> &str {
+        &self.saga_id
+    }
     fn signed_fields(&self, incarnation: i64) -> Vec<String> {
         vec![
             self.command_id.clone(),
@@ -116,6 +123,9 @@ impl Signable for AgentResult {
     const DOMAIN: &'static str = "aura.v1.AgentResult";
     fn signer_type(&self) -> AgentType {
         self.agent_type
+    }
+    fn saga_id(&self) -> &str {
+        &self.saga_id
     }
     fn signed_fields(&self, incarnation: i64) -> Vec<String> {
         vec![
@@ -145,6 +155,9 @@ impl Signable for AgentVote {
     const DOMAIN: &'static str = "aura.v1.AgentVote";
     fn signer_type(&self) -> AgentType {
         self.agent_type
+    }
+    fn saga_id(&self) -> &str {
+        &self.saga_id
     }
     fn signed_fields(&self, incarnation: i64) -> Vec<String> {
         vec![

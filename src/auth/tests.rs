@@ -119,11 +119,11 @@ fn commands_are_signed_for_the_saga_incarnation() {
     let proof = c.proof.clone().expect("signed");
     assert_eq!(proof.incarnation, p.store().get("s1").unwrap().started_at);
     assert_eq!(keys.get(&proof.key_id).unwrap().agent_type, c.agent_type);
-    verify_signature(&keys, &c, &c.saga_id, Some(proof.incarnation)).unwrap();
+    verify_signature(&keys, &c, Some(proof.incarnation)).unwrap();
     let mut altered = c.clone();
     altered.action = "rm -rf".into();
     assert_eq!(
-        verify_signature(&keys, &altered, &c.saga_id, None)
+        verify_signature(&keys, &altered, None)
             .unwrap_err()
             .code(),
         "auth_forged"
@@ -253,10 +253,10 @@ fn retired_keys_are_refused_by_name_and_rotation_keeps_two_keys_live() {
         },
     ]);
     sign(&agent_side, &mut r, T0).unwrap();
-    verify_signature(&aura_side, &r, "s", Some(T0)).unwrap();
+    verify_signature(&aura_side, &r, Some(T0)).unwrap();
     let mut fresh = r.clone();
     sign(&Keyring::from_keys([new.clone()]), &mut fresh, T0).unwrap();
-    verify_signature(&aura_side, &fresh, "s", Some(T0)).unwrap();
+    verify_signature(&aura_side, &fresh, Some(T0)).unwrap();
     // After it: the old key is retired and named as such.
     let after = Keyring::from_keys([
         new,
@@ -266,12 +266,12 @@ fn retired_keys_are_refused_by_name_and_rotation_keeps_two_keys_live() {
         },
     ]);
     assert_eq!(
-        verify_signature(&after, &r, "s", Some(T0))
+        verify_signature(&after, &r, Some(T0))
             .unwrap_err()
             .code(),
         "auth_retired_key"
     );
-    verify_signature(&after, &fresh, "s", Some(T0)).unwrap();
+    verify_signature(&after, &fresh, Some(T0)).unwrap();
 }
 
 #[test]

@@ -81,7 +81,6 @@ impl Rejection {
 pub fn verify_signature<T: Signable>(
     keyring: &Keyring,
     record: &T,
-    saga_id: &str,
     incarnation: Option<i64>,
 ) -> Result<(), Rejection> {
     let what = T::DOMAIN.trim_start_matches("aura.v1.");
@@ -113,7 +112,7 @@ pub fn verify_signature<T: Signable>(
     match incarnation {
         Some(expected) if proof.incarnation != expected => Err(Rejection::StaleIncarnation {
             what,
-            saga_id: saga_id.to_owned(),
+            saga_id: record.saga_id().to_owned(),
             got: proof.incarnation,
             expected,
         }),
@@ -146,7 +145,7 @@ pub fn verify_vote(
     asked: &[AgentType],
     incarnation: i64,
 ) -> Result<(), Rejection> {
-    verify_signature(keyring, vote, &vote.saga_id, Some(incarnation))?;
+    verify_signature(keyring, vote, Some(incarnation))?;
     if !asked.contains(&vote.agent_type) {
         return Err(Rejection::VoterNotAsked {
             vote_id: vote.vote_id.clone(),

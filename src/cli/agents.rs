@@ -10,6 +10,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::auth::{sign, verify_signature, Keyring, Rejection, Signable};
 use crate::codec::Codec;
 use crate::model::{AgentCommand, AgentResult, CompensationCommand};
 use crate::sim::{AgentProfile, SimulatedAgents};
@@ -59,6 +60,11 @@ pub struct AgentsArgs {
     silent_actions: Vec<String>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The agents' keyring (same format as Aura's `[agent_auth] keyring`). With it, commands
+    /// and compensations not signed by Aura are refused, and every result is signed with the
+    /// agent type's active key and the command's incarnation.
+    #[arg(long, env = "AURA_AGENT_KEYRING", value_name = "FILE")]
+    keyring: Option<std::path::PathBuf>,
 }
 
 fn parse_latency(text: &str) -> Result<(i64, i64), String> {
@@ -90,6 +96,10 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
         );
     }
     let config = args.connection.config()?;
+    let keyring = match &args.keyring {
+        Some(path) => Some(Keyring::load(path, &crate::security::process_env)?),
+        None => None,
+    };
     let codec = match config.schema_registry.access() {
         Some(access) => Codec::with_registry_access(
             &access,
@@ -155,7 +165,13 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
         let now = crate::clock::now_ms();
         let answer = if message.topic() == args.compensations_topic {
             match codec.decode::<CompensationCommand>(bytes).await {
-                Ok(c) => agents.compensate(&c, now),
+                Ok(c) => match authentic(keyring.as_ref(), &c) {
+                    Ok(incarnation) => agents.compensate(&c, now).map(|a| (a, incarnation)),
+                    Err(why) => {
+                        warn!(command_id = %c.command_id, reason = why.code(), %why, "compensation refused");
+                        continue;
+                    }
+                },
                 Err(e) => {
                     warn!(error = %e, "undecodable compensation skipped");
                     continue;
@@ -163,16 +179,28 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
             }
         } else {
             match codec.decode::<AgentCommand>(bytes).await {
-                Ok(c) => agents.answer(&c, now),
+                Ok(c) => match authentic(keyring.as_ref(), &c) {
+                    Ok(incarnation) => agents.answer(&c, now).map(|a| (a, incarnation)),
+                    Err(why) => {
+                        warn!(command_id = %c.command_id, reason = why.code(), %why, "command refused");
+                        continue;
+                    }
+                },
                 Err(e) => {
                     warn!(error = %e, "undecodable command skipped");
                     continue;
                 }
             }
         };
-        let Some((due, result)) = answer else {
+        let Some(((due, mut result), incarnation)) = answer else {
             continue;
         };
+        if let (Some(keyring), Some(incarnation)) = (&keyring, incarnation) {
+            if let Err(e) = sign(keyring, &mut result, incarnation) {
+                warn!(command_id = %result.command_id, error = %e, "result not signed; not sent");
+                continue;
+            }
+        }
         let (producer, codec, topic) =
             (producer.clone(), codec.clone(), args.results_topic.clone());
         tokio::spawn(async move {
@@ -182,6 +210,16 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
             }
         });
     }
+}
+
+/// With a keyring, a command must be signed by Aura with a live key of its agent type; its
+/// incarnation is what the answer signs. Without one, every command is taken, unsigned.
+fn authentic<T: Signable>(keyring: Option<&Keyring>, command: &T) -> Result<Option<i64>, Rejection> {
+    let Some(keyring) = keyring else {
+        return Ok(None);
+    };
+    verify_signature(keyring, command, None)?;
+    Ok(command.proof().map(|p| p.incarnation))
 }
 
 async fn send(
