@@ -77,12 +77,11 @@ allow() {
 topics() { local t; for t in "$@"; do printf -- '--topic\n%s\n' "$t"; done; }
 
 # --- aura ----------------------------------------------------------------------------------------
-# Inputs. Describe for metadata; DescribeConfigs and Create on the co-partitioned answer topics,
-# which the service creates with the right partition count when they are missing.
+# Inputs. Describe for metadata. Create and DescribeConfigs because the service creates a missing
+# input with the partition count and compaction it needs (co-partitioned answers, compacted tables)
+# and checks them at start-up; a platform team that creates every topic itself may drop Create.
 mapfile -t aura_in < <(topics "$ANOMALIES" "$CONTEXT" "$RESULTS" "$VOTES" "$REGISTRY" "$FLAGS" "$FEEDBACK")
-allow "$AURA" Read Describe -- "${aura_in[@]}"
-mapfile -t aura_created_in < <(topics "$RESULTS" "$VOTES")
-allow "$AURA" Create DescribeConfigs -- "${aura_created_in[@]}"
+allow "$AURA" Read Describe Create DescribeConfigs -- "${aura_in[@]}"
 # Outputs, created by the service when missing.
 mapfile -t aura_out < <(topics "$COMMANDS" "$SAGAS" "$COMPENSATIONS" "$ESCALATIONS" "$DECISIONS" "$CORRELATIONS" "$DLQ")
 allow "$AURA" Write Describe Create DescribeConfigs -- "${aura_out[@]}"

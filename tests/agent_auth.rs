@@ -5,49 +5,22 @@
 //! at unit level, `auth::tests::votes_from_agent_types_not_asked_are_refused`.)
 
 mod common;
+#[path = "support/keys.rs"]
+mod keys;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use aura::auth::{sign, Key, KeyState, Keyring};
+use aura::auth::{sign, Key, Keyring};
 use aura::codec::Codec;
-use aura::model::{AgentCommand, AgentResult, AgentType, DeadLetter, ResultStatus, SagaEvent, SagaEventKind};
+use aura::model::{
+    AgentCommand, AgentResult, AgentType, DeadLetter, ResultStatus, SagaEvent, SagaEventKind,
+};
 use aura::security::Secret;
 use common::*;
+use keys::{write_keyring, TYPES};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
-
-const TYPES: [(AgentType, &str); 3] = [
-    (AgentType::Observer, "observer"),
-    (AgentType::Analyst, "analyst"),
-    (AgentType::Supervisor, "supervisor"),
-];
-
-/// A keyring file with one active key per agent type, each secret in its own file.
-fn write_keyring(dir: &Path) -> (PathBuf, Keyring) {
-    let mut text = String::new();
-    let mut keys = Vec::new();
-    for (agent_type, name) in TYPES {
-        let secret = format!("{name}-{}", uuid::Uuid::new_v4().simple());
-        let file = dir.join(format!("{name}.key"));
-        std::fs::write(&file, format!("{secret}\n")).unwrap();
-        text += &format!(
-            "[[keys]]\nid = \"{name}-1\"\nagent_type = \"{}\"\nstate = \"active\"\nsecret = {{ file = \"{}\" }}\n\n",
-            name.to_uppercase(),
-            file.display()
-        );
-        keys.push(Key {
-            id: format!("{name}-1"),
-            agent_type,
-            state: KeyState::Active,
-            secret: Secret::new(secret),
-        });
-    }
-    let path = dir.join("keyring.toml");
-    std::fs::write(&path, text).unwrap();
-    (path, Keyring::from_keys(keys))
-}
 
 fn answer_to(c: &AgentCommand, agent_type: AgentType, status: ResultStatus) -> AgentResult {
     AgentResult {
@@ -74,7 +47,10 @@ async fn publish(codec: &Codec, topic: &str, result: &AgentResult) {
         .unwrap();
     let value = codec.encode(topic, result).unwrap();
     producer
-        .send(FutureRecord::to(topic).key(&result.saga_id).payload(&value), Duration::from_secs(10))
+        .send(
+            FutureRecord::to(topic).key(&result.saga_id).payload(&value),
+            Duration::from_secs(10),
+        )
         .await
         .unwrap();
 }
@@ -102,13 +78,23 @@ async fn forged_replayed_and_misdirected_results_go_to_the_dlq_and_sagas_finish_
     let agents = start_agents_with(
         &topics,
         dir.path(),
-        &["--latency-ms", "1500..2000", "--failure-rate", "0", "--keyring", keyring_arg],
+        &[
+            "--latency-ms",
+            "1500..2000",
+            "--failure-rate",
+            "0",
+            "--keyring",
+            keyring_arg,
+        ],
     );
     produce_anomalies_from(&topics.anomalies, 1, 1, 7).await;
 
-    let codec = Codec::with_registry(&registry(), &[(topics.results.as_str(), "aura.v1.AgentResult")])
-        .await
-        .unwrap();
+    let codec = Codec::with_registry(
+        &registry(),
+        &[(topics.results.as_str(), "aura.v1.AgentResult")],
+    )
+    .await
+    .unwrap();
     let command = first_command(&codec, &topics.commands).await;
     let proof = command.proof.clone().expect("commands are signed");
 
@@ -122,7 +108,11 @@ async fn forged_replayed_and_misdirected_results_go_to_the_dlq_and_sagas_finish_
     publish(&codec, &topics.results, &forged).await;
 
     // From an agent type the saga did not ask, validly signed with that type's own key.
-    let other = TYPES.iter().map(|t| t.0).find(|t| *t != command.agent_type).unwrap();
+    let other = TYPES
+        .iter()
+        .map(|t| t.0)
+        .find(|t| *t != command.agent_type)
+        .unwrap();
     let mut misdirected = answer_to(&command, other, ResultStatus::Failed);
     sign(&keyring, &mut misdirected, proof.incarnation).unwrap();
     publish(&codec, &topics.results, &misdirected).await;
@@ -136,18 +126,24 @@ async fn forged_replayed_and_misdirected_results_go_to_the_dlq_and_sagas_finish_
         }
     };
     assert!(
-        events.iter().any(|e| e.saga_id == command.saga_id && e.kind == SagaEventKind::Completed),
+        events
+            .iter()
+            .any(|e| e.saga_id == command.saga_id && e.kind == SagaEventKind::Completed),
         "the saga completes: {events:?}\nservice:\n{}\nagents:\n{}",
         service.log_text(),
         agents.log_text()
     );
     assert!(
-        !events.iter().any(|e| matches!(e.kind, SagaEventKind::StepFailed | SagaEventKind::Compensating)),
+        !events.iter().any(|e| matches!(
+            e.kind,
+            SagaEventKind::StepFailed | SagaEventKind::Compensating
+        )),
         "no forged failure reached the saga: {events:?}"
     );
 
     // Replayed: the genuine answer to the first command, sent again after the saga finished.
-    let genuine_records = read_committed(&topics.results, Duration::from_secs(20), |r| r.len() >= 3);
+    let genuine_records =
+        read_committed(&topics.results, Duration::from_secs(20), |r| r.len() >= 3);
     let mut genuine = None;
     for r in &genuine_records {
         let result: AgentResult = codec.decode(&r.value).await.unwrap();
@@ -172,12 +168,18 @@ async fn forged_replayed_and_misdirected_results_go_to_the_dlq_and_sagas_finish_
     // Nothing more happened to the saga after the replay: no second completion.
     let after: Vec<SagaEvent> = decode_topic(&topics.sagas, 1).await;
     assert_eq!(
-        after.iter().filter(|e| e.kind == SagaEventKind::Completed).count(),
+        after
+            .iter()
+            .filter(|e| e.kind == SagaEventKind::Completed)
+            .count(),
         1,
         "{after:?}"
     );
     let agents_log = agents.log_text();
-    assert!(!agents_log.contains("command refused"), "the agents took Aura's commands:\n{agents_log}");
+    assert!(
+        !agents_log.contains("command refused"),
+        "the agents took Aura's commands:\n{agents_log}"
+    );
     drop(agents);
     drop(service);
 }

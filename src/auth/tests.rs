@@ -123,9 +123,7 @@ fn commands_are_signed_for_the_saga_incarnation() {
     let mut altered = c.clone();
     altered.action = "rm -rf".into();
     assert_eq!(
-        verify_signature(&keys, &altered, None)
-            .unwrap_err()
-            .code(),
+        verify_signature(&keys, &altered, None).unwrap_err().code(),
         "auth_forged"
     );
 }
@@ -266,9 +264,7 @@ fn retired_keys_are_refused_by_name_and_rotation_keeps_two_keys_live() {
         },
     ]);
     assert_eq!(
-        verify_signature(&after, &r, Some(T0))
-            .unwrap_err()
-            .code(),
+        verify_signature(&after, &r, Some(T0)).unwrap_err().code(),
         "auth_retired_key"
     );
     verify_signature(&after, &fresh, Some(T0)).unwrap();

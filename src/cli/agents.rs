@@ -214,7 +214,10 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
 
 /// With a keyring, a command must be signed by Aura with a live key of its agent type; its
 /// incarnation is what the answer signs. Without one, every command is taken, unsigned.
-fn authentic<T: Signable>(keyring: Option<&Keyring>, command: &T) -> Result<Option<i64>, Rejection> {
+fn authentic<T: Signable>(
+    keyring: Option<&Keyring>,
+    command: &T,
+) -> Result<Option<i64>, Rejection> {
     let Some(keyring) = keyring else {
         return Ok(None);
     };
