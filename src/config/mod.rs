@@ -92,13 +92,34 @@ impl SchemaRegistryConfig {
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// Address to listen on, `host:port`. Port 0 picks a free port (logged at start-up).
+    /// The default, `0.0.0.0:8080`, is for containers, whose probes and Prometheus come from
+    /// outside; on a shared host use `127.0.0.1:8080` unless another machine must scrape it.
     pub listen: String,
+    /// The bearer token `/sagas/{id}` requires, `{ file = "PATH" }` or `{ env = "VAR" }`
+    /// (`AURA_HTTP_TOKEN` or `AURA_HTTP_TOKEN_FILE` override it). `/metrics`, `/healthz` and
+    /// `/readyz` stay open. Without one, `/sagas/{id}` is open too.
+    #[serde(default)]
+    pub token: Option<crate::security::SecretSource>,
+    /// Longest a request may take, in milliseconds; a slower one (a stuck partition task)
+    /// is answered 503.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// The token, read during validation.
+    #[serde(skip)]
+    pub resolved_token: Option<crate::security::Secret>,
+}
+
+fn default_request_timeout_ms() -> u64 {
+    5_000
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: "0.0.0.0:8080".into(),
+            token: None,
+            request_timeout_ms: default_request_timeout_ms(),
+            resolved_token: None,
         }
     }
 }
@@ -139,6 +160,11 @@ impl Config {
         self.schema_registry.resolved =
             crate::security::resolve_registry(&self.schema_registry, env, &mut problems);
         self.agent_auth.resolve(env, &mut problems);
+        self.http.resolved_token =
+            crate::security::resolve_http_token(&self.http, env, &mut problems);
+        if self.http.request_timeout_ms == 0 {
+            problems.push(Problem::new("http.request_timeout_ms", 0, "must be > 0"));
+        }
         self.kafka.validate(&mut problems);
         self.topics.validate(&mut problems);
         self.validation.validate(&mut problems);
