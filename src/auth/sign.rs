@@ -79,8 +79,9 @@ impl Signable for AgentCommand {
             self.attempt.to_string(),
             incarnation.to_string(),
             agent_type_name(self.agent_type).to_owned(),
+            // Not `deadline`: Avro clients decode its timestamp-millis type to a date, which
+            // would make agents in other languages print it differently.
             self.action.clone(),
-            self.deadline.to_string(),
         ]
     }
     fn proof(&self) -> Option<&Proof> {
@@ -177,5 +178,75 @@ impl Signable for AgentVote {
     }
     fn set_proof(&mut self, proof: Proof) {
         self.proof = Some(proof);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::auth::keys::{Key, KeyState};
+    use crate::model::{Coordination, Layer, ResultStatus};
+    use crate::security::Secret;
+
+    /// The signatures the Python example in deploy/SECURITY.md computes for these records: a
+    /// change to a field list here breaks every deployed agent, and this test.
+    #[test]
+    fn signatures_match_the_documented_python_agent() {
+        let keyring = Keyring::from_keys([Key {
+            id: "obs-1".into(),
+            agent_type: AgentType::Observer,
+            state: KeyState::Active,
+            secret: Secret::new("observer-secret-0123456789abcdef0123"),
+        }]);
+        let mut command = AgentCommand {
+            command_id: "s@1/collect/1".into(),
+            saga_id: "s@1".into(),
+            correlation_id: "s".into(),
+            anomaly_ids: vec![],
+            workflow: "triage".into(),
+            step: "collect".into(),
+            agent_type: AgentType::Observer,
+            action: "collect-telemetry".into(),
+            layer: Layer::Operational,
+            coordination: Coordination::Pipeline,
+            pattern_id: None,
+            urgency: 0.5,
+            complexity: 0.5,
+            attempt: 1,
+            deadline: 1_700_000_060_000,
+            explanation: String::new(),
+            attributes: HashMap::new(),
+            issued_at: 1_700_000_000_000,
+            proof: None,
+        };
+        sign(&keyring, &mut command, 1_700_000_000_000).unwrap();
+        assert_eq!(
+            command.proof.unwrap().signature,
+            "e3b3be8420a87140f3ca9713a7d67c41edfd0720052de9cec9a74b29c1806896"
+        );
+        let mut result = AgentResult {
+            command_id: "s@1/collect/1".into(),
+            saga_id: "s@1".into(),
+            correlation_id: "s".into(),
+            step: "collect".into(),
+            attempt: 1,
+            agent_id: "obs-a".into(),
+            agent_type: AgentType::Observer,
+            status: ResultStatus::Succeeded,
+            output: [("severity", "high"), ("cpu", "93")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            error: None,
+            finished_at: 0,
+            proof: None,
+        };
+        sign(&keyring, &mut result, 1_700_000_000_000).unwrap();
+        assert_eq!(
+            result.proof.unwrap().signature,
+            "60aad0c8939191b828a4f5bd387f0c869e7b59287265fbb75ddfba8f492fef99"
+        );
     }
 }
