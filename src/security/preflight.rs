@@ -106,7 +106,7 @@ fn check_blocking(config: &Config, instance_id: &str) -> Result<(), PreflightErr
             continue;
         };
         match found.error() {
-            Some(e) if e == RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED => {
+            Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) => {
                 lacks.push(format!("Describe on topic {topic}"));
             }
             None if readable.is_none() && topic == config.topics.anomalies => {
