@@ -307,3 +307,38 @@ fn votes_from_agent_types_not_asked_are_refused() {
         "auth_stale_incarnation"
     );
 }
+
+#[test]
+fn compensations_are_signed_like_commands() {
+    let keys = keyring();
+    let gate = AnswerGate::new(keys.clone());
+    let mut outputs = vec![crate::saga::SagaOutput::Compensation(
+        crate::model::CompensationCommand {
+            command_id: "s1/undo/1".into(),
+            saga_id: "s1".into(),
+            correlation_id: "c".into(),
+            compensates_command_id: "s1/a/1".into(),
+            step: "a".into(),
+            agent_type: AgentType::Supervisor,
+            action: "rollback".into(),
+            attempt: 1,
+            reason: "step b failed".into(),
+            issued_at: T0,
+            proof: None,
+        },
+    )];
+    gate.sign_outputs(&mut outputs, T0).unwrap();
+    let crate::saga::SagaOutput::Compensation(c) = &outputs[0] else {
+        unreachable!()
+    };
+    assert_eq!(c.proof.as_ref().unwrap().key_id, "sup-1");
+    verify_signature(&keys, c, Some(T0)).unwrap();
+    let mut redirected = c.clone();
+    redirected.compensates_command_id = "s1/other/1".into();
+    assert_eq!(
+        verify_signature(&keys, &redirected, Some(T0))
+            .unwrap_err()
+            .code(),
+        "auth_forged"
+    );
+}
