@@ -113,6 +113,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     })?;
     info!(address = %bound, "http listening");
 
+    crate::security::preflight::log_posture(&config);
     crate::security::preflight::check(&config, &args.instance_id).await?;
     crate::app::run_on_kafka(
         &config,

@@ -163,3 +163,35 @@ fn check_blocking(config: &Config, instance_id: &str) -> Result<(), PreflightErr
         })
     }
 }
+
+/// Logs, once at start-up, how this instance is secured: names and kinds, never a secret.
+pub fn log_posture(config: &Config) {
+    let setting = |name: &str| {
+        config
+            .kafka
+            .security
+            .properties
+            .get(name)
+            .or_else(|| config.kafka.properties.get(name))
+            .cloned()
+            .unwrap_or_else(|| "-".to_owned())
+    };
+    let registry = match config.schema_registry.access() {
+        None => "embedded catalog",
+        Some(a) => match a.auth {
+            super::RegistryAuth::None => "no auth",
+            super::RegistryAuth::Basic { .. } => "basic auth",
+            super::RegistryAuth::Bearer(_) => "bearer token",
+        },
+    };
+    info!(
+        security_protocol = %setting("security.protocol"),
+        sasl_mechanism = %setting("sasl.mechanism"),
+        principal = %principal(config),
+        kafka_secrets = config.kafka.security.secrets.len(),
+        registry,
+        agent_auth = config.agent_auth.loaded.is_some(),
+        http_token = config.http.resolved_token.is_some(),
+        "security settings"
+    );
+}
