@@ -214,6 +214,7 @@ pub fn incident_tasks(
     let canaries = config.sagas.canaries.clone();
     let (saga_metrics, rekeyed) = (metrics.sagas.clone(), metrics.rekeyed.clone());
     let dispatcher = Arc::new(Dispatcher::new(engine.clone()));
+    let gate = config.agent_auth.gate();
     Ok(Box::new(move |partition| -> Box<dyn Processor> {
         let router = AnomalyRouter::new(settings.clone(), contexts.clone(), engine.clone());
         Box::new(IncidentTask::new(
@@ -224,9 +225,9 @@ pub fn incident_tasks(
             IncidentTaskParts {
                 router,
                 correlation: correlation.clone(),
-                sagas: sagas
-                    .as_ref()
-                    .map(|engine| SagaProcessor::new(engine.clone(), &saga_metrics)),
+                sagas: sagas.as_ref().map(|engine| {
+                    SagaProcessor::new(engine.clone(), &saga_metrics).with_gate(gate.clone())
+                }),
                 dispatcher: dispatcher.clone(),
                 canaries: canaries.clone(),
                 rekeyed: rekeyed.clone(),
@@ -260,14 +261,15 @@ pub fn semantic_engine(config: &Config) -> anyhow::Result<Engine> {
 /// The registry codec, retried while the registry is unreachable (transient), or the
 /// embedded catalog when no registry is configured.
 async fn connect_codec(config: &Config, topology: &Topology) -> anyhow::Result<Codec> {
-    let Some(url) = &config.schema_registry.url else {
+    let Some(access) = config.schema_registry.access() else {
         info!("no schema_registry.url: using the embedded schema catalog");
         return Ok(Codec::embedded());
     };
+    let url = &access.url;
     let writes = topology.writes();
     let mut backoff = Duration::from_millis(200);
     loop {
-        match Codec::with_registry(url, &writes).await {
+        match Codec::with_registry_access(&access, &writes).await {
             Ok(codec) => return Ok(codec),
             Err(e) if e.is_transient() => {
                 warn!(url, error = %e, backoff_ms = backoff.as_millis() as u64, "schema registry unavailable; retrying");

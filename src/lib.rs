@@ -3,6 +3,7 @@
 //! # Layout
 //! The modules follow the data's way through the service.
 //! - [`config`]: the TOML configuration and its validation (fatal errors name file, field, value).
+//! - [`auth`]: signed commands and authenticated agent answers (HMAC per agent type, rotation).
 //! - [`model`]: one Rust type per Avro record in `schemas/` (the field-name contract).
 //! - [`codec`]: Confluent wire format over a schema registry, or the embedded catalog.
 //! - [`processor`]: the processor trait, the anomaly chain (validate, enrich, score, route)
@@ -20,6 +21,8 @@
 //! - [`semantic`]: the semantic engine: TDA features, diagram distances, pattern matching that
 //!   learns, urgency, complexity and cached capability routing.
 //! - [`sim`]: simulated agents and a virtual-time saga run (the demo's agents).
+//! - [`security`]: secrets that never reach a log, Kafka TLS/SASL settings for every client,
+//!   the schema registry's CA and credentials.
 //! - [`telemetry`]: every metric, named in one place.
 //! - [`lag`]: a consumer group's lag as the broker sees it (`aura lag`), without joining it.
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz` and `/sagas/{id}`.
@@ -31,6 +34,7 @@
 //! - [`clock`]: wall-clock milliseconds.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod codec;
@@ -44,6 +48,7 @@ pub mod model;
 pub mod processor;
 pub mod runtime;
 pub mod saga;
+pub mod security;
 pub mod semantic;
 pub mod sim;
 pub mod table;

@@ -172,6 +172,7 @@ async fn incidents_start_sagas_in_their_keys_partition_and_a_restart_resumes_the
             output: HashMap::from([("actionable".to_string(), "true".to_string())]),
             error: None,
             finished_at: now + 10,
+            proof: None,
         };
         let value = d.codec.encode(&topics.agent_results, &result).unwrap();
         d.pipe(&topics.agent_results, key, value, None);

@@ -7,10 +7,10 @@ use clap::Args;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::auth::{sign, verify_signature, Keyring, Rejection, Signable};
 use crate::codec::Codec;
 use crate::model::{AgentCommand, AgentResult, CompensationCommand};
 use crate::sim::{AgentProfile, SimulatedAgents};
@@ -31,10 +31,8 @@ use crate::sim::{AgentProfile, SimulatedAgents};
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 pub struct AgentsArgs {
-    #[arg(long, env = "AURA_BOOTSTRAP_SERVERS", default_value = "localhost:9092")]
-    bootstrap_servers: String,
-    #[arg(long, env = "AURA_SCHEMA_REGISTRY_URL")]
-    schema_registry_url: Option<String>,
+    #[command(flatten)]
+    connection: crate::security::ConnectionArgs,
     #[arg(long, default_value = "orchestration.commands")]
     commands_topic: String,
     #[arg(long, default_value = "orchestration.compensations")]
@@ -76,6 +74,11 @@ pub struct AgentsArgs {
     silent_actions: Vec<String>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The agents' keyring (same format as Aura's `[agent_auth] keyring`). With it, commands
+    /// and compensations not signed by Aura are refused, and every result is signed with the
+    /// agent type's active key and the command's incarnation.
+    #[arg(long, env = "AURA_AGENT_KEYRING", value_name = "FILE")]
+    keyring: Option<std::path::PathBuf>,
 }
 
 fn parse_latency(text: &str) -> Result<(i64, i64), String> {
@@ -106,9 +109,14 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
             "{name} must be in [0, 1], got {rate}"
         );
     }
-    let codec = match &args.schema_registry_url {
-        Some(url) => Codec::with_registry(
-            url,
+    let config = args.connection.config()?;
+    let keyring = match &args.keyring {
+        Some(path) => Some(Keyring::load(path, &crate::security::process_env)?),
+        None => None,
+    };
+    let codec = match config.schema_registry.access() {
+        Some(access) => Codec::with_registry_access(
+            &access,
             &[
                 (args.results_topic.as_str(), "aura.v1.AgentResult"),
                 (args.registry_topic.as_str(), "aura.v1.AgentRegistration"),
@@ -116,12 +124,14 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
         )
         .await
         .with_context(|| {
-            format!("cannot register the agents' schemas at {url}; is the registry up?")
+            format!(
+                "cannot register the agents' schemas at {}; is the registry up?",
+                access.url
+            )
         })?,
         None => Codec::embedded(),
     };
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &args.bootstrap_servers)
+    let consumer: StreamConsumer = crate::security::client_config(&config.kafka)
         .set("group.id", &args.group_id)
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
@@ -131,8 +141,7 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
         .create()
         .context("cannot create the consumer; check --bootstrap-servers")?;
     consumer.subscribe(&[&args.commands_topic, &args.compensations_topic])?;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &args.bootstrap_servers)
+    let producer: FutureProducer = crate::security::client_config(&config.kafka)
         .set("linger.ms", "1")
         .set("socket.nagle.disable", "true")
         .set("partitioner", "murmur2_random")
@@ -196,9 +205,15 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
         };
         let answer = if message.topic() == args.compensations_topic {
             match codec.decode::<CompensationCommand>(bytes).await {
-                Ok(c) => agents
-                    .compensate(&c, now)
-                    .map(|a| (key_of(&c.partition_key, &c.saga_id), a)),
+                Ok(c) => match authentic(keyring.as_ref(), &c) {
+                    Ok(incarnation) => agents
+                        .compensate(&c, now)
+                        .map(|a| (key_of(&c.partition_key, &c.saga_id), a, incarnation)),
+                    Err(why) => {
+                        warn!(command_id = %c.command_id, reason = why.code(), %why, "compensation refused");
+                        continue;
+                    }
+                },
                 Err(e) => {
                     warn!(error = %e, "undecodable compensation skipped");
                     continue;
@@ -206,18 +221,30 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
             }
         } else {
             match codec.decode::<AgentCommand>(bytes).await {
-                Ok(c) => agents
-                    .answer(&c, now)
-                    .map(|a| (key_of(&c.partition_key, &c.saga_id), a)),
+                Ok(c) => match authentic(keyring.as_ref(), &c) {
+                    Ok(incarnation) => agents
+                        .answer(&c, now)
+                        .map(|a| (key_of(&c.partition_key, &c.saga_id), a, incarnation)),
+                    Err(why) => {
+                        warn!(command_id = %c.command_id, reason = why.code(), %why, "command refused");
+                        continue;
+                    }
+                },
                 Err(e) => {
                     warn!(error = %e, "undecodable command skipped");
                     continue;
                 }
             }
         };
-        let Some((key, (due, result))) = answer else {
+        let Some((key, (due, mut result), incarnation)) = answer else {
             continue;
         };
+        if let (Some(keyring), Some(incarnation)) = (&keyring, incarnation) {
+            if let Err(e) = sign(keyring, &mut result, incarnation) {
+                warn!(command_id = %result.command_id, error = %e, "result not signed; not sent");
+                continue;
+            }
+        }
         let (producer, codec, topic) =
             (producer.clone(), codec.clone(), args.results_topic.clone());
         tokio::spawn(async move {
@@ -227,6 +254,19 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
             }
         });
     }
+}
+
+/// With a keyring, a command must be signed by Aura with a live key of its agent type; its
+/// incarnation is what the answer signs. Without one, every command is taken, unsigned.
+fn authentic<T: Signable>(
+    keyring: Option<&Keyring>,
+    command: &T,
+) -> Result<Option<i64>, Rejection> {
+    let Some(keyring) = keyring else {
+        return Ok(None);
+    };
+    verify_signature(keyring, command, None)?;
+    Ok(command.proof().map(|p| p.incarnation))
 }
 
 async fn send(

@@ -8,7 +8,6 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::ClientConfig;
 
 use crate::codec::Codec;
 use crate::generator::{damage_bytes, Generator, Synthetic};
@@ -26,12 +25,8 @@ use crate::semantic::LabelledAnomaly;
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 pub struct ProduceArgs {
-    #[arg(long, env = "AURA_BOOTSTRAP_SERVERS", default_value = "localhost:9092")]
-    bootstrap_servers: String,
-    /// Without it, schema ids come from the embedded catalog (only an aura without a
-    /// registry can read those).
-    #[arg(long, env = "AURA_SCHEMA_REGISTRY_URL")]
-    schema_registry_url: Option<String>,
+    #[command(flatten)]
+    connection: crate::security::ConnectionArgs,
     #[arg(long, default_value = "tda.anomalies")]
     topic: String,
     /// How many records to publish.
@@ -68,14 +63,21 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         "--bad-ratio must be in [0, 1], got {}",
         args.bad_ratio
     );
-    let codec = match &args.schema_registry_url {
-        Some(url) => Codec::with_registry(url, &[(args.topic.as_str(), "aura.v1.TdaAnomaly")])
-            .await
-            .with_context(|| format!("cannot register TdaAnomaly at {url}; is the registry up?"))?,
+    let config = args.connection.config()?;
+    let codec = match config.schema_registry.access() {
+        Some(access) => {
+            Codec::with_registry_access(&access, &[(args.topic.as_str(), "aura.v1.TdaAnomaly")])
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot register TdaAnomaly at {}; is the registry up?",
+                        access.url
+                    )
+                })?
+        }
         None => Codec::embedded(),
     };
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &args.bootstrap_servers)
+    let producer: FutureProducer = crate::security::client_config(&config.kafka)
         .set("enable.idempotence", "true")
         .set("linger.ms", "1")
         .set("partitioner", "murmur2_random")

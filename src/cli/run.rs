@@ -95,8 +95,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let readiness = Arc::new(Readiness::default());
     let queries = StateQueries::new();
     let listen = config.http.listen.parse().expect("validated");
+    let guard = crate::http::Guard {
+        token: config.http.resolved_token.clone(),
+        request_timeout: std::time::Duration::from_millis(config.http.request_timeout_ms),
+    };
     let (bound, http) = crate::http::serve(
         listen,
+        guard,
         metrics.clone(),
         readiness.clone(),
         queries.clone(),
@@ -108,6 +113,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     })?;
     info!(address = %bound, "http listening");
 
+    crate::security::preflight::log_posture(&config);
+    crate::security::preflight::check(&config, &args.instance_id).await?;
     crate::app::run_on_kafka(
         &config,
         &args.instance_id,

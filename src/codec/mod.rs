@@ -82,7 +82,15 @@ impl Codec {
     /// Registers each `(topic, schema name)` in `writes` under the subject `<topic>-value`
     /// (TopicNameStrategy); encoding is then allowed on exactly those topics.
     pub async fn with_registry(url: &str, writes: &[(&str, &str)]) -> Result<Self, CodecError> {
-        let registry = Registry::new(url)?;
+        Self::with_registry_access(&crate::security::RegistryAccess::plain(url), writes).await
+    }
+
+    /// [`Codec::with_registry`] over HTTPS with a private CA, or with credentials.
+    pub async fn with_registry_access(
+        access: &crate::security::RegistryAccess,
+        writes: &[(&str, &str)],
+    ) -> Result<Self, CodecError> {
+        let registry = Registry::new(access)?;
         let mut targets = HashMap::new();
         let mut writers = HashMap::new();
         for &(topic, name) in writes {

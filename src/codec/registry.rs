@@ -6,6 +6,8 @@ use std::time::Duration;
 use schema_registry_converter::async_impl::schema_registry::{
     get_schema_by_id, post_schema, SrSettings,
 };
+
+use crate::security::RegistryAccess;
 use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{RawError, SchemaType, SuppliedSchema};
 
@@ -31,16 +33,16 @@ enum Failure {
 }
 
 impl Registry {
-    pub(crate) fn new(url: &str) -> Result<Self, CodecError> {
-        let settings = SrSettings::new_builder(url.trim_end_matches('/').to_owned())
-            .set_timeout(TIMEOUT)
-            .build()
-            .map_err(|e| CodecError::RegistryUnavailable {
-                url: url.to_owned(),
-                detail: e.error,
-            })?;
+    pub(crate) fn new(access: &RegistryAccess) -> Result<Self, CodecError> {
+        let settings =
+            access
+                .settings(TIMEOUT)
+                .map_err(|detail| CodecError::RegistryUnavailable {
+                    url: access.url.clone(),
+                    detail,
+                })?;
         Ok(Self {
-            url: url.to_owned(),
+            url: access.url.clone(),
             settings,
         })
     }

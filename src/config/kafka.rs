@@ -6,6 +6,7 @@ use std::fmt;
 use serde::Deserialize;
 
 use super::Problem;
+use crate::security::{ResolvedKafkaSecurity, SecretSource};
 
 /// How outputs and input offsets are committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -62,8 +63,16 @@ pub struct KafkaConfig {
     #[serde(rename = "static.membership", default)]
     pub static_membership: bool,
     /// Extra librdkafka properties for every client, e.g. `"security.protocol" = "SSL"`.
+    /// Secrets are refused here; they belong in `secrets`.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// librdkafka properties whose values are secrets (`sasl.password`, `ssl.key.password`),
+    /// each read at start-up from `{ file = "PATH" }` or `{ env = "VAR" }`, never written here.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// The environment's `AURA_KAFKA_*` settings and the secrets, read during validation.
+    #[serde(skip)]
+    pub security: ResolvedKafkaSecurity,
 }
 
 fn default_bootstrap() -> String {
@@ -96,6 +105,8 @@ impl Default for KafkaConfig {
             replication_factor: default_replication(),
             static_membership: false,
             properties: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            security: ResolvedKafkaSecurity::default(),
         }
     }
 }

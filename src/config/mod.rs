@@ -48,16 +48,49 @@ pub struct Config {
     pub correlation: CorrelationConfig,
     /// The live agent registry (`agent.registry`).
     pub registry: crate::control_plane::RegistryConfig,
+    /// Signed commands and authenticated agent answers (the keyring).
+    pub agent_auth: crate::auth::AgentAuthConfig,
 }
 
-/// Where the schema registry is.
+/// Where the schema registry is and how to authenticate to it. Each field can also come from
+/// the environment (`AURA_SCHEMA_REGISTRY_USERNAME`, `_PASSWORD` or `_PASSWORD_FILE`,
+/// `_TOKEN` or `_TOKEN_FILE`, `_CA_LOCATION`), which overrides the file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SchemaRegistryConfig {
     /// Base URL of the Confluent-compatible API, e.g. `http://localhost:8081` or Apicurio's
     /// `http://localhost:8080/apis/ccompat/v7`. Empty means the embedded schema catalog.
+    /// Credentials never go in the URL.
     #[serde(default)]
     pub url: Option<String>,
+    /// PEM file of the CA(s) that sign the registry's HTTPS certificate, trusted in addition
+    /// to the system's.
+    #[serde(rename = "ssl.ca.location", default)]
+    pub ca_location: Option<PathBuf>,
+    /// User for HTTP basic authentication (Confluent Cloud: the API key).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password for basic authentication: `{ file = "PATH" }` or `{ env = "VAR" }`.
+    #[serde(default)]
+    pub password: Option<crate::security::SecretSource>,
+    /// Bearer token, instead of basic authentication: `{ file = "PATH" }` or `{ env = "VAR" }`.
+    #[serde(default)]
+    pub token: Option<crate::security::SecretSource>,
+    /// The URL, CA and credentials after secrets are read, set during validation.
+    #[serde(skip)]
+    pub resolved: Option<crate::security::RegistryAccess>,
+}
+
+impl SchemaRegistryConfig {
+    /// How to reach the registry, `None` for the embedded catalog. A configuration that was
+    /// never validated (built in code) gets the plain URL.
+    pub fn access(&self) -> Option<crate::security::RegistryAccess> {
+        self.resolved.clone().or_else(|| {
+            self.url
+                .as_deref()
+                .map(crate::security::RegistryAccess::plain)
+        })
+    }
 }
 
 /// The HTTP listener.
@@ -65,13 +98,34 @@ pub struct SchemaRegistryConfig {
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// Address to listen on, `host:port`. Port 0 picks a free port (logged at start-up).
+    /// The default, `0.0.0.0:8080`, is for containers, whose probes and Prometheus come from
+    /// outside; on a shared host use `127.0.0.1:8080` unless another machine must scrape it.
     pub listen: String,
+    /// The bearer token `/sagas/{id}` requires, `{ file = "PATH" }` or `{ env = "VAR" }`
+    /// (`AURA_HTTP_TOKEN` or `AURA_HTTP_TOKEN_FILE` override it). `/metrics`, `/healthz` and
+    /// `/readyz` stay open. Without one, `/sagas/{id}` is open too.
+    #[serde(default)]
+    pub token: Option<crate::security::SecretSource>,
+    /// Longest a request may take, in milliseconds; a slower one (a stuck partition task)
+    /// is answered 503.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// The token, read during validation.
+    #[serde(skip)]
+    pub resolved_token: Option<crate::security::Secret>,
+}
+
+fn default_request_timeout_ms() -> u64 {
+    5_000
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: "0.0.0.0:8080".into(),
+            token: None,
+            request_timeout_ms: default_request_timeout_ms(),
+            resolved_token: None,
         }
     }
 }
@@ -95,9 +149,28 @@ impl Config {
         config.validated(origin)
     }
 
-    /// Checks every field and returns every problem at once.
+    /// Checks every field, reads the secrets and applies the environment's security settings
+    /// (`AURA_KAFKA_*`, `AURA_SCHEMA_REGISTRY_*`); returns every problem at once.
     pub fn validated(self, origin: &Path) -> Result<Self, ConfigError> {
+        self.validated_with_env(origin, &crate::security::process_env)
+    }
+
+    /// [`Config::validated`] with the environment given, for tests.
+    pub fn validated_with_env(
+        mut self,
+        origin: &Path,
+        env: crate::security::Env<'_>,
+    ) -> Result<Self, ConfigError> {
         let mut problems = Vec::new();
+        self.kafka.security = crate::security::resolve_kafka(&self.kafka, env, &mut problems);
+        self.schema_registry.resolved =
+            crate::security::resolve_registry(&self.schema_registry, env, &mut problems);
+        self.agent_auth.resolve(env, &mut problems);
+        self.http.resolved_token =
+            crate::security::resolve_http_token(&self.http, env, &mut problems);
+        if self.http.request_timeout_ms == 0 {
+            problems.push(Problem::new("http.request_timeout_ms", 0, "must be > 0"));
+        }
         self.kafka.validate(&mut problems);
         self.topics.validate(&mut problems);
         self.validation.validate(&mut problems);
@@ -114,7 +187,7 @@ impl Config {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 problems.push(Problem::new(
                     "schema_registry.url",
-                    url,
+                    if url.contains('@') { "[redacted]" } else { url },
                     "must start with http:// or https://",
                 ));
             }

@@ -46,6 +46,9 @@ pub struct AgentCommand {
     /// in the registry); `None` when the registry has none, so any agent of the type may act.
     #[serde(default)]
     pub agent_id: Option<String>,
+    /// Signature and incarnation (`src/auth/`); `None` when unsigned.
+    #[serde(default)]
+    pub proof: Option<super::Proof>,
 }
 
 /// An instruction to undo a completed step; a failed saga issues these in reverse step order.
@@ -68,4 +71,7 @@ pub struct CompensationCommand {
     /// The key of the agent's answer, as on [`AgentCommand::partition_key`].
     #[serde(default)]
     pub partition_key: String,
+    /// Signature and incarnation (`src/auth/`); `None` when unsigned.
+    #[serde(default)]
+    pub proof: Option<super::Proof>,
 }

@@ -22,6 +22,9 @@ pub struct AgentVote {
     pub reason: String,
     /// Milliseconds since the Unix epoch.
     pub cast_at: i64,
+    /// Signature and incarnation (`src/auth/`); `None` when unsigned.
+    #[serde(default)]
+    pub proof: Option<super::Proof>,
 }
 
 /// How a consensus step ended.

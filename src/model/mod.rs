@@ -11,6 +11,7 @@ mod context;
 mod correlation;
 mod dead_letter;
 mod escalation;
+mod proof;
 mod results;
 mod routing;
 mod saga;
@@ -22,6 +23,7 @@ pub use context::{AgentRegistration, AgentStatus, FeatureFlag, RoutingFeedback, 
 pub use correlation::CorrelationEvent;
 pub use dead_letter::{DeadLetter, DeadLetterStage};
 pub use escalation::Escalation;
+pub use proof::Proof;
 pub use results::{AgentResult, ResultStatus};
 pub use routing::{AgentType, Coordination, Layer};
 pub use saga::{SagaEvent, SagaEventKind};

@@ -34,4 +34,7 @@ pub struct AgentResult {
     pub error: Option<String>,
     /// Milliseconds since the Unix epoch.
     pub finished_at: i64,
+    /// Signature and incarnation (`src/auth/`); `None` when unsigned.
+    #[serde(default)]
+    pub proof: Option<super::Proof>,
 }

@@ -130,6 +130,7 @@ impl AnomalyRouter {
             explanation: assessment.explanation,
             attributes,
             issued_at: now_ms,
+            proof: None,
         };
         (command, overrides)
     }

@@ -105,6 +105,7 @@ mod tests {
             issued_at: 0,
             partition_key: "k".into(),
             agent_id: None,
+            proof: None,
         }
     }
 

@@ -87,6 +87,9 @@ pub enum ProcessError {
     /// The processor could not handle a valid event (stage PROCESS).
     #[error("{0}")]
     Failed(String),
+    /// An agent's answer failed authentication (stage VALIDATE, code `auth_*`).
+    #[error(transparent)]
+    Unauthenticated(#[from] crate::auth::Rejection),
 }
 
 /// One step of the stream: events in, outputs out.

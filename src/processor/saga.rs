@@ -13,6 +13,7 @@ use prometheus::IntCounterVec;
 
 use std::collections::BTreeMap;
 
+use crate::auth::AnswerGate;
 use crate::model::{AgentCommand, AgentType};
 use crate::saga::{Effects, SagaEngine, SagaOutput, SagaStart, SagaStore, StateChange};
 use crate::telemetry::SagaMetrics;
@@ -28,6 +29,8 @@ pub struct SagaProcessor {
     store: SagaStore,
     gauges: GaugeShare,
     inputs: IntCounterVec,
+    /// With agent keys: answers are verified on entry, commands signed on exit (`src/auth/`).
+    gate: Option<AnswerGate>,
 }
 
 impl SagaProcessor {
@@ -37,7 +40,19 @@ impl SagaProcessor {
             store: SagaStore::new(),
             gauges: GaugeShare::new(metrics),
             inputs: metrics.inputs.clone(),
+            gate: None,
         }
+    }
+
+    /// Requires signed answers and signs commands with `gate`'s keyring.
+    pub fn with_gate(mut self, gate: Option<AnswerGate>) -> Self {
+        self.gate = gate;
+        self
+    }
+
+    /// The saga's incarnation: its start time, which a reused saga id never repeats.
+    fn incarnation(&self, saga_id: &str) -> Option<i64> {
+        self.store.get(saga_id).map(|s| s.started_at)
     }
 
     pub fn store(&self) -> &SagaStore {
@@ -51,7 +66,14 @@ impl SagaProcessor {
     }
 
     /// Appends the effects' records, then the saga's new state for the changelog.
-    fn emit(&self, saga_id: &str, effects: Effects, out: &mut Vec<Output>) {
+    fn emit(&self, saga_id: &str, mut effects: Effects, out: &mut Vec<Output>) {
+        if let Some(gate) = &self.gate {
+            // Only with a gate: finding the incarnation decodes the saga.
+            if let Some(incarnation) = self.incarnation(saga_id) {
+                gate.sign_outputs(&mut effects.outputs, incarnation)
+                    .expect("the keyring has an active key for every agent type (checked at load)");
+            }
+        }
         for output in effects.outputs {
             out.push(match output {
                 SagaOutput::Command(c) => Output::Command(c),
@@ -129,8 +151,14 @@ impl Processor for SagaProcessor {
     ) -> Result<(), ProcessError> {
         match event {
             Event::AgentResult(result) => {
+                if let Some(gate) = &self.gate {
+                    gate.admit(&result, self.incarnation(&result.saga_id))?;
+                }
                 let effects = self.store.on_result(&self.engine, &result, now_ms);
                 self.count("result", &effects);
+                if let Some(gate) = &self.gate {
+                    gate.judge(&result, effects.ignored)?;
+                }
                 self.emit(&result.saga_id, effects, out);
             }
             Event::Anomaly(a) => {
@@ -212,6 +240,7 @@ mod tests {
             issued_at: T0,
             partition_key: "checkout".into(),
             agent_id: None,
+            proof: None,
         }
     }
 
@@ -287,6 +316,7 @@ mod tests {
             output: Default::default(),
             error: None,
             finished_at: T0 + 2,
+            proof: None,
         };
         p.process(Event::AgentResult(result.clone()), T0 + 2, &mut out)
             .unwrap();

@@ -119,6 +119,9 @@ impl RecordHandler {
                 .map_err(|e| match e {
                     ProcessError::Invalid(v) => Rejection::validate(v.code(), v.to_string()),
                     ProcessError::Failed(reason) => Rejection::process(reason),
+                    ProcessError::Unauthenticated(r) => {
+                        Rejection::validate(r.code(), r.to_string())
+                    }
                 })?;
             outputs
                 .iter()

@@ -174,13 +174,15 @@ async fn ask(task: &mpsc::Sender<Query>, store: &str, key: &str) -> Outcome {
         key: key.to_string(),
         reply,
     };
-    if task.send(query).await.is_err() {
-        return Outcome::Unanswered;
-    }
-    match tokio::time::timeout(ANSWER_TIMEOUT, answer).await {
-        Ok(Ok(Some(value))) => Outcome::Found(value),
-        Ok(Ok(None)) => Outcome::Missing,
-        Ok(Err(_)) | Err(_) => Outcome::Unanswered,
+    // Bounded as a whole: a stuck task with a full queue must not hold the asker either.
+    let asked = async {
+        task.send(query).await.ok()?;
+        answer.await.ok()
+    };
+    match tokio::time::timeout(ANSWER_TIMEOUT, asked).await {
+        Ok(Some(Some(value))) => Outcome::Found(value),
+        Ok(Some(None)) => Outcome::Missing,
+        Ok(None) | Err(_) => Outcome::Unanswered,
     }
 }
 

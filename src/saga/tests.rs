@@ -128,6 +128,7 @@ fn result(c: &AgentCommand, status: ResultStatus, output: &[(&str, &str)], at: i
             .collect(),
         error: (status == ResultStatus::Failed).then(|| "boom".to_string()),
         finished_at: at,
+        proof: None,
     }
 }
 
@@ -152,6 +153,7 @@ fn comp_result(c: &CompensationCommand, status: ResultStatus, at: i64) -> AgentR
         output: HashMap::new(),
         error: (status == ResultStatus::Failed).then(|| "cannot undo".to_string()),
         finished_at: at,
+        proof: None,
     }
 }
 

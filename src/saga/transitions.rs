@@ -116,6 +116,7 @@ impl<'a> Tx<'a> {
             issued_at: self.now,
             partition_key: s.correlation_id.clone(),
             agent_id: None,
+            proof: None,
         }));
         s.current = Some(Run {
             step: step.name.clone(),
@@ -264,6 +265,7 @@ impl<'a> Tx<'a> {
             reason,
             issued_at: self.now,
             partition_key: s.correlation_id.clone(),
+            proof: None,
         }));
         s.current = Some(Run {
             step: step.name.clone(),

@@ -152,6 +152,7 @@ impl SimulatedAgents {
             output,
             error: failed.then(|| "simulated failure".to_string()),
             finished_at: at,
+            proof: None,
         };
         Some((at, result))
     }
@@ -176,6 +177,7 @@ mod tests {
             reason: String::new(),
             issued_at: 0,
             partition_key: "incident-1".into(),
+            proof: None,
         }
     }
 

@@ -75,6 +75,7 @@ pub fn result() -> AgentResult {
         output: map(&[("heap_mb", "1843".to_string())]),
         error: Some("telemetry endpoint timed out".into()),
         finished_at: NOW + 1_500,
+        proof: None,
     }
 }
 
@@ -89,6 +90,7 @@ pub fn vote() -> AgentVote {
         weight: 2.0,
         reason: "error budget exhausted".into(),
         cast_at: NOW + 3_000,
+        proof: None,
     }
 }
 
@@ -147,6 +149,7 @@ pub fn command() -> AgentCommand {
         issued_at: NOW + 12,
         partition_key: "payments-api".into(),
         agent_id: Some("analyst-7".into()),
+        proof: None,
     }
 }
 
@@ -178,6 +181,7 @@ pub fn compensation() -> CompensationCommand {
         reason: "step remediate failed after 5 attempts".into(),
         issued_at: NOW + 90_000,
         partition_key: "payments-api".into(),
+        proof: None,
     }
 }
 

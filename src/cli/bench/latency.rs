@@ -17,7 +17,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::ClientConfig;
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -159,8 +158,7 @@ pub async fn run(args: LatencyArgs) -> anyhow::Result<()> {
         args.warmup,
     ));
 
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &args.bootstrap_servers)
+    let producer: FutureProducer = crate::security::client_config(&config.kafka)
         .set("linger.ms", "0")
         .set("socket.nagle.disable", "true")
         .set("partitioner", "murmur2_random")
@@ -250,14 +248,14 @@ async fn read_commands(
     expected: u64,
     warmup: u64,
 ) -> anyhow::Result<(Histogram<u64>, Instant)> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", format!("{topic}-reader"))
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .set("fetch.wait.max.ms", "5")
-        .set("socket.nagle.disable", "true")
-        .create()?;
+    let consumer: StreamConsumer =
+        crate::security::client_config(&crate::security::tools::env_only(&bootstrap)?.kafka)
+            .set("group.id", format!("{topic}-reader"))
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            .set("fetch.wait.max.ms", "5")
+            .set("socket.nagle.disable", "true")
+            .create()?;
     consumer.subscribe(&[&topic])?;
     let mut histogram = crate::telemetry::latency_histogram();
     let (mut seen, mut last) = (0u64, Instant::now());

@@ -40,7 +40,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 async fn anomaly_codec(registry: Option<&str>, topic: &str) -> anyhow::Result<crate::codec::Codec> {
     Ok(match registry {
         Some(url) => {
-            crate::codec::Codec::with_registry(url, &[(topic, "aura.v1.TdaAnomaly")]).await?
+            let access = crate::security::tools::registry_from_env(url)?;
+            crate::codec::Codec::with_registry_access(&access, &[(topic, "aura.v1.TdaAnomaly")])
+                .await?
         }
         None => crate::codec::Codec::embedded(),
     })

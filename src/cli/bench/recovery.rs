@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::codec::Codec;
@@ -117,12 +117,13 @@ pub async fn run(args: RecoveryArgs) -> anyhow::Result<()> {
         &config.topics.anomalies,
     )
     .await?;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &args.bootstrap_servers)
-        .set("linger.ms", "5")
-        .set("partitioner", "murmur2_random")
-        .create()
-        .context("cannot create the producer")?;
+    let producer: FutureProducer = crate::security::client_config(
+        &crate::security::tools::env_only(&args.bootstrap_servers)?.kafka,
+    )
+    .set("linger.ms", "5")
+    .set("partitioner", "murmur2_random")
+    .create()
+    .context("cannot create the producer")?;
     let mut generator = Generator::new(11, 1 << 40, 0.0);
     load(&args, &config, &codec, &producer, &mut generator).await?;
     wait_active(&http, args.sagas).await?;
@@ -235,12 +236,13 @@ async fn wait_active(http: &str, sagas: u64) -> anyhow::Result<()> {
 
 /// A read_committed consumer positioned at the end of the command topic, before the kill.
 fn command_reader(config: &Config) -> anyhow::Result<BaseConsumer> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &config.kafka.bootstrap_servers)
-        .set("group.id", format!("{}-probe", config.kafka.group_id))
-        .set("isolation.level", "read_committed")
-        .set("fetch.wait.max.ms", "5")
-        .create()?;
+    let consumer: BaseConsumer = crate::security::client_config(
+        &crate::security::tools::env_only(&config.kafka.bootstrap_servers)?.kafka,
+    )
+    .set("group.id", format!("{}-probe", config.kafka.group_id))
+    .set("isolation.level", "read_committed")
+    .set("fetch.wait.max.ms", "5")
+    .create()?;
     let metadata =
         consumer.fetch_metadata(Some(&config.topics.commands), Duration::from_secs(10))?;
     let mut tpl = TopicPartitionList::new();

@@ -13,11 +13,10 @@ fn base(kafka: &KafkaConfig) -> ClientConfig {
     c
 }
 
-/// The user's `[kafka.properties]` go last, so they can override any default here.
+/// The user's `[kafka.properties]`, the environment's security settings and the secrets go
+/// last, so they can override any default here.
 fn with_overrides(mut c: ClientConfig, kafka: &KafkaConfig) -> ClientConfig {
-    for (k, v) in &kafka.properties {
-        c.set(k, v);
-    }
+    crate::security::kafka::apply(kafka, &mut c);
     c
 }
 

@@ -1,6 +1,15 @@
 //! The HTTP endpoint: `/metrics` (Prometheus text), `/healthz` (liveness), `/readyz`
 //! (readiness: partitions assigned and tables loaded), and `/sagas/{id}`, one saga's state
 //! read from the partition task that owns it (see [`crate::runtime::queries`]).
+//!
+//! - [`guard`]: the bearer token on `/sagas/{id}`, the body limit and the request time limit.
+//! - [`server`]: the connection loop with header size and header read-time limits.
+
+mod guard;
+mod server;
+
+pub use guard::{Guard, MAX_BODY_BYTES};
+pub use server::{HEADER_READ_TIMEOUT, MAX_HEADER_BYTES};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,14 +34,15 @@ struct AppState {
     queries: Arc<StateQueries>,
 }
 
-/// Binds `listen` and serves until `shutdown` turns true. Returns the bound address (useful
-/// with port 0) and the server task.
+/// Binds `listen` and serves until `shutdown` turns true, every request through `guard`.
+/// Returns the bound address (useful with port 0) and the server task.
 pub async fn serve(
     listen: SocketAddr,
+    guard: Guard,
     metrics: Metrics,
     readiness: Arc<Readiness>,
     queries: Arc<StateQueries>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let app = Router::new()
         .route("/metrics", get(metrics_text))
@@ -44,16 +54,14 @@ pub async fn serve(
             metrics,
             readiness,
             queries,
-        });
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(guard),
+            guard::check,
+        ));
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let bound = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
+    let task = tokio::spawn(server::run(listener, app, shutdown));
     Ok((bound, task))
 }
 
@@ -158,7 +166,8 @@ mod tests {
         let (stop, shutdown) = watch::channel(false);
         let listen = "127.0.0.1:0".parse().unwrap();
         let readiness = Arc::new(Readiness::default());
-        let (bound, _) = serve(listen, Metrics::new(), readiness, queries, shutdown)
+        let guard = Guard::open(std::time::Duration::from_secs(5));
+        let (bound, _) = serve(listen, guard, Metrics::new(), readiness, queries, shutdown)
             .await
             .unwrap();
         (format!("http://{bound}"), stop)
@@ -233,3 +242,6 @@ mod tests {
         assert!(body["error"].as_str().unwrap().contains("sagas are off"));
     }
 }
+
+#[cfg(test)]
+mod limits_tests;
