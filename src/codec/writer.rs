@@ -53,7 +53,12 @@ impl WriterSchema {
             id,
             detail: brief(e),
         };
-        let schema = intern(Schema::parse_str(json).map_err(invalid)?);
+        let too_complex = |detail| CodecError::SchemaTooComplex { id, detail };
+        super::limits::check_text(json).map_err(too_complex)?;
+        let parsed = Schema::parse_str(json).map_err(invalid)?;
+        // Before interning: a refused schema must not stay in memory for good.
+        super::limits::check(&parsed).map_err(too_complex)?;
+        let schema = intern(parsed);
         Self::new(id, schema).map_err(invalid)
     }
 
