@@ -302,6 +302,10 @@ impl Service {
         Self { child, log }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: no chance to commit or clean up.
     pub fn kill(mut self) {
         self.child.kill().unwrap();
