@@ -174,3 +174,48 @@ async fn readyz(address: &str) -> (u16, String) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// `aura produce` rides through a broker restart: it finishes, every record is on the topic
+/// once (idempotent producer), and it says so. It used to hang until killed.
+#[tokio::test(flavor = "multi_thread")]
+async fn aura_produce_rides_through_a_broker_restart() {
+    let _broker = one_at_a_time();
+    let topic = unique("chaos-produce");
+    create_topic(&topic, 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (bootstrap, registry) = (bootstrap(), registry());
+    let args = [
+        "produce",
+        "--bootstrap-servers",
+        &bootstrap,
+        "--schema-registry-url",
+        &registry,
+        "--topic",
+        &topic,
+        "--events",
+        "1500",
+        "--rate",
+        "150",
+    ];
+    let mut producer = Service::spawn(&args, "produce", dir.path());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stack(&["broker", "kill"]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::task::spawn_blocking(|| stack(&["broker", "start"]))
+        .await
+        .unwrap();
+    let status = producer.wait(Duration::from_secs(120));
+    let log = producer.log_text();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "aura produce did not finish well: {status:?}\n{log}"
+    );
+    assert!(log.contains("published 1500 records"), "{log}");
+    let records = read_until_idle(
+        &topic,
+        1500,
+        Duration::from_secs(3),
+        Duration::from_secs(60),
+    );
+    assert_eq!(records.len(), 1500, "every record once");
+}

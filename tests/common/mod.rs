@@ -306,6 +306,19 @@ impl Service {
         self.child.id()
     }
 
+    /// Waits up to `timeout` for the process to exit by itself; `None` if it did not (it is
+    /// then killed when dropped).
+    pub fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// SIGKILL: no chance to commit or clean up.
     pub fn kill(mut self) {
         self.child.kill().unwrap();
