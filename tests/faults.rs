@@ -19,7 +19,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 
-/// Finding 1: a record near 1 MB (a betti array of 150,000 numbers passed validation, and
+/// Finding 1: a record near 1 MB (a betti array of 300,000 numbers passed validation, and
 /// the explanation repeated it) made an output the broker refused, and the stream loop
 /// replayed it forever. Now the record is refused by a field cap and dead-lettered with its
 /// payload cut; a record within every cap whose command would still exceed
@@ -41,7 +41,7 @@ async fn an_oversized_record_is_dead_lettered_and_the_partition_goes_on() {
     let mut generator = Generator::new(3, 3, 0.0);
     let now = aura::clock::now_ms();
     let mut huge_betti = generator.anomaly(now);
-    huge_betti.betti = vec![123_456; 150_000];
+    huge_betti.betti = vec![123_456; 300_000];
     // Within every cap (240 attributes of 4,000 bytes), but its command copies the
     // attributes: over the service's message.max.bytes of 500,000 below.
     let mut wide = generator.anomaly(now);
@@ -108,7 +108,7 @@ async fn an_oversized_record_is_dead_lettered_and_the_partition_goes_on() {
         classes.insert(letter.error_class.clone(), letter.reason.clone());
     }
     assert!(
-        classes["field_too_large"].starts_with("betti is 150000 numbers"),
+        classes["field_too_large"].starts_with("betti is 300000 numbers"),
         "{classes:?}"
     );
     assert!(

@@ -17,6 +17,8 @@
 
 mod catalog;
 mod error;
+#[cfg(test)]
+mod fuzz_seeds;
 mod limits;
 mod registry;
 mod wire;

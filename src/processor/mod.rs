@@ -12,7 +12,7 @@ mod validate;
 
 pub use anomaly_router::{AnomalyRouter, RouterSettings};
 pub use saga::{SagaProcessor, SAGA_STORE};
-pub use validate::{validate, ValidationError};
+pub use validate::{caps, validate, ValidationError};
 
 use crate::model::{
     AgentCommand, AgentResult, CompensationCommand, Escalation, SagaEvent, TdaAnomaly,
