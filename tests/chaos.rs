@@ -24,7 +24,7 @@ async fn broker_sigkill_and_restart_mid_load() {
     let _broker = one_at_a_time();
     let mut s = Scenario::new("chaos-kill", 3, "").await;
     s.start("kill-a");
-    let producing = s.produce(200, 40.0);
+    let producing = s.produce(200 * scale(), 40.0);
     tokio::time::sleep(Duration::from_secs(3)).await;
     stack(&["broker", "kill"]);
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -42,7 +42,7 @@ async fn broker_sigstop_for_20_s_mid_load() {
     let _broker = one_at_a_time();
     let mut s = Scenario::new("chaos-pause", 3, "").await;
     s.start("pause-a");
-    let producing = s.produce(200, 40.0);
+    let producing = s.produce(200 * scale(), 40.0);
     tokio::time::sleep(Duration::from_secs(3)).await;
     stack(&["broker", "pause"]);
     tokio::time::sleep(Duration::from_secs(20)).await;
@@ -69,7 +69,7 @@ async fn a_frozen_instance_writes_nothing_after_its_partitions_moved() {
     let mut s = Scenario::with("chaos-freeze", 4, "chaos-timers", &agents, extra).await;
     let frozen = s.start("freeze-a");
     s.start("freeze-b");
-    let producing = s.produce(150, 50.0);
+    let producing = s.produce(150 * scale(), 50.0);
     tokio::time::sleep(Duration::from_secs(3)).await;
     signal(&s.services[frozen], "STOP");
     // Past the session timeout, and past the two-second step timeouts it holds.
@@ -91,7 +91,7 @@ async fn two_instances_with_one_instance_id_write_nothing_twice() {
     s.start("twin");
     tokio::time::sleep(Duration::from_secs(2)).await;
     s.start("twin");
-    let n = s.produce(150, 50.0).await.unwrap();
+    let n = s.produce(150 * scale(), 50.0).await.unwrap();
     s.verify(n as usize, Duration::from_secs(180)).await;
     let fenced = s
         .services
@@ -218,4 +218,121 @@ async fn aura_produce_rides_through_a_broker_restart() {
         Duration::from_secs(60),
     );
     assert_eq!(records.len(), 1500, "every record once");
+}
+
+/// Long variant only (`scripts/chaos`): the registry freezes for 30 s while records framed
+/// with a writer schema the service has never seen arrive; they wait, none is dead-lettered.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "long: run by scripts/chaos"]
+async fn registry_paused_for_30_s_with_new_writer_schemas() {
+    let _broker = one_at_a_time();
+    let mut s = Scenario::new("chaos-registry", 3, "").await;
+    s.start("registry-a");
+    let evolved = register_evolved_anomaly_schema(&s.topics.anomalies).await;
+    let before = s.produce(100 * scale(), 40.0).await.unwrap();
+    stack(&["registry", "pause"]);
+    let during = produce_evolved(&s.topics.anomalies, evolved, 100 * scale()).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    stack(&["registry", "resume"]);
+    s.verify((before + during) as usize, Duration::from_secs(240))
+        .await;
+    let letters = read_until_idle(
+        &s.topics.dlq,
+        0,
+        Duration::from_secs(2),
+        Duration::from_secs(5),
+    );
+    assert!(
+        letters.is_empty(),
+        "{} records dead-lettered",
+        letters.len()
+    );
+    assert!(s.services.pop().unwrap().stop().success());
+}
+
+/// Long variant only (`scripts/chaos`): three instances under load, each restarted in turn
+/// (SIGTERM), then one SIGKILLed and started again.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "long: run by scripts/chaos"]
+async fn three_instances_rolling_restart_then_sigkill() {
+    let _broker = one_at_a_time();
+    let mut s = Scenario::new("chaos-rolling", 6, "").await;
+    for id in ["roll-a", "roll-b", "roll-c"] {
+        s.start(id);
+    }
+    let producing = s.produce(600 * scale(), 20.0);
+    for (i, id) in ["roll-a", "roll-b", "roll-c"].iter().enumerate() {
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert!(
+            s.services.remove(i).stop().success(),
+            "{id} stopped cleanly"
+        );
+        let service = Service::start(&s.config, id, s.dir.path());
+        s.services.insert(i, service);
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    s.services.remove(1).kill();
+    let service = Service::start(&s.config, "roll-b", s.dir.path());
+    s.services.insert(1, service);
+    let n = producing.await.unwrap();
+    s.verify(n as usize, Duration::from_secs(240)).await;
+}
+
+/// Registers TdaAnomaly with one more optional field (a compatible evolution) under the
+/// topic's subject; returns its schema id.
+async fn register_evolved_anomaly_schema(topic: &str) -> u32 {
+    let json = aura::codec::by_name("aura.v1.TdaAnomaly").unwrap().json;
+    let mut schema: serde_json::Value = serde_json::from_str(json).unwrap();
+    schema["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!(
+            {"name": "chaos_note", "type": ["null", "string"], "default": null}
+        ));
+    let body = serde_json::json!({ "schema": schema.to_string() });
+    let url = format!("{}/subjects/{topic}-value/versions", registry());
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/vnd.schemaregistry.v1+json")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["id"]
+        .as_u64()
+        .expect("the registry gave the evolved schema an id") as u32
+}
+
+/// `n` anomalies framed with the evolved schema `id`: the original datum plus the new
+/// field's null (its union index 0), which Avro appends at the end.
+async fn produce_evolved(topic: &str, id: u32, n: u64) -> u64 {
+    let codec = aura::codec::Codec::embedded();
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("enable.idempotence", "true")
+        .set("partitioner", "murmur2_random")
+        .create()
+        .unwrap();
+    let mut generator = aura::generator::Generator::new(77, 1_000_000_000_000_000, 0.0);
+    for _ in 0..n {
+        let a = generator.anomaly(aura::clock::now_ms());
+        let plain = codec.encode(topic, &a).unwrap();
+        let mut value = vec![0];
+        value.extend_from_slice(&id.to_be_bytes());
+        value.extend_from_slice(&plain[5..]);
+        value.push(0);
+        producer
+            .send(
+                rdkafka::producer::FutureRecord::to(topic)
+                    .key(&a.correlation_id)
+                    .payload(&value),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap();
+    }
+    n
 }

@@ -222,6 +222,15 @@ impl Scenario {
     }
 }
 
+/// How much bigger than the CI variant a run is: `AURA_CHAOS_SCALE` (default 1), set by
+/// `scripts/chaos` for the long variants. Multiplies the anomalies produced.
+pub fn scale() -> u64 {
+    std::env::var("AURA_CHAOS_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
 /// Sends `signal` (STOP, CONT, KILL) to a service.
 pub fn signal(service: &Service, sig: &str) {
     let status = Command::new("kill")
