@@ -292,7 +292,10 @@ impl Service {
     pub fn spawn(args: &[&str], name: &str, log_dir: &Path) -> Self {
         let log = log_dir.join(format!("{name}-{}.log", uuid::Uuid::new_v4().simple()));
         let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_aura"))
+        // AURA_BIN runs the tests against another build, e.g. to show a fault on the code
+        // before its fix.
+        let bin = std::env::var("AURA_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_aura").into());
+        let child = Command::new(bin)
             .args(args)
             .env("AURA_LOG", "info,rdkafka=warn")
             .stdout(Stdio::null())
