@@ -99,6 +99,9 @@ pub struct Committer {
     /// Set when a task failed inside a record: the open transaction holds part of a record
     /// and must never commit.
     abandoned: AtomicBool,
+    /// Set when a failed commit was aborted and a new transaction begun: the producers are
+    /// fine, and the runtime may rewind instead of rebuilding everything.
+    reusable: AtomicBool,
     /// The input offsets of the last successful commits, re-sent by a commit that has only
     /// timer outputs so that it is fenced by the group generation like any other.
     committed: Mutex<HashMap<(String, i32), i64>>,
@@ -152,6 +155,7 @@ impl Committer {
             progress: Mutex::new(Progress::default()),
             epoch: AtomicU64::new(0),
             abandoned: AtomicBool::new(false),
+            reusable: AtomicBool::new(false),
             committed: Mutex::new(HashMap::new()),
             metrics,
         })
@@ -289,6 +293,25 @@ impl Committer {
         result
     }
 
+    /// After a commit failed with an abortable error (a timeout, a broker restart, a failed
+    /// delivery) whose transaction was aborted and a new one begun: forgets what was processed
+    /// and stops every partition task, so the runtime can seek back to the committed offsets
+    /// and go on without leaving the group. False when the producers cannot go on (fenced,
+    /// fatal, or abandoned): the generation must be rebuilt. Blocking, like `commit`.
+    pub fn rewind(&self) -> bool {
+        let _exclusive = self.gate.blocking_write();
+        if !self.reusable.swap(false, Ordering::AcqRel) || self.is_abandoned() {
+            return false;
+        }
+        *self.progress.lock().expect("progress lock poisoned") = Progress::default();
+        self.committed
+            .lock()
+            .expect("committed lock poisoned")
+            .clear();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        true
+    }
+
     /// Aborts the open transaction, if any, and stops every partition task: for a failed
     /// generation, whose partial outputs must never be seen. Blocking, like `commit`.
     pub fn abort_and_revoke(&self) {
@@ -423,8 +446,13 @@ impl Committer {
             producer.begin_transaction()
         };
         attempt().map_err(|e| {
-            // Best effort: a fenced or fatal producer cannot abort, and is rebuilt anyway.
-            let _ = producer.abort_transaction(TXN_TIMEOUT);
+            // A fenced or fatal producer cannot abort, and is rebuilt with the generation.
+            // One that aborts and begins again can go on: see `rewind`.
+            let reusable = producer
+                .abort_transaction(TXN_TIMEOUT)
+                .and_then(|()| producer.begin_transaction())
+                .is_ok();
+            self.reusable.store(reusable, Ordering::Release);
             RuntimeError::Broker {
                 what: "commit transaction",
                 source: e,

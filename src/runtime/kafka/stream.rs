@@ -153,7 +153,21 @@ pub async fn run_generation(
                 let (c, k) = (committer.clone(), consumer.clone());
                 match tokio::task::spawn_blocking(move || c.commit(&*k)).await {
                     Ok(Ok(_)) => {}
-                    Ok(Err(error)) => { warn!(%error, "commit failed"); break Ended::Restart; }
+                    Ok(Err(error)) => {
+                        let (c, k) = (committer.clone(), consumer.clone());
+                        let rewound = tokio::task::spawn_blocking(move || c.rewind() && seek_to_committed(&k))
+                            .await
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+                        if !rewound {
+                            warn!(%error, "commit failed");
+                            break Ended::Restart;
+                        }
+                        // The tasks of the aborted transaction are gone; new ones restore.
+                        warn!(%error, "commit failed and was aborted; processing again from the committed offsets, without leaving the group");
+                        readiness.restarted(format!("commit aborted: {error}"));
+                        partitions.clear();
+                        epoch = committer.epoch();
+                    }
                     Err(panic) => std::panic::resume_unwind(panic.into_panic()),
                 }
                 resume_drained(&consumer, &mut partitions);
@@ -268,6 +282,32 @@ fn resume_drained(
             let _ = consumer.resume(&tpl);
         }
     }
+}
+
+/// Moves every assigned partition back to its committed offset (the beginning where the
+/// group has none) and resumes it. False if the broker did not answer: rebuild instead.
+fn seek_to_committed(consumer: &StreamConsumer<StreamContext>) -> bool {
+    let seek = || -> Result<(), KafkaError> {
+        let committed = consumer.committed(Duration::from_secs(10))?;
+        let mut to = TopicPartitionList::new();
+        for e in committed.elements() {
+            let offset = match e.offset() {
+                rdkafka::Offset::Offset(o) => rdkafka::Offset::Offset(o),
+                _ => rdkafka::Offset::Beginning,
+            };
+            to.add_partition_offset(e.topic(), e.partition(), offset)?;
+        }
+        for e in consumer
+            .seek_partitions(to, Duration::from_secs(10))?
+            .elements()
+        {
+            e.error()?;
+        }
+        consumer.resume(&consumer.assignment()?)
+    };
+    seek()
+        .inspect_err(|error| warn!(%error, "cannot seek back to the committed offsets"))
+        .is_ok()
 }
 
 /// Partitions paused with a task that has taken nothing for [`STALL_AFTER`].
