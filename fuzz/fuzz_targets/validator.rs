@@ -54,6 +54,7 @@ fuzz_target!(|input: Input| {
             assert!((0.0..=1.0).contains(&anomaly.anomaly_score));
             assert!(anomaly.anomaly_id.len() <= caps::ID_BYTES && !anomaly.anomaly_id.trim().is_empty());
             assert!(anomaly.betti.len() <= caps::BETTI);
+            assert!(anomaly.betti.iter().all(|b| (0..=caps::BETTI_VALUE).contains(b)));
             assert!(anomaly.diagram.len() <= limits.max_diagram_points);
             assert!(anomaly.diagram.iter().all(|p| p.birth.is_finite() && p.death >= p.birth));
         }

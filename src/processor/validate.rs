@@ -21,6 +21,8 @@ pub enum ValidationError {
     NonFiniteBirth { index: usize, birth: f64 },
     #[error("diagram has {points} points, more than the configured cap of {cap}")]
     DiagramTooLarge { points: usize, cap: usize },
+    #[error("betti number {index} is {value}: a count of features must be in [0, {max}]")]
+    BettiOutOfRange { index: usize, value: i32, max: i32 },
     #[error("{field} is {size} {unit}, more than the cap of {cap}")]
     FieldTooLarge {
         field: &'static str,
@@ -46,6 +48,7 @@ impl ValidationError {
             Self::NonFiniteBirth { .. } => "non_finite_birth",
             Self::DiagramTooLarge { .. } => "diagram_too_large",
             Self::FieldTooLarge { .. } => "field_too_large",
+            Self::BettiOutOfRange { .. } => "betti_out_of_range",
             Self::FutureTimestamp { .. } => "future_timestamp",
         }
     }
@@ -65,6 +68,9 @@ pub mod caps {
     pub const SIGNATURE: usize = 4096;
     /// Tags, entities and attributes, each.
     pub const LIST_ITEMS: usize = 256;
+    /// Largest betti number: sums of them stay far from overflowing (a betti array of huge
+    /// numbers overflowed the feature sums and panicked the partition task).
+    pub const BETTI_VALUE: i32 = 1_000_000;
 }
 
 /// The first field of `anomaly` over its cap.
@@ -142,6 +148,18 @@ pub fn validate(
         }
     }
     check_sizes(anomaly)?;
+    if let Some((index, &value)) = anomaly
+        .betti
+        .iter()
+        .enumerate()
+        .find(|(_, b)| !(0..=caps::BETTI_VALUE).contains(*b))
+    {
+        return Err(ValidationError::BettiOutOfRange {
+            index,
+            value,
+            max: caps::BETTI_VALUE,
+        });
+    }
     let score = anomaly.anomaly_score;
     if !(0.0..=1.0).contains(&score) {
         return Err(ValidationError::ScoreOutOfRange(score));
@@ -300,6 +318,14 @@ mod tests {
             assert_eq!(error.code(), "field_too_large", "{field}");
             assert!(error.to_string().starts_with(field), "{field}: {error}");
         }
+        let mut a = anomaly();
+        a.betti = vec![1, i32::MAX];
+        assert_eq!(
+            check(&a).unwrap_err().to_string(),
+            "betti number 1 is 2147483647: a count of features must be in [0, 1000000]"
+        );
+        a.betti = vec![-1];
+        assert_eq!(check(&a).unwrap_err().code(), "betti_out_of_range");
         // Exactly at the caps is fine.
         let mut a = anomaly();
         a.anomaly_id = "x".repeat(caps::ID_BYTES);
