@@ -206,3 +206,71 @@ fn a_failed_records_partial_outputs_never_commit_on_revocation() {
     let next = committed.find_partition(&input, 0).unwrap().offset();
     assert_eq!(next, rdkafka::Offset::Offset(inputs[1].offset));
 }
+
+/// Finding 6: a commit with only timer outputs skipped `send_offsets_to_transaction`, so
+/// nothing checked the group generation: a member that froze and lost its partitions could
+/// still commit timer outputs on waking. Here member A stops polling past its poll
+/// interval, member B takes the partition, and A's timer-only commit must fail and its
+/// output stay invisible.
+#[test]
+fn a_timer_only_commit_of_a_member_that_lost_its_partitions_is_refused() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (input, output) = (unique("zombie-in"), unique("zombie-out"));
+    rt.block_on(create_topic(&input, 1));
+    rt.block_on(create_topic(&output, 1));
+    let mut kafka = KafkaConfig {
+        bootstrap_servers: bootstrap(),
+        group_id: unique("zombie"),
+        processing_guarantee: ProcessingGuarantee::ExactlyOnceV2,
+        ..KafkaConfig::default()
+    };
+    for (k, v) in [("session.timeout.ms", "6000"), ("max.poll.interval.ms", "7000")] {
+        kafka.properties.insert(k.into(), v.into());
+    }
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", bootstrap()).create().unwrap();
+    rt.block_on(producer.send(FutureRecord::to(&input).key("k").payload("v"), Duration::from_secs(10)))
+        .unwrap();
+    let a: BaseConsumer = clients::stream_consumer(&kafka, "zombie-a").create().unwrap();
+    a.subscribe(&[&input]).unwrap();
+    let first = loop {
+        if let Some(m) = a.poll(Duration::from_millis(100)) {
+            let m = m.unwrap();
+            break InputRecord {
+                topic: m.topic().into(),
+                partition: m.partition(),
+                offset: m.offset(),
+                key: None,
+                value: None,
+                timestamp_ms: None,
+                headers: vec![],
+            };
+        }
+    };
+    let timer_output = |v: &str| OutputRecord {
+        topic: output.clone(),
+        key: Some(b"saga".to_vec()),
+        value: Some(v.as_bytes().to_vec()),
+        headers: vec![],
+    };
+    let committer = Committer::new(kafka.processing_guarantee, |slot| clients::producer(&kafka, "zombie-a", slot), Metrics::new())
+        .unwrap();
+    committer.send(&timer_output("before")).unwrap();
+    committer.record_done(&first);
+    assert!(committer.commit(&a).unwrap());
+
+    // A freezes (stops polling); B joins and, once A is dropped from the group, owns the partition.
+    let b: BaseConsumer = clients::stream_consumer(&kafka, "zombie-b").create().unwrap();
+    b.subscribe(&[&input]).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while b.assignment().unwrap().count() == 0 {
+        assert!(std::time::Instant::now() < deadline, "B never got the partition");
+        b.poll(Duration::from_millis(100));
+    }
+    // A wakes up with a due timer: timer outputs only, no input offsets.
+    committer.send(&timer_output("zombie")).unwrap();
+    let result = committer.commit(&a);
+    assert!(result.is_err(), "the zombie's timer-only commit was refused: {result:?}");
+    let seen = read_committed(&output, Duration::from_secs(8), |_| false);
+    let values: Vec<String> = seen.iter().map(|r| String::from_utf8_lossy(&r.value).into_owned()).collect();
+    assert_eq!(values, ["before"], "nothing of the zombie's is visible");
+}

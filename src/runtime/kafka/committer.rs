@@ -357,6 +357,13 @@ impl Committer {
             self.abort_open();
             return Err(RuntimeError::Abandoned);
         }
+        // librdkafka knows the group dropped this member (a session or poll timeout, as
+        // after a freeze): its partitions are someone else's. The coordinator would accept a
+        // transactional commit of a member that already left, so refuse it here.
+        if consumer.assignment_lost() {
+            self.abort_open();
+            return Err(RuntimeError::AssignmentLost);
+        }
         let pending = std::mem::take(&mut *self.progress.lock().expect("progress lock poisoned"));
         if pending.next_offsets.is_empty() && !pending.outputs_sent {
             return Ok(false);

@@ -86,6 +86,8 @@ pub enum RuntimeError {
     NoGroupMetadata,
     #[error("an output was not delivered; offsets were not committed")]
     DeliveryFailed,
+    #[error("this member lost its partitions (session or poll timeout); its transaction was aborted")]
+    AssignmentLost,
     #[error("a partition task failed inside a record; its transaction was aborted")]
     Abandoned,
     #[error("partition task {partition} of sub-topology {subtopology} panicked: {message}")]
