@@ -123,11 +123,6 @@ async fn a_paused_partition_resumes_after_a_rebalance() {
         Duration::from_secs(5),
         Duration::from_secs(120),
     );
-    let body = readyz(&address).await;
-    assert!(
-        body.0 == 200 && body.1.contains("standby"),
-        "the idle instance is a ready standby: {body:?}"
-    );
     let codec = aura::codec::Codec::with_registry(&registry(), &[])
         .await
         .unwrap();
@@ -144,6 +139,11 @@ async fn a_paused_partition_resumes_after_a_rebalance() {
         (0, 0),
         "missing, duplicated of {n}\n{}",
         first.log_text()
+    );
+    let body = readyz(&address).await;
+    assert!(
+        body.0 == 200 && body.1.contains("standby"),
+        "the idle instance is a ready standby: {body:?}"
     );
     assert!(first.stop().success());
     assert!(standby.stop().success());
