@@ -21,7 +21,7 @@ use scenario::*;
 /// The broker dies (SIGKILL) with transactions open and comes back on its data 3 s later.
 #[tokio::test(flavor = "multi_thread")]
 async fn broker_sigkill_and_restart_mid_load() {
-    let _broker = one_at_a_time();
+    let _broker = one_at_a_time().await;
     let mut s = Scenario::new("chaos-kill", 3, "").await;
     s.start("kill-a");
     let producing = s.produce(200 * scale(), 40.0);
@@ -39,7 +39,7 @@ async fn broker_sigkill_and_restart_mid_load() {
 /// The broker freezes (SIGSTOP) for 20 s, longer than the session timeout, then goes on.
 #[tokio::test(flavor = "multi_thread")]
 async fn broker_sigstop_for_20_s_mid_load() {
-    let _broker = one_at_a_time();
+    let _broker = one_at_a_time().await;
     let mut s = Scenario::new("chaos-pause", 3, "").await;
     s.start("pause-a");
     let producing = s.produce(200 * scale(), 40.0);
@@ -56,7 +56,7 @@ async fn broker_sigstop_for_20_s_mid_load() {
 /// woken, its due timers must not commit: it is fenced by its stale group generation.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_frozen_instance_writes_nothing_after_its_partitions_moved() {
-    let _broker = one_at_a_time();
+    let _broker = one_at_a_time().await;
     let extra = "[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n";
     let agents = [
         "--failure-rate",
@@ -86,7 +86,7 @@ async fn a_frozen_instance_writes_nothing_after_its_partitions_moved() {
 /// and still nothing is written twice.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_instances_with_one_instance_id_write_nothing_twice() {
-    let _broker = one_at_a_time();
+    let _broker = one_at_a_time().await;
     let mut s = Scenario::new("chaos-twins", 3, "").await;
     s.start("twin");
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -104,7 +104,7 @@ async fn two_instances_with_one_instance_id_write_nothing_twice() {
 /// joins) revokes and re-assigns it, and it must resume: every command arrives, once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_paused_partition_resumes_after_a_rebalance() {
-    let _broker = one_at_a_time();
+    let _broker = one_at_a_time().await;
     let topics = TestTopics::new("chaos-backlog");
     create_topic(&topics.anomalies, 1).await;
     let dir = tempfile::tempdir().unwrap();
@@ -179,7 +179,7 @@ async fn readyz(address: &str) -> (u16, String) {
 /// once (idempotent producer), and it says so. It used to hang until killed.
 #[tokio::test(flavor = "multi_thread")]
 async fn aura_produce_rides_through_a_broker_restart() {
-    let _broker = one_at_a_time();
+    let _broker = one_at_a_time().await;
     let topic = unique("chaos-produce");
     create_topic(&topic, 3).await;
     let dir = tempfile::tempdir().unwrap();
@@ -225,7 +225,7 @@ async fn aura_produce_rides_through_a_broker_restart() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "long: run by scripts/chaos"]
 async fn registry_paused_for_30_s_with_new_writer_schemas() {
-    let _broker = one_at_a_time();
+    let _broker = one_at_a_time().await;
     let mut s = Scenario::new("chaos-registry", 3, "").await;
     s.start("registry-a");
     let evolved = register_evolved_anomaly_schema(&s.topics.anomalies).await;
@@ -255,7 +255,7 @@ async fn registry_paused_for_30_s_with_new_writer_schemas() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "long: run by scripts/chaos"]
 async fn three_instances_rolling_restart_then_sigkill() {
-    let _broker = one_at_a_time();
+    let _broker = one_at_a_time().await;
     let mut s = Scenario::new("chaos-rolling", 6, "").await;
     for id in ["roll-a", "roll-b", "roll-c"] {
         s.start(id);

@@ -224,13 +224,24 @@ fn a_timer_only_commit_of_a_member_that_lost_its_partitions_is_refused() {
         processing_guarantee: ProcessingGuarantee::ExactlyOnceV2,
         ..KafkaConfig::default()
     };
-    for (k, v) in [("session.timeout.ms", "6000"), ("max.poll.interval.ms", "7000")] {
+    for (k, v) in [
+        ("session.timeout.ms", "6000"),
+        ("max.poll.interval.ms", "7000"),
+    ] {
         kafka.properties.insert(k.into(), v.into());
     }
-    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", bootstrap()).create().unwrap();
-    rt.block_on(producer.send(FutureRecord::to(&input).key("k").payload("v"), Duration::from_secs(10)))
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
         .unwrap();
-    let a: BaseConsumer = clients::stream_consumer(&kafka, "zombie-a").create().unwrap();
+    rt.block_on(producer.send(
+        FutureRecord::to(&input).key("k").payload("v"),
+        Duration::from_secs(10),
+    ))
+    .unwrap();
+    let a: BaseConsumer = clients::stream_consumer(&kafka, "zombie-a")
+        .create()
+        .unwrap();
     a.subscribe(&[&input]).unwrap();
     let first = loop {
         if let Some(m) = a.poll(Duration::from_millis(100)) {
@@ -252,25 +263,40 @@ fn a_timer_only_commit_of_a_member_that_lost_its_partitions_is_refused() {
         value: Some(v.as_bytes().to_vec()),
         headers: vec![],
     };
-    let committer = Committer::new(kafka.processing_guarantee, |slot| clients::producer(&kafka, "zombie-a", slot), Metrics::new())
-        .unwrap();
+    let committer = Committer::new(
+        kafka.processing_guarantee,
+        |slot| clients::producer(&kafka, "zombie-a", slot),
+        Metrics::new(),
+    )
+    .unwrap();
     committer.send(&timer_output("before")).unwrap();
     committer.record_done(&first);
     assert!(committer.commit(&a).unwrap());
 
     // A freezes (stops polling); B joins and, once A is dropped from the group, owns the partition.
-    let b: BaseConsumer = clients::stream_consumer(&kafka, "zombie-b").create().unwrap();
+    let b: BaseConsumer = clients::stream_consumer(&kafka, "zombie-b")
+        .create()
+        .unwrap();
     b.subscribe(&[&input]).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while b.assignment().unwrap().count() == 0 {
-        assert!(std::time::Instant::now() < deadline, "B never got the partition");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B never got the partition"
+        );
         b.poll(Duration::from_millis(100));
     }
     // A wakes up with a due timer: timer outputs only, no input offsets.
     committer.send(&timer_output("zombie")).unwrap();
     let result = committer.commit(&a);
-    assert!(result.is_err(), "the zombie's timer-only commit was refused: {result:?}");
+    assert!(
+        result.is_err(),
+        "the zombie's timer-only commit was refused: {result:?}"
+    );
     let seen = read_committed(&output, Duration::from_secs(8), |_| false);
-    let values: Vec<String> = seen.iter().map(|r| String::from_utf8_lossy(&r.value).into_owned()).collect();
+    let values: Vec<String> = seen
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.value).into_owned())
+        .collect();
     assert_eq!(values, ["before"], "nothing of the zombie's is visible");
 }

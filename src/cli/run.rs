@@ -70,27 +70,6 @@ fn instance_id_from(env: Option<String>, kernel: Option<String>) -> String {
         .unwrap_or_else(|| format!("aura-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]))
 }
 
-#[cfg(test)]
-mod instance_id_tests {
-    use super::instance_id_from;
-
-    #[test]
-    fn hosts_without_hostname_do_not_share_an_instance_id() {
-        assert_eq!(instance_id_from(Some("pod-7".into()), None), "pod-7");
-        assert_eq!(instance_id_from(None, Some("web-3\n".into())), "web-3");
-        assert_eq!(
-            instance_id_from(Some(String::new()), Some("web-3".into())),
-            "web-3"
-        );
-        let (a, b) = (instance_id_from(None, None), instance_id_from(None, None));
-        assert!(a.starts_with("aura-") && a != b, "{a} {b}");
-        assert_ne!(
-            instance_id_from(None, Some("localhost".into())),
-            "localhost"
-        );
-    }
-}
-
 impl RunArgs {
     /// The file's configuration with the flags applied, validated as a whole.
     fn config(&self) -> anyhow::Result<Config> {
@@ -163,4 +142,25 @@ pub async fn stop_on_signal(stop: watch::Sender<bool>) {
         _ = term.recv() => info!("SIGTERM: stopping"),
     }
     let _ = stop.send(true);
+}
+
+#[cfg(test)]
+mod instance_id_tests {
+    use super::instance_id_from;
+
+    #[test]
+    fn hosts_without_hostname_do_not_share_an_instance_id() {
+        assert_eq!(instance_id_from(Some("pod-7".into()), None), "pod-7");
+        assert_eq!(instance_id_from(None, Some("web-3\n".into())), "web-3");
+        assert_eq!(
+            instance_id_from(Some(String::new()), Some("web-3".into())),
+            "web-3"
+        );
+        let (a, b) = (instance_id_from(None, None), instance_id_from(None, None));
+        assert!(a.starts_with("aura-") && a != b, "{a} {b}");
+        assert_ne!(
+            instance_id_from(None, Some("localhost".into())),
+            "localhost"
+        );
+    }
 }

@@ -267,7 +267,8 @@ mod tests {
     #[test]
     fn every_field_is_capped() {
         let big = "x".repeat(caps::ID_BYTES + 1);
-        let cases: Vec<(&str, Box<dyn Fn(&mut TdaAnomaly)>)> = vec![
+        type Grow<'a> = Box<dyn Fn(&mut TdaAnomaly) + 'a>;
+        let cases: Vec<(&str, Grow)> = vec![
             ("anomaly_id", Box::new(|a| a.anomaly_id = big.clone())),
             (
                 "correlation_id",

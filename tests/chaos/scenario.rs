@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aura::codec::Codec;
@@ -18,10 +17,11 @@ use crate::common::*;
 use crate::history::*;
 
 /// The broker is one for every test of this binary, and these tests stop it: one at a time.
-static BROKER: Mutex<()> = Mutex::new(());
+/// tokio's lock: each test has its own runtime, and the guard is held across awaits.
+static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    BROKER.lock().unwrap_or_else(|e| e.into_inner())
+pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    BROKER.lock().await
 }
 
 /// `scripts/stack <args>` on the stack the tests run against (`AURA_STACK_DIR`).

@@ -86,7 +86,9 @@ pub enum RuntimeError {
     NoGroupMetadata,
     #[error("an output was not delivered; offsets were not committed")]
     DeliveryFailed,
-    #[error("this member lost its partitions (session or poll timeout); its transaction was aborted")]
+    #[error(
+        "this member lost its partitions (session or poll timeout); its transaction was aborted"
+    )]
     AssignmentLost,
     #[error("a partition task failed inside a record; its transaction was aborted")]
     Abandoned,
