@@ -86,8 +86,9 @@ impl Rejection {
     }
 }
 
-/// The most of an original key or value a dead letter carries.
-pub const MAX_KEPT_BYTES: usize = 64 * 1024;
+/// The most of an original key or value a dead letter carries: a valid record is far
+/// smaller, and key, value and reason together stay well under the 1 MB a broker takes.
+pub const MAX_KEPT_BYTES: usize = 256 * 1024;
 
 /// The longest reason a dead letter carries.
 pub const MAX_REASON_BYTES: usize = 2048;
