@@ -99,8 +99,9 @@ fn the_fuzz_seed_corpus_is_current() {
         }
     }
     let codec = Codec::embedded();
-    for seed in framed_seeds().iter().take(4) {
-        futures::executor::block_on(codec.decode::<TdaAnomaly>(seed)).unwrap();
+    for i in 0..4 {
+        let shipped = std::fs::read(corpus("framed_decoder").join(format!("seed-{i:02}"))).unwrap();
+        futures::executor::block_on(codec.decode::<TdaAnomaly>(&shipped)).unwrap();
     }
     for (target, seeds) in &sets {
         for (i, seed) in seeds.iter().enumerate() {
