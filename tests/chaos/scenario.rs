@@ -33,6 +33,9 @@ pub fn stack(args: &[&str]) {
         .arg(script)
         .args(args)
         .env("AURA_STACK_DIR", dir)
+        // A broker recovering hundreds of test partitions after SIGKILL, on a loaded machine,
+        // can take minutes.
+        .env("AURA_STACK_TIMEOUT", "300")
         .status()
         .unwrap();
     assert!(status.success(), "scripts/stack {args:?} failed");
