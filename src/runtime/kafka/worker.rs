@@ -59,7 +59,7 @@ pub async fn run(task: Task) {
         queries,
     } = task;
     let epoch = committer.epoch();
-    let kafka_limits = kafka.clone();
+    let limit = SizeLimit::of(&kafka);
     // Held until the task returns, however it returns: dropping it unregisters the task.
     let registration =
         (!processor.stores().is_empty()).then(|| queries.register(processor.stores(), partition));
@@ -102,7 +102,6 @@ pub async fn run(task: Task) {
     if let Some(registration) = &registration {
         registration.ready(query_tx);
     }
-    let limit = SizeLimit::of(&kafka_limits);
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
