@@ -196,6 +196,9 @@ async fn aura_produce_rides_through_a_broker_restart() {
         "1500",
         "--rate",
         "150",
+        // A broker recovering many test topics on a loaded machine can take minutes.
+        "--delivery-timeout-ms",
+        "600000",
     ];
     let mut producer = Service::spawn(&args, "produce", dir.path());
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -204,7 +207,7 @@ async fn aura_produce_rides_through_a_broker_restart() {
     tokio::task::spawn_blocking(|| stack(&["broker", "start"]))
         .await
         .unwrap();
-    let status = producer.wait(Duration::from_secs(120));
+    let status = producer.wait(Duration::from_secs(600));
     let log = producer.log_text();
     assert!(
         status.is_some_and(|s| s.success()),
