@@ -27,6 +27,34 @@ pub(crate) fn check_text(json: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Refuses a `size`, `precision` or `scale` that is not an integer (or a string holding
+/// one), anywhere in the schema: apache-avro 0.22 parses such a schema and then panics
+/// computing its canonical form (found by the `writer_schema` fuzz target).
+pub(crate) fn check_integer_attributes(json: &str) -> Result<(), String> {
+    // Text that is not JSON is left to the Avro parser, which says why.
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(json) else {
+        return Ok(());
+    };
+    let mut stack = vec![&value];
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let integer =
+                        v.is_i64() || v.as_str().is_some_and(|s| s.parse::<i64>().is_ok());
+                    if matches!(k.as_str(), "size" | "precision" | "scale") && !integer {
+                        return Err(format!("\"{k}\" must be an integer, got {v}"));
+                    }
+                    stack.push(v);
+                }
+            }
+            serde_json::Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Refuses a recursive schema, one nested deeper than [`MAX_DEPTH`], one with more than
 /// [`MAX_TYPES`] types, and arrays or maps of zero-byte items.
 pub(crate) fn check(schema: &Schema) -> Result<(), String> {
@@ -129,6 +157,21 @@ mod tests {
         let empty = r#"{"type":"map","values":{"type":"record","name":"E","fields":[]}}"#;
         assert!(refused(empty).contains("zero-byte"));
         assert!(check_text(&" ".repeat(MAX_SCHEMA_JSON_BYTES + 1)).is_err());
+        for bad in [
+            r#"{"type":"fixed","name":"F","size":"x"}"#,
+            r#"{"type":"string","precision":1.5}"#,
+        ] {
+            assert!(
+                check_integer_attributes(bad)
+                    .unwrap_err()
+                    .contains("must be an integer"),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            check_integer_attributes(r#"{"type":"fixed","name":"F","size":"16"}"#),
+            Ok(())
+        );
         // A named type used twice, not inside itself, is fine.
         let twice = r#"{"type":"record","name":"R","fields":[
             {"name":"a","type":{"type":"record","name":"P","fields":[{"name":"x","type":"int"}]}},

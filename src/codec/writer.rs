@@ -55,10 +55,13 @@ impl WriterSchema {
         };
         let too_complex = |detail| CodecError::SchemaTooComplex { id, detail };
         super::limits::check_text(json).map_err(too_complex)?;
+        super::limits::check_integer_attributes(json)
+            .map_err(|detail| CodecError::InvalidWriterSchema { id, detail })?;
         // apache-avro 0.22 panics on some invalid schemas instead of returning an error (a
-        // "size" or "precision" that is not an integer makes its canonical form panic; found
-        // by the writer_schema fuzz target): a hostile registry answer must be poison, not a
-        // panic in every task that reads the id.
+        // "size" that is not an integer, refused just above, made its canonical form panic;
+        // found by the writer_schema fuzz target). Any other such panic is caught here too
+        // (where panics unwind, as in the service): a hostile registry answer must be poison,
+        // not a panic in every task that reads the id.
         let schema = std::panic::catch_unwind(|| {
             let parsed = Schema::parse_str(json).map_err(invalid)?;
             // Before interning: a refused schema must not stay in memory for good.
@@ -374,10 +377,19 @@ mod tests {
     /// while parsing these instead of returning an error.
     #[test]
     fn schemas_that_made_the_avro_parser_panic_are_invalid_writer_schemas() {
-        let found = include_bytes!("../../fuzz/regressions/writer_schema-crash-bba41f97");
-        let split = found.iter().position(|b| *b == 0xFF).unwrap();
-        let fuzzed = std::str::from_utf8(&found[..split]).unwrap();
-        for json in [fuzzed, r#"{"type":"fixed","name":"F","size":"x"}"#] {
+        let schema = |found: &'static [u8]| {
+            let split = found.iter().position(|b| *b == 0xFF).unwrap();
+            std::str::from_utf8(&found[..split]).unwrap()
+        };
+        for json in [
+            schema(include_bytes!(
+                "../../fuzz/regressions/writer_schema-crash-bba41f97"
+            )),
+            schema(include_bytes!(
+                "../../fuzz/regressions/writer_schema-crash-4299d6a6"
+            )),
+            r#"{"type":"fixed","name":"F","size":"x"}"#,
+        ] {
             match WriterSchema::parse(9, json) {
                 Err(CodecError::InvalidWriterSchema { .. }) => {}
                 Err(other) => panic!("{json}: wrong error {other}"),

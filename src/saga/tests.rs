@@ -728,3 +728,21 @@ fn restore_refuses_a_record_whose_body_does_not_decode() {
     assert!(restored.insert_record(store.record("s1").unwrap()).is_ok());
     assert!(restored.get("s1").is_some());
 }
+
+/// Found by `cargo fuzz run saga_machine` (fuzz/regressions/): a saga started with a NaN
+/// urgency was stored with `null` there, and reading it back panicked.
+#[test]
+fn a_saga_with_a_non_finite_number_is_refused_not_stored() {
+    let mut store = SagaStore::new();
+    let mut req = start_req("s1", "a1");
+    req.urgency = f64::NAN;
+    let error = store.start_or_join(&engine(), req, 0).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("urgency must be a finite number"),
+        "{error}"
+    );
+    assert_eq!(store.len(), 0);
+    assert!(store.iter().next().is_none());
+}
