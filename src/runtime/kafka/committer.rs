@@ -31,7 +31,9 @@
 //!
 //! **Timers are fenced too.** A commit that carries only timer outputs still sends offsets
 //! (the last committed ones, again) with the consumer's group metadata, so a zombie whose
-//! partitions moved is refused by the group coordinator before its timer outputs commit.
+//! partitions moved is refused by the group coordinator before its timer outputs commit. And
+//! a member that librdkafka knows has lost its assignment (a session or poll timeout) never
+//! commits: the coordinator would accept a transactional commit of a member that has left.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
