@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::future_producer::OwnedDeliveryResult;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use crate::codec::Codec;
@@ -55,6 +57,12 @@ pub struct ProduceArgs {
     /// and `aura eval`.
     #[arg(long)]
     dataset_out: Option<PathBuf>,
+    /// How long a record may wait for the broker before it counts as not delivered
+    /// (librdkafka's message.timeout.ms). A broker restart shorter than this loses nothing
+    /// (the producer is idempotent, so nothing is written twice either); what is still
+    /// undelivered then is counted, and the command ends with an error that says how many.
+    #[arg(long, default_value_t = 120_000)]
+    delivery_timeout_ms: u64,
 }
 
 pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
@@ -81,6 +89,7 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         .set("enable.idempotence", "true")
         .set("linger.ms", "1")
         .set("partitioner", "murmur2_random")
+        .set("message.timeout.ms", args.delivery_timeout_ms.to_string())
         .create()
         .context("cannot create the Kafka producer; check --bootstrap-servers")?;
     let bar = ProgressBar::new(args.events).with_style(
@@ -102,7 +111,8 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         None => None,
     };
     let started = Instant::now();
-    let mut pending = Vec::with_capacity(1024);
+    let mut outcome = Deliveries::default();
+    let mut pending = std::collections::VecDeque::with_capacity(1024);
     for n in 0..args.events {
         if args.rate > 0.0 {
             let due = started + Duration::from_secs_f64(n as f64 / args.rate);
@@ -116,48 +126,93 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
             };
             write_line(out, &example).context("cannot write the dataset")?;
         }
-        let (mut key, mut value) = encode(&codec, &args.topic, record)?;
-        let record = FutureRecord::to(&args.topic).key(&key).payload(&value);
-        pending.push(
-            producer
-                .send_result(record)
-                .map_err(|(e, _)| e)
-                .context("produce failed")?,
-        );
-        key.clear();
-        value.clear();
-        if pending.len() >= 1024 {
-            for delivery in pending.drain(..) {
-                delivery
-                    .await
-                    .context("producer dropped")?
-                    .map_err(|(e, _)| e)
-                    .context("delivery failed")?;
+        let (key, value) = encode(&codec, &args.topic, record)?;
+        loop {
+            let record = FutureRecord::to(&args.topic).key(&key).payload(&value);
+            match producer.send_result(record) {
+                Ok(delivery) => break pending.push_back(delivery),
+                // The local queue is full (the broker is away or slow): wait for the oldest.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    match pending.pop_front() {
+                        Some(oldest) => outcome.note(oldest.await),
+                        None => tokio::time::sleep(Duration::from_millis(10)).await,
+                    }
+                }
+                Err((error, _)) => {
+                    outcome.failed(error.to_string());
+                    break;
+                }
             }
+        }
+        // Settle what is done without waiting, so memory stays bounded on long runs.
+        while pending.len() > 1024 {
+            let oldest = pending.pop_front().expect("not empty");
+            outcome.note(oldest.await);
         }
         bar.inc(1);
     }
     for delivery in pending {
-        delivery
-            .await
-            .context("producer dropped")?
-            .map_err(|(e, _)| e)
-            .context("delivery failed")?;
+        outcome.note(delivery.await);
     }
-    producer
-        .flush(Duration::from_secs(10))
-        .context("flush failed")?;
+    // Every delivery was awaited: there is nothing left to flush but librdkafka's own requests.
+    let _ = producer.flush(Duration::from_secs(10));
     if let Some(mut out) = dataset {
         out.flush().context("cannot write the dataset")?;
     }
     bar.finish();
-    eprintln!(
-        "published {} records to {} in {:.2?}",
+    let elapsed = started.elapsed();
+    if outcome.undelivered() == 0 {
+        eprintln!(
+            "published {} records to {} in {elapsed:.2?}",
+            args.events, args.topic
+        );
+        return Ok(());
+    }
+    anyhow::bail!(
+        "published {} of {} records to {} in {elapsed:.2?}; {} were not delivered within \
+         --delivery-timeout-ms {} ({}); is the broker up? Run again to publish more",
+        outcome.delivered,
         args.events,
         args.topic,
-        started.elapsed()
-    );
-    Ok(())
+        outcome.undelivered(),
+        args.delivery_timeout_ms,
+        outcome.reasons()
+    )
+}
+
+/// What became of the records handed to the producer.
+#[derive(Default)]
+struct Deliveries {
+    delivered: u64,
+    /// Undelivered records by error.
+    failures: std::collections::BTreeMap<String, u64>,
+}
+
+impl Deliveries {
+    fn note(&mut self, delivery: Result<OwnedDeliveryResult, futures::channel::oneshot::Canceled>) {
+        match delivery {
+            Ok(Ok(_)) => self.delivered += 1,
+            Ok(Err((error, _))) => self.failed(error.to_string()),
+            Err(_) => self.failed("the producer was dropped".into()),
+        }
+    }
+
+    fn failed(&mut self, error: String) {
+        *self.failures.entry(error).or_default() += 1;
+    }
+
+    fn undelivered(&self) -> u64 {
+        self.failures.values().sum()
+    }
+
+    fn reasons(&self) -> String {
+        let reasons: Vec<String> = self
+            .failures
+            .iter()
+            .map(|(e, n)| format!("{n}: {e}"))
+            .collect();
+        reasons.join("; ")
+    }
 }
 
 /// Key and value bytes of one synthetic record, damaged as its kind says.

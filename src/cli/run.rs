@@ -50,11 +50,24 @@ pub struct RunArgs {
     instance_id: String,
 }
 
+/// `HOSTNAME`, else the kernel's host name (shells set `HOSTNAME` without exporting it, so
+/// services started by systemd or cron often lack it), else a random id: two instances
+/// with one id fence each other's transactions, which is worse than losing fast fencing of
+/// one's own predecessor after a restart.
 fn default_instance_id() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "aura-0".into())
+    instance_id_from(
+        std::env::var("HOSTNAME").ok(),
+        std::fs::read_to_string("/proc/sys/kernel/hostname").ok(),
+    )
+}
+
+fn instance_id_from(env: Option<String>, kernel: Option<String>) -> String {
+    [env, kernel]
+        .into_iter()
+        .flatten()
+        .map(|h| h.trim().to_string())
+        .find(|h| !h.is_empty() && h != "localhost")
+        .unwrap_or_else(|| format!("aura-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]))
 }
 
 impl RunArgs {
@@ -136,4 +149,25 @@ pub async fn stop_on_signal(stop: watch::Sender<bool>) {
         _ = term.recv() => info!("SIGTERM: stopping"),
     }
     let _ = stop.send(true);
+}
+
+#[cfg(test)]
+mod instance_id_tests {
+    use super::instance_id_from;
+
+    #[test]
+    fn hosts_without_hostname_do_not_share_an_instance_id() {
+        assert_eq!(instance_id_from(Some("pod-7".into()), None), "pod-7");
+        assert_eq!(instance_id_from(None, Some("web-3\n".into())), "web-3");
+        assert_eq!(
+            instance_id_from(Some(String::new()), Some("web-3".into())),
+            "web-3"
+        );
+        let (a, b) = (instance_id_from(None, None), instance_id_from(None, None));
+        assert!(a.starts_with("aura-") && a != b, "{a} {b}");
+        assert_ne!(
+            instance_id_from(None, Some("localhost".into())),
+            "localhost"
+        );
+    }
 }

@@ -21,6 +21,9 @@ pub enum CodecError {
     NotAvro { id: u32, schema_type: String },
     #[error("writer schema id {id} is not a valid Avro schema: {detail}")]
     InvalidWriterSchema { id: u32, detail: String },
+    /// Recursive, too deep or too large to decode safely (see `codec::limits`).
+    #[error("writer schema id {id} is refused: {detail}")]
+    SchemaTooComplex { id: u32, detail: String },
     /// The writer schema cannot be resolved against the reader schema.
     #[error("writer schema id {id} ({writer}) cannot be read as {reader}: {detail}")]
     Unresolvable {
@@ -42,6 +45,15 @@ pub enum CodecError {
         id: u32,
         schema: String,
         extra: usize,
+    },
+
+    /// The registry refused to serve the writer schema (a 4xx other than 404), or answered
+    /// with something that is not a schema, every time it was asked.
+    #[error("schema registry {url} would not serve writer schema id {id}: {detail}")]
+    RegistryRefused {
+        url: String,
+        id: u32,
+        detail: String,
     },
 
     // Transient: retrying later can succeed.
@@ -91,6 +103,8 @@ impl CodecError {
                 | CodecError::Truncated { .. }
                 | CodecError::Malformed { .. }
                 | CodecError::TrailingBytes { .. }
+                | CodecError::RegistryRefused { .. }
+                | CodecError::SchemaTooComplex { .. }
         )
     }
 
@@ -107,6 +121,8 @@ impl CodecError {
             CodecError::Malformed { .. } => "malformed_avro",
             CodecError::TrailingBytes { .. } => "trailing_bytes",
             CodecError::RegistryUnavailable { .. } => "registry_unavailable",
+            CodecError::RegistryRefused { .. } => "registry_refused",
+            CodecError::SchemaTooComplex { .. } => "writer_schema_too_complex",
             CodecError::UnknownSchemaName { .. } => "unknown_schema_name",
             CodecError::TopicNotRegistered { .. } => "topic_not_registered",
             CodecError::WrongSchemaForTopic { .. } => "wrong_schema_for_topic",

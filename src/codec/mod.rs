@@ -12,10 +12,14 @@
 //! - `wire`: the Confluent framing.
 //! - `writer`: writer schemas by id, and reading a datum into a model type.
 //! - `registry`: the registry HTTP calls and how their failures are classed.
+//! - `limits`: writer schemas refused as unsafe to decode with (recursive, deep, huge).
 //! - `error`: `CodecError`, classed poison, transient or fatal.
 
 mod catalog;
 mod error;
+#[cfg(test)]
+mod fuzz_seeds;
+mod limits;
 mod registry;
 mod wire;
 mod writer;

@@ -30,7 +30,14 @@ enum Failure {
     Rejected(String),
     /// The registry could not be reached, or failed itself (5xx, bad gateway, timeout).
     Unavailable(String),
+    /// The registry answered 2xx with a body that is not what was asked for.
+    Unreadable(String),
 }
+
+/// Tries of a writer-schema fetch the registry refused (4xx other than 404) or answered
+/// with an unreadable body, before the record is given up as poison. Such answers do not
+/// heal by waiting, unlike an unreachable registry, so they are not retried forever.
+const REFUSED_TRIES: u32 = 3;
 
 impl Registry {
     pub(crate) fn new(access: &RegistryAccess) -> Result<Self, CodecError> {
@@ -64,13 +71,36 @@ impl Registry {
             Err(e) => Err(match classify(&e) {
                 Failure::Unavailable(detail) => self.unavailable(detail),
                 Failure::NotFound => self.rejected(subject, describe(&e)),
-                Failure::Rejected(detail) => self.rejected(subject, detail),
+                Failure::Rejected(detail) | Failure::Unreadable(detail) => {
+                    self.rejected(subject, detail)
+                }
             }),
         }
     }
 
-    /// The JSON text of the Avro schema registered under `id`.
+    /// The JSON text of the Avro schema registered under `id`. An unreachable registry is
+    /// transient (the caller retries); a refusal or an unreadable answer is tried
+    /// [`REFUSED_TRIES`] times, then is poison for the record.
     pub(crate) async fn fetch(&self, id: u32) -> Result<String, CodecError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.fetch_once(id).await {
+                Err(CodecError::RegistryRefused { detail, .. }) if tries < REFUSED_TRIES => {
+                    tracing::warn!(
+                        id,
+                        tries,
+                        detail,
+                        "schema registry refused a writer schema; trying again"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(tries))).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn fetch_once(&self, id: u32) -> Result<String, CodecError> {
         match get_schema_by_id(id, &self.settings).await {
             Ok(registered) => {
                 let schema_type = match registered.schema_type {
@@ -84,10 +114,13 @@ impl Registry {
             }
             Err(e) => Err(match classify(&e) {
                 Failure::NotFound => CodecError::UnknownSchemaId { id },
-                // A registry that refuses to serve an id is misconfigured (auth, proxy);
-                // the record is not at fault, so retry rather than dead-letter.
-                Failure::Rejected(detail) | Failure::Unavailable(detail) => {
-                    self.unavailable(detail)
+                Failure::Unavailable(detail) => self.unavailable(detail),
+                Failure::Rejected(detail) | Failure::Unreadable(detail) => {
+                    CodecError::RegistryRefused {
+                        url: self.url.clone(),
+                        id,
+                        detail,
+                    }
                 }
             }),
         }
@@ -123,8 +156,8 @@ fn classify(err: &SRCError) -> Failure {
         (_, Some(raw)) if raw.error_code / 100 == 404 => Failure::NotFound,
         (Some(s), _) if s >= 500 => Failure::Unavailable(describe(err)),
         (Some(_), _) => Failure::Rejected(describe(err)),
-        // The registry answered 2xx with a body that is not a schema: not the record's fault.
-        (None, _) => Failure::Unavailable(describe(err)),
+        // The registry answered 2xx with a body that is not a schema.
+        (None, _) => Failure::Unreadable(describe(err)),
     }
 }
 
@@ -181,5 +214,64 @@ mod tests {
             "HTTP request to schema registry failed with status 409 Conflict",
         );
         assert!(matches!(classify(&incompatible), Failure::Rejected(_)));
+        let forbidden = SRCError::non_retryable_with_cause(
+            "denied",
+            "HTTP request to schema registry failed with status 403 Forbidden",
+        );
+        assert!(matches!(classify(&forbidden), Failure::Rejected(_)));
+        let garbage = SRCError::non_retryable_with_cause(
+            "expected value",
+            "could not parse to RawRegisteredSchema",
+        );
+        assert!(matches!(classify(&garbage), Failure::Unreadable(_)));
+    }
+
+    /// A registry that answers 403, or 200 with a body that is not a schema, once per
+    /// request: the fetch gives up after [`REFUSED_TRIES`] with a poison error, where it
+    /// used to report the registry unavailable and so be retried forever.
+    #[tokio::test]
+    async fn a_refusing_or_garbled_registry_is_not_retried_forever() {
+        for (status, body) in [
+            (
+                "403 Forbidden",
+                "{\"error_code\":40301,\"message\":\"denied\"}",
+            ),
+            ("200 OK", "this is not json"),
+        ] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let answered = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+            let counter = answered.clone();
+            let response = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let server = tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                loop {
+                    let (mut socket, _) = listener.accept().await.unwrap();
+                    let mut buf = [0u8; 4096];
+                    let _ = socket.read(&mut buf).await;
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let _ = socket.write_all(response.as_bytes()).await;
+                }
+            });
+            let registry = Registry::new(&crate::security::RegistryAccess::plain(&url)).unwrap();
+            let error = tokio::time::timeout(Duration::from_secs(20), registry.fetch(7))
+                .await
+                .expect("the fetch gave up in time")
+                .unwrap_err();
+            server.abort();
+            assert!(
+                error.is_poison() && !error.is_transient(),
+                "{status}: {error}"
+            );
+            assert_eq!(error.class(), "registry_refused");
+            assert_eq!(
+                answered.load(std::sync::atomic::Ordering::SeqCst),
+                REFUSED_TRIES,
+                "{status}"
+            );
+        }
     }
 }

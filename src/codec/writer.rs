@@ -53,7 +53,25 @@ impl WriterSchema {
             id,
             detail: brief(e),
         };
-        let schema = intern(Schema::parse_str(json).map_err(invalid)?);
+        let too_complex = |detail| CodecError::SchemaTooComplex { id, detail };
+        super::limits::check_text(json).map_err(too_complex)?;
+        super::limits::check_integer_attributes(json)
+            .map_err(|detail| CodecError::InvalidWriterSchema { id, detail })?;
+        // apache-avro 0.22 panics on some invalid schemas instead of returning an error (a
+        // "size" that is not an integer, refused just above, made its canonical form panic;
+        // found by the writer_schema fuzz target). Any other such panic is caught here too
+        // (where panics unwind, as in the service): a hostile registry answer must be poison,
+        // not a panic in every task that reads the id.
+        let schema = std::panic::catch_unwind(|| {
+            let parsed = Schema::parse_str(json).map_err(invalid)?;
+            // Before interning: a refused schema must not stay in memory for good.
+            super::limits::check(&parsed).map_err(too_complex)?;
+            Ok(intern(parsed))
+        })
+        .map_err(|panic| CodecError::InvalidWriterSchema {
+            id,
+            detail: format!("the Avro parser failed on it: {}", panic_text(&panic)),
+        })??;
         Self::new(id, schema).map_err(invalid)
     }
 
@@ -259,6 +277,16 @@ fn ran_out_of_input(err: &apache_avro::Error) -> bool {
     false
 }
 
+/// The message of a caught panic.
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into());
+    brief(text)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::{json, Value as Json};
@@ -343,5 +371,30 @@ mod tests {
         assert!(std::ptr::eq(a.schema, b.schema));
         let own = WriterSchema::parse(9, catalog::EMBEDDED[0].json).unwrap();
         assert!(std::ptr::eq(own.schema, catalog::prepared(0).schema));
+    }
+
+    /// Found by `cargo fuzz run writer_schema` (fuzz/regressions/): apache-avro panicked
+    /// while parsing these instead of returning an error.
+    #[test]
+    fn schemas_that_made_the_avro_parser_panic_are_invalid_writer_schemas() {
+        let schema = |found: &'static [u8]| {
+            let split = found.iter().position(|b| *b == 0xFF).unwrap();
+            std::str::from_utf8(&found[..split]).unwrap()
+        };
+        for json in [
+            schema(include_bytes!(
+                "../../fuzz/regressions/writer_schema-crash-bba41f97"
+            )),
+            schema(include_bytes!(
+                "../../fuzz/regressions/writer_schema-crash-4299d6a6"
+            )),
+            r#"{"type":"fixed","name":"F","size":"x"}"#,
+        ] {
+            match WriterSchema::parse(9, json) {
+                Err(CodecError::InvalidWriterSchema { .. }) => {}
+                Err(other) => panic!("{json}: wrong error {other}"),
+                Ok(_) => panic!("{json}: accepted"),
+            }
+        }
     }
 }

@@ -76,7 +76,7 @@ async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     match s.readiness.check() {
         Ok(()) => (
             StatusCode::OK,
-            format!("ready: {} partitions\n", s.readiness.assigned()),
+            format!("ready: {}\n", s.readiness.summary()),
         ),
         Err(why) => (
             StatusCode::SERVICE_UNAVAILABLE,

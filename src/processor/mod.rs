@@ -20,7 +20,7 @@ pub use incident_task::{Home, IncidentTask, IncidentTaskParts};
 pub use incidents::{incident_key, Correlation, IncidentStore, INCIDENT_STORE};
 pub use rekey::Rekeyer;
 pub use saga::{SagaProcessor, SAGA_STORE};
-pub use validate::{validate, ValidationError};
+pub use validate::{caps, validate, ValidationError};
 
 use crate::model::{
     AgentCommand, AgentResult, CompensationCommand, CorrelationEvent, Escalation, SagaEvent,

@@ -21,6 +21,15 @@ pub enum ValidationError {
     NonFiniteBirth { index: usize, birth: f64 },
     #[error("diagram has {points} points, more than the configured cap of {cap}")]
     DiagramTooLarge { points: usize, cap: usize },
+    #[error("betti number {index} is {value}: a count of features must be in [0, {max}]")]
+    BettiOutOfRange { index: usize, value: i32, max: i32 },
+    #[error("{field} is {size} {unit}, more than the cap of {cap}")]
+    FieldTooLarge {
+        field: &'static str,
+        size: usize,
+        cap: usize,
+        unit: &'static str,
+    },
     #[error("detected_at {detected_at} is {ahead_ms} ms in the future (allowed skew {max_ms} ms)")]
     FutureTimestamp {
         detected_at: i64,
@@ -38,8 +47,85 @@ impl ValidationError {
             Self::DeathBeforeBirth { .. } => "death_before_birth",
             Self::NonFiniteBirth { .. } => "non_finite_birth",
             Self::DiagramTooLarge { .. } => "diagram_too_large",
+            Self::FieldTooLarge { .. } => "field_too_large",
+            Self::BettiOutOfRange { .. } => "betti_out_of_range",
             Self::FutureTimestamp { .. } => "future_timestamp",
         }
+    }
+}
+
+/// Caps on every field but the diagram (whose cap is configured): one record's cost, and
+/// the size of everything derived from it (explanations, commands, dead letters), stays
+/// bounded. Far above what a detector sends.
+pub mod caps {
+    /// Bytes of `anomaly_id`, `correlation_id`, `source`, and of each tag, entity, attribute key.
+    pub const ID_BYTES: usize = 256;
+    /// Bytes of one attribute value.
+    pub const ATTRIBUTE_VALUE_BYTES: usize = 4096;
+    /// Betti numbers (one per homology dimension).
+    pub const BETTI: usize = 64;
+    /// Floats in the embedding signature.
+    pub const SIGNATURE: usize = 4096;
+    /// Tags, entities and attributes, each.
+    pub const LIST_ITEMS: usize = 256;
+    /// Largest betti number: sums of them stay far from overflowing (a betti array of huge
+    /// numbers overflowed the feature sums and panicked the partition task).
+    pub const BETTI_VALUE: i32 = 1_000_000;
+}
+
+/// The first field of `anomaly` over its cap.
+fn check_sizes(a: &TdaAnomaly) -> Result<(), ValidationError> {
+    let over = |field, size, cap, unit| {
+        (size > cap).then_some(ValidationError::FieldTooLarge {
+            field,
+            size,
+            cap,
+            unit,
+        })
+    };
+    let longest = |items: &mut dyn Iterator<Item = usize>| items.max().unwrap_or(0);
+    let checks = [
+        over("anomaly_id", a.anomaly_id.len(), caps::ID_BYTES, "bytes"),
+        over(
+            "correlation_id",
+            a.correlation_id.len(),
+            caps::ID_BYTES,
+            "bytes",
+        ),
+        over("source", a.source.len(), caps::ID_BYTES, "bytes"),
+        over("betti", a.betti.len(), caps::BETTI, "numbers"),
+        over("signature", a.signature.len(), caps::SIGNATURE, "floats"),
+        over("tags", a.tags.len(), caps::LIST_ITEMS, "items"),
+        over("entities", a.entities.len(), caps::LIST_ITEMS, "items"),
+        over("attributes", a.attributes.len(), caps::LIST_ITEMS, "items"),
+        over(
+            "a tag",
+            longest(&mut a.tags.iter().map(String::len)),
+            caps::ID_BYTES,
+            "bytes",
+        ),
+        over(
+            "an entity",
+            longest(&mut a.entities.iter().map(String::len)),
+            caps::ID_BYTES,
+            "bytes",
+        ),
+        over(
+            "an attribute key",
+            longest(&mut a.attributes.keys().map(String::len)),
+            caps::ID_BYTES,
+            "bytes",
+        ),
+        over(
+            "an attribute value",
+            longest(&mut a.attributes.values().map(String::len)),
+            caps::ATTRIBUTE_VALUE_BYTES,
+            "bytes",
+        ),
+    ];
+    match checks.into_iter().flatten().next() {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 
@@ -60,6 +146,19 @@ pub fn validate(
         if value.trim().is_empty() {
             return Err(ValidationError::MissingId { field });
         }
+    }
+    check_sizes(anomaly)?;
+    if let Some((index, &value)) = anomaly
+        .betti
+        .iter()
+        .enumerate()
+        .find(|(_, b)| !(0..=caps::BETTI_VALUE).contains(*b))
+    {
+        return Err(ValidationError::BettiOutOfRange {
+            index,
+            value,
+            max: caps::BETTI_VALUE,
+        });
     }
     let score = anomaly.anomaly_score;
     if !(0.0..=1.0).contains(&score) {
@@ -163,6 +262,76 @@ mod tests {
         let mut a = anomaly();
         a.detected_at = 1_000 + 10 * 60 * 1000;
         assert_eq!(check(&a).unwrap_err().code(), "future_timestamp");
+    }
+
+    #[test]
+    fn every_field_is_capped() {
+        let big = "x".repeat(caps::ID_BYTES + 1);
+        type Grow<'a> = Box<dyn Fn(&mut TdaAnomaly) + 'a>;
+        let cases: Vec<(&str, Grow)> = vec![
+            ("anomaly_id", Box::new(|a| a.anomaly_id = big.clone())),
+            (
+                "correlation_id",
+                Box::new(|a| a.correlation_id = big.clone()),
+            ),
+            ("source", Box::new(|a| a.source = big.clone())),
+            ("betti", Box::new(|a| a.betti = vec![1; caps::BETTI + 1])),
+            (
+                "signature",
+                Box::new(|a| a.signature = vec![0.5; caps::SIGNATURE + 1]),
+            ),
+            (
+                "tags",
+                Box::new(|a| a.tags = vec!["t".into(); caps::LIST_ITEMS + 1]),
+            ),
+            ("a tag", Box::new(|a| a.tags = vec![big.clone()])),
+            (
+                "entities",
+                Box::new(|a| a.entities = vec!["e".into(); caps::LIST_ITEMS + 1]),
+            ),
+            ("an entity", Box::new(|a| a.entities = vec![big.clone()])),
+            (
+                "an attribute key",
+                Box::new(|a| {
+                    a.attributes.insert(big.clone(), "v".into());
+                }),
+            ),
+            (
+                "an attribute value",
+                Box::new(|a| {
+                    a.attributes
+                        .insert("k".into(), "v".repeat(caps::ATTRIBUTE_VALUE_BYTES + 1));
+                }),
+            ),
+            (
+                "attributes",
+                Box::new(|a| {
+                    a.attributes = (0..=caps::LIST_ITEMS)
+                        .map(|i| (i.to_string(), String::new()))
+                        .collect();
+                }),
+            ),
+        ];
+        for (field, grow) in cases {
+            let mut a = anomaly();
+            grow(&mut a);
+            let error = check(&a).unwrap_err();
+            assert_eq!(error.code(), "field_too_large", "{field}");
+            assert!(error.to_string().starts_with(field), "{field}: {error}");
+        }
+        let mut a = anomaly();
+        a.betti = vec![1, i32::MAX];
+        assert_eq!(
+            check(&a).unwrap_err().to_string(),
+            "betti number 1 is 2147483647: a count of features must be in [0, 1000000]"
+        );
+        a.betti = vec![-1];
+        assert_eq!(check(&a).unwrap_err().code(), "betti_out_of_range");
+        // Exactly at the caps is fine.
+        let mut a = anomaly();
+        a.anomaly_id = "x".repeat(caps::ID_BYTES);
+        a.betti = vec![1; caps::BETTI];
+        assert_eq!(check(&a), Ok(()));
     }
 
     #[test]

@@ -207,7 +207,12 @@ impl RecordHandler {
             .collect()
     }
 
-    fn dead_letter(&self, rejection: Rejection, record: &InputRecord, now_ms: i64) -> OutputRecord {
+    pub(crate) fn dead_letter(
+        &self,
+        rejection: Rejection,
+        record: &InputRecord,
+        now_ms: i64,
+    ) -> OutputRecord {
         warn!(topic = %record.topic, partition = record.partition, offset = record.offset,
             stage = stage_label(rejection.stage), reason = %rejection.reason,
             "record sent to dead-letter topic");

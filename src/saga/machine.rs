@@ -43,6 +43,13 @@ pub struct SagaStart {
 pub enum SagaError {
     #[error("saga {saga_id}: unknown workflow {workflow:?}")]
     UnknownWorkflow { saga_id: String, workflow: String },
+    /// A non-finite number would be stored as JSON `null` and never read back.
+    #[error("saga {saga_id}: {field} must be a finite number, got {value}")]
+    NotFinite {
+        saga_id: String,
+        field: &'static str,
+        value: f64,
+    },
 }
 
 /// Runs sagas against a shared set of workflows. Cheap to clone; holds no saga state itself.
@@ -59,6 +66,16 @@ impl SagaEngine {
 
     /// Starts a saga: STARTED, STEP_STARTED and the first command, with the first step's timeout.
     pub fn start(&self, req: SagaStart, now_ms: i64) -> Result<(SagaState, Effects), SagaError> {
+        // Found by the saga_machine fuzz target: a NaN urgency made the stored state unreadable.
+        for (field, value) in [("urgency", req.urgency), ("complexity", req.complexity)] {
+            if !value.is_finite() {
+                return Err(SagaError::NotFinite {
+                    saga_id: req.saga_id,
+                    field,
+                    value,
+                });
+            }
+        }
         let Some(wf) = self.workflows.get(&req.workflow) else {
             return Err(SagaError::UnknownWorkflow {
                 saga_id: req.saga_id,

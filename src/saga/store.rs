@@ -81,6 +81,9 @@ impl SagaStore {
     /// Puts a changelog record as read back in a restore. A record that is not a saga state is
     /// refused and changes nothing.
     pub fn insert_record(&mut self, record: &[u8]) -> Result<(), serde_json::Error> {
+        // The whole record, not only its header: `get` decodes it later and cannot fail then
+        // (a record of another version, or a non-finite float written as `null`).
+        serde_json::from_slice::<SagaState>(record)?;
         let header: Header = serde_json::from_slice(record)?;
         match header.timer {
             Some(t) => self.timers.set(super::state::Timer {

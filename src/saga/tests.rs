@@ -709,3 +709,42 @@ fn the_same_inputs_give_the_same_effects() {
     };
     assert_eq!(run(), run());
 }
+
+/// A changelog record whose header parses but whose body does not (here a non-finite float
+/// that JSON wrote as `null`) used to be stored on restore, and `get` then panicked on it.
+#[test]
+fn restore_refuses_a_record_whose_body_does_not_decode() {
+    let mut store = SagaStore::new();
+    store
+        .start_or_join(&engine(), start_req("s1", "a1"), 0)
+        .unwrap();
+    let mut record: serde_json::Value =
+        serde_json::from_slice(store.record("s1").unwrap()).unwrap();
+    record["route"]["urgency"] = serde_json::Value::Null;
+    let bad = serde_json::to_vec(&record).unwrap();
+
+    let mut restored = SagaStore::new();
+    assert!(restored.insert_record(&bad).is_err());
+    assert!(restored.get("s1").is_none());
+    assert_eq!(restored.len(), 0);
+    assert!(restored.insert_record(store.record("s1").unwrap()).is_ok());
+    assert!(restored.get("s1").is_some());
+}
+
+/// Found by `cargo fuzz run saga_machine` (fuzz/regressions/): a saga started with a NaN
+/// urgency was stored with `null` there, and reading it back panicked.
+#[test]
+fn a_saga_with_a_non_finite_number_is_refused_not_stored() {
+    let mut store = SagaStore::new();
+    let mut req = start_req("s1", "a1");
+    req.urgency = f64::NAN;
+    let error = store.start_or_join(&engine(), req, 0).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("urgency must be a finite number"),
+        "{error}"
+    );
+    assert_eq!(store.len(), 0);
+    assert!(store.iter().next().is_none());
+}

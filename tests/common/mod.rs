@@ -345,7 +345,10 @@ impl Service {
     pub fn spawn(args: &[&str], name: &str, log_dir: &Path) -> Self {
         let log = log_dir.join(format!("{name}-{}.log", uuid::Uuid::new_v4().simple()));
         let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_aura"))
+        // AURA_BIN runs the tests against another build, e.g. to show a fault on the code
+        // before its fix.
+        let bin = std::env::var("AURA_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_aura").into());
+        let child = Command::new(bin)
             .args(args)
             .env("AURA_LOG", "info,rdkafka=warn")
             .stdout(Stdio::null())
@@ -353,6 +356,23 @@ impl Service {
             .spawn()
             .unwrap();
         Self { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself; `None` if it did not (it is
+    /// then killed when dropped).
+    pub fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     /// SIGKILL: no chance to commit or clean up.

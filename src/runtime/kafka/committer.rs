@@ -21,11 +21,23 @@
 //!
 //! Partition tasks hold the read side of a gate while they process one record and hand its
 //! outputs to the producer; a commit takes the write side, so it never splits a record from
-//! its outputs. The gate is a std lock held only across synchronous code, never an `.await`.
+//! its outputs. The gate is tokio's lock: a task waiting for a commit (which may wait on the
+//! broker for seconds) yields its worker thread instead of blocking it.
+//!
+//! **A record that fails half-way.** When a task fails after some of a record's outputs went
+//! into the open transaction, the committer is [`abandon`](Committer::abandon)ed: no later
+//! commit, including the one on revocation, may make those outputs visible. The transaction
+//! is aborted instead and the record is processed again from the last committed offset.
+//!
+//! **Timers are fenced too.** A commit that carries only timer outputs still sends offsets
+//! (the last committed ones, again) with the consumer's group metadata, so a zombie whose
+//! partitions moved is refused by the group coordinator before its timer outputs commit. And
+//! a member that librdkafka knows has lost its assignment (a session or poll timeout) never
+//! commits: the coordinator would accept a transactional commit of a member that has left.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, RwLock, RwLockReadGuard};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext};
@@ -33,6 +45,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::{RwLock, RwLockReadGuard};
 use tracing::{debug, warn};
 
 use crate::config::ProcessingGuarantee;
@@ -42,6 +55,10 @@ use crate::telemetry::Metrics;
 use super::RuntimeError;
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often a commit whose error librdkafka calls retriable (a timeout, a coordinator
+/// moving) is tried again before the generation gives up.
+const COMMIT_RETRIES: u32 = 3;
 
 /// Notes delivery failures, which at-least-once must see before it commits offsets.
 pub struct DeliveryTracker {
@@ -81,6 +98,15 @@ pub struct Committer {
     progress: Mutex<Progress>,
     /// Bumped on every revocation; a partition task of an older epoch stops.
     epoch: AtomicU64,
+    /// Set when a task failed inside a record: the open transaction holds part of a record
+    /// and must never commit.
+    abandoned: AtomicBool,
+    /// Set when a failed commit was aborted and a new transaction begun: the producers are
+    /// fine, and the runtime may rewind instead of rebuilding everything.
+    reusable: AtomicBool,
+    /// The input offsets of the last successful commits, re-sent by a commit that has only
+    /// timer outputs so that it is fenced by the group generation like any other.
+    committed: Mutex<HashMap<(String, i32), i64>>,
     metrics: Metrics,
 }
 
@@ -130,6 +156,9 @@ impl Committer {
             gate: RwLock::new(()),
             progress: Mutex::new(Progress::default()),
             epoch: AtomicU64::new(0),
+            abandoned: AtomicBool::new(false),
+            reusable: AtomicBool::new(false),
+            committed: Mutex::new(HashMap::new()),
             metrics,
         })
     }
@@ -142,14 +171,52 @@ impl Committer {
         self.epoch.load(Ordering::Acquire)
     }
 
-    /// Entered by a partition task for the span of one record.
-    pub fn enter(&self) -> RwLockReadGuard<'_, ()> {
-        self.gate.read().expect("commit gate poisoned")
+    /// Entered by a partition task for the span of one record; waits (without blocking the
+    /// thread) while a commit runs.
+    pub async fn enter_async(&self) -> RwLockReadGuard<'_, ()> {
+        self.gate.read().await
     }
 
-    /// Hands one output to the producer. Blocks briefly while the producer queue is full,
+    /// `enter_async` for callers on a blocking thread (never inside async code).
+    pub fn enter(&self) -> RwLockReadGuard<'_, ()> {
+        self.gate.blocking_read()
+    }
+
+    /// Marks the open transaction as holding part of a failed record: it is aborted, never
+    /// committed, and every later commit of this committer fails. Idempotent.
+    pub fn abandon(&self) {
+        if !self.abandoned.swap(true, Ordering::AcqRel) {
+            warn!("a partition task failed inside a record; the open transaction will be aborted");
+        }
+    }
+
+    pub fn is_abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::Acquire)
+    }
+
+    /// Hands one output to the producer, waiting (asynchronously) while its queue is full,
     /// which is back-pressure, not failure.
+    pub async fn send_async(&self, output: &OutputRecord) -> Result<(), RuntimeError> {
+        loop {
+            match self.try_send(output)? {
+                true => return Ok(()),
+                false => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+        }
+    }
+
+    /// `send_async` for callers on a blocking thread (never inside async code).
     pub fn send(&self, output: &OutputRecord) -> Result<(), RuntimeError> {
+        loop {
+            match self.try_send(output)? {
+                true => return Ok(()),
+                false => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+    }
+
+    /// Sends `output`; `Ok(false)` when the producer queue is full.
+    fn try_send(&self, output: &OutputRecord) -> Result<bool, RuntimeError> {
         let mut headers = OwnedHeaders::new_with_capacity(output.headers.len());
         for (name, value) in &output.headers {
             headers = headers.insert(Header {
@@ -167,30 +234,23 @@ impl Committer {
         if let Some(partition) = output.partition {
             record = record.partition(partition);
         }
-        loop {
-            match self.producer().send(record) {
-                Ok(()) => {
-                    self.progress
-                        .lock()
-                        .expect("progress lock poisoned")
-                        .outputs_sent = true;
-                    self.metrics
-                        .records_out
-                        .with_label_values(&[&output.topic])
-                        .inc();
-                    return Ok(());
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((e, _)) => {
-                    return Err(RuntimeError::Broker {
-                        what: "produce",
-                        source: e,
-                    })
-                }
+        match self.producer().send(record) {
+            Ok(()) => {
+                self.progress
+                    .lock()
+                    .expect("progress lock poisoned")
+                    .outputs_sent = true;
+                self.metrics
+                    .records_out
+                    .with_label_values(&[&output.topic])
+                    .inc();
+                Ok(true)
             }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => Ok(false),
+            Err((e, _)) => Err(RuntimeError::Broker {
+                what: "produce",
+                source: e,
+            }),
         }
     }
 
@@ -210,7 +270,7 @@ impl Committer {
         &self,
         consumer: &impl Consumer<C>,
     ) -> Result<bool, RuntimeError> {
-        let _exclusive = self.gate.write().expect("commit gate poisoned");
+        let _exclusive = self.gate.blocking_write();
         self.commit_locked(consumer)
     }
 
@@ -219,27 +279,129 @@ impl Committer {
         &self,
         consumer: &impl Consumer<C>,
     ) -> Result<bool, RuntimeError> {
-        let _exclusive = self.gate.write().expect("commit gate poisoned");
-        let result = self.commit_locked(consumer);
+        let _exclusive = self.gate.blocking_write();
+        let result = if self.is_abandoned() {
+            // A task failed inside a record: its partial outputs must not commit with the
+            // partitions' last records. The next owner starts at the last committed offsets.
+            self.abort_open();
+            Ok(false)
+        } else {
+            self.commit_locked(consumer)
+        };
         self.epoch.fetch_add(1, Ordering::AcqRel);
         let mut p = self.progress.lock().expect("progress lock poisoned");
         *p = Progress::default();
+        self.committed
+            .lock()
+            .expect("committed lock poisoned")
+            .clear();
         result
+    }
+
+    /// After a commit failed with an abortable error (a timeout, a broker restart, a failed
+    /// delivery) whose transaction was aborted and a new one begun: forgets what was processed
+    /// and stops every partition task, so the runtime can seek back to the committed offsets
+    /// and go on without leaving the group. False when the producers cannot go on (fenced,
+    /// fatal, or abandoned): the generation must be rebuilt. Blocking, like `commit`.
+    pub fn rewind(&self) -> bool {
+        let _exclusive = self.gate.blocking_write();
+        if !self.reusable.swap(false, Ordering::AcqRel) || self.is_abandoned() {
+            return false;
+        }
+        *self.progress.lock().expect("progress lock poisoned") = Progress::default();
+        self.committed
+            .lock()
+            .expect("committed lock poisoned")
+            .clear();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        true
+    }
+
+    /// Aborts the open transaction, if any, and stops every partition task: for a failed
+    /// generation, whose partial outputs must never be seen. Blocking, like `commit`.
+    pub fn abort_and_revoke(&self) {
+        let _exclusive = self.gate.blocking_write();
+        self.abort_open();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.committed
+            .lock()
+            .expect("committed lock poisoned")
+            .clear();
+    }
+
+    /// Throws away what was processed since the last commit and, under exactly-once, aborts
+    /// its transaction (the at-least-once outputs are already out: they are duplicates to be).
+    fn abort_open(&self) {
+        let pending = std::mem::take(&mut *self.progress.lock().expect("progress lock poisoned"));
+        if self.guarantee == ProcessingGuarantee::ExactlyOnceV2
+            && (pending.outputs_sent || !pending.next_offsets.is_empty())
+        {
+            let producer = self.producer();
+            match producer
+                .abort_transaction(TXN_TIMEOUT)
+                .and_then(|()| producer.begin_transaction())
+            {
+                Ok(()) => {
+                    self.metrics
+                        .transactions
+                        .with_label_values(&["aborted"])
+                        .inc();
+                }
+                Err(error) => {
+                    warn!(%error, "abort failed; the transaction times out on the broker")
+                }
+            }
+        }
     }
 
     fn commit_locked<C: ConsumerContext>(
         &self,
         consumer: &impl Consumer<C>,
     ) -> Result<bool, RuntimeError> {
+        if self.is_abandoned() {
+            self.abort_open();
+            return Err(RuntimeError::Abandoned);
+        }
+        // librdkafka knows the group dropped this member (a session or poll timeout, as
+        // after a freeze): its partitions are someone else's. The coordinator would accept a
+        // transactional commit of a member that already left, so refuse it here.
+        if consumer.assignment_lost() {
+            self.abort_open();
+            return Err(RuntimeError::AssignmentLost);
+        }
         let pending = std::mem::take(&mut *self.progress.lock().expect("progress lock poisoned"));
         if pending.next_offsets.is_empty() && !pending.outputs_sent {
             return Ok(false);
         }
-        let mut offsets = TopicPartitionList::with_capacity(pending.next_offsets.len());
-        for ((topic, partition), next) in &pending.next_offsets {
+        let to_send = {
+            let mut committed = self.committed.lock().expect("committed lock poisoned");
+            if pending.next_offsets.is_empty() {
+                // Timer outputs only: the last offsets again, for the generation check.
+                committed.clone()
+            } else {
+                committed.extend(pending.next_offsets.clone());
+                pending.next_offsets.clone()
+            }
+        };
+        let mut offsets = TopicPartitionList::with_capacity(to_send.len());
+        for ((topic, partition), next) in &to_send {
             offsets
                 .add_partition_offset(topic, *partition, Offset::Offset(*next))
                 .expect("a fresh offset is valid");
+        }
+        if offsets.count() == 0 && self.guarantee == ProcessingGuarantee::ExactlyOnceV2 {
+            // Nothing committed yet in this generation: ask the group for its offsets.
+            if let Ok(found) = consumer.committed(TXN_TIMEOUT) {
+                for e in found.elements() {
+                    if let Offset::Offset(o) = e.offset() {
+                        let _ = offsets.add_partition_offset(
+                            e.topic(),
+                            e.partition(),
+                            Offset::Offset(o),
+                        );
+                    }
+                }
+            }
         }
         let started = Instant::now();
         let result = match self.guarantee {
@@ -290,14 +452,19 @@ impl Committer {
         let attempt = || -> Result<(), KafkaError> {
             wait_delivered(producer)?;
             if has_offsets {
-                producer.send_offsets_to_transaction(offsets, &group, TXN_TIMEOUT)?;
+                retrying(|| producer.send_offsets_to_transaction(offsets, &group, TXN_TIMEOUT))?;
             }
-            producer.commit_transaction(TXN_TIMEOUT)?;
+            retrying(|| producer.commit_transaction(TXN_TIMEOUT))?;
             producer.begin_transaction()
         };
         attempt().map_err(|e| {
-            // Best effort: a fenced or fatal producer cannot abort, and is rebuilt anyway.
-            let _ = producer.abort_transaction(TXN_TIMEOUT);
+            // A fenced or fatal producer cannot abort, and is rebuilt with the generation.
+            // One that aborts and begins again can go on: see `rewind`.
+            let reusable = producer
+                .abort_transaction(TXN_TIMEOUT)
+                .and_then(|()| producer.begin_transaction())
+                .is_ok();
+            self.reusable.store(reusable, Ordering::Release);
             RuntimeError::Broker {
                 what: "commit transaction",
                 source: e,
@@ -334,6 +501,21 @@ impl Committer {
                 what: "commit offsets",
                 source: e,
             })
+    }
+}
+
+/// Runs a transactional call again while librdkafka says its error is retriable (a timeout
+/// or a coordinator moving): such an error leaves the transaction as it was.
+fn retrying(mut call: impl FnMut() -> Result<(), KafkaError>) -> Result<(), KafkaError> {
+    let mut tries = 0;
+    loop {
+        match call() {
+            Err(KafkaError::Transaction(e)) if e.is_retriable() && tries < COMMIT_RETRIES => {
+                tries += 1;
+                warn!(error = %e, tries, "transactional call failed; retrying");
+            }
+            other => return other,
+        }
     }
 }
 

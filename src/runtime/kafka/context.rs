@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientContext, Statistics};
 use tracing::{info, warn};
 
@@ -74,11 +74,18 @@ impl ConsumerContext for StreamContext {
         }
     }
 
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(partitions) => {
                 let n = partitions.count() as i64;
                 info!(partitions = n, "partitions assigned");
+                // Every task of a new assignment starts with an empty queue. librdkafka keeps a
+                // partition's pause across a revoke and a new assignment of it, and the tasks
+                // that paused it are gone: without this it would never resume.
+                if let Err(error) = consumer.resume(partitions) {
+                    warn!(%error, "cannot resume the assigned partitions");
+                }
+                self.readiness.set_rebalanced();
                 self.metrics.rebalances.inc();
                 self.metrics.partitions_assigned.set(n);
                 self.readiness.set_assigned(n);

@@ -7,6 +7,7 @@ mod admin;
 pub mod clients;
 mod committer;
 mod context;
+mod output_size;
 mod stream;
 mod table_loader;
 mod worker;
@@ -106,6 +107,18 @@ pub enum RuntimeError {
     NoGroupMetadata,
     #[error("an output was not delivered; offsets were not committed")]
     DeliveryFailed,
+    #[error(
+        "this member lost its partitions (session or poll timeout); its transaction was aborted"
+    )]
+    AssignmentLost,
+    #[error("a partition task failed inside a record; its transaction was aborted")]
+    Abandoned,
+    #[error("partition task {partition} of sub-topology {subtopology} panicked: {message}")]
+    TaskPanicked {
+        subtopology: usize,
+        partition: i32,
+        message: String,
+    },
 }
 
 /// Runs until `shutdown` turns true. Transient failures (a failed commit, a fenced producer,
@@ -144,21 +157,59 @@ pub async fn run(
             topics.dead_letters.clone(),
             handler.codec().clone(),
             handler.metrics().clone(),
-            shutdown.clone(),
         )
     };
     let loaders = [
         {
-            let (k, t, d, c, m, s) = load(&topics.context);
-            tokio::spawn(table_loader::run(k, t, d, c, tables.contexts.clone(), m, s))
+            let (kafka, topic, dead_letters, codec, metrics) = load(&topics.context);
+            let table = tables.contexts.clone();
+            let load = table_loader::Load {
+                kafka,
+                topic,
+                dead_letters,
+                codec,
+                table,
+                metrics,
+            };
+            tokio::spawn(table_loader::run_until_shutdown(
+                load,
+                readiness.clone(),
+                shutdown.clone(),
+            ))
         },
         {
-            let (k, t, d, c, m, s) = load(&topics.registry);
-            tokio::spawn(table_loader::run(k, t, d, c, tables.registry.clone(), m, s))
+            let (kafka, topic, dead_letters, codec, metrics) = load(&topics.registry);
+            let table = tables.registry.clone();
+            let load = table_loader::Load {
+                kafka,
+                topic,
+                dead_letters,
+                codec,
+                table,
+                metrics,
+            };
+            tokio::spawn(table_loader::run_until_shutdown(
+                load,
+                readiness.clone(),
+                shutdown.clone(),
+            ))
         },
         {
-            let (k, t, d, c, m, s) = load(&topics.flags);
-            tokio::spawn(table_loader::run(k, t, d, c, tables.flags.clone(), m, s))
+            let (kafka, topic, dead_letters, codec, metrics) = load(&topics.flags);
+            let table = tables.flags.clone();
+            let load = table_loader::Load {
+                kafka,
+                topic,
+                dead_letters,
+                codec,
+                table,
+                metrics,
+            };
+            tokio::spawn(table_loader::run_until_shutdown(
+                load,
+                readiness.clone(),
+                shutdown.clone(),
+            ))
         },
     ];
     let restored = {
@@ -171,16 +222,23 @@ pub async fn run(
         })
     };
 
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = RestartBackoff::default();
     loop {
-        match stream::run_generation(&settings, &handler, &readiness, &mut shutdown).await {
+        let started = std::time::Instant::now();
+        let ended = stream::run_generation(&settings, &handler, &readiness, &mut shutdown).await;
+        let backoff = backoff.after(started.elapsed());
+        match ended {
             Ok(stream::Ended::Shutdown) => break,
-            Ok(stream::Ended::Restart) => warn!(
-                backoff_ms = backoff.as_millis() as u64,
-                "restarting the stream loop"
-            ),
+            Ok(stream::Ended::Restart) => {
+                warn!(
+                    backoff_ms = backoff.as_millis() as u64,
+                    "restarting the stream loop"
+                );
+                readiness.restarted("the stream loop restarted (see the log)".into());
+            }
             Err(error) => {
-                warn!(%error, backoff_ms = backoff.as_millis() as u64, "stream loop failed; retrying")
+                warn!(%error, backoff_ms = backoff.as_millis() as u64, "stream loop failed; retrying");
+                readiness.restarted(error.to_string());
             }
         }
         handler
@@ -192,16 +250,63 @@ pub async fn run(
             _ = tokio::time::sleep(backoff) => {}
             _ = shutdown.changed() => break,
         }
-        backoff = (backoff * 2).min(Duration::from_secs(10));
     }
     restored.abort();
     for loader in loaders {
-        match loader.await {
-            Ok(Err(error)) => warn!(%error, "table loader failed"),
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            _ => {}
+        if let Err(e) = loader.await {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
         }
     }
     info!("stopped");
     Ok(())
+}
+
+/// The wait before the stream loop starts again: doubling from 100 ms to 10 s while
+/// generations keep failing, and back to 100 ms after one that ran healthily for a minute,
+/// so an instance that failed seven times last week does not wait 10 s today.
+#[derive(Debug)]
+struct RestartBackoff {
+    next: Duration,
+}
+
+impl Default for RestartBackoff {
+    fn default() -> Self {
+        Self { next: Self::FIRST }
+    }
+}
+
+impl RestartBackoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(10);
+    const HEALTHY: Duration = Duration::from_secs(60);
+
+    /// The wait after a generation that ran for `ran_for`.
+    fn after(&mut self, ran_for: Duration) -> Duration {
+        if ran_for >= Self::HEALTHY {
+            self.next = Self::FIRST;
+        }
+        let wait = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        wait
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_restart_backoff_grows_caps_and_resets_after_a_healthy_run() {
+        let mut b = RestartBackoff::default();
+        let quick = Duration::from_secs(1);
+        let waits: Vec<u64> = (0..9).map(|_| b.after(quick).as_millis() as u64).collect();
+        assert_eq!(
+            waits,
+            [100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]
+        );
+        assert_eq!(b.after(Duration::from_secs(61)), Duration::from_millis(100));
+        assert_eq!(b.after(quick), Duration::from_millis(200));
+    }
 }

@@ -1,18 +1,27 @@
 //! The stream loop of one consumer-group member: consume, dispatch to partition tasks,
 //! commit on an interval, and stop cleanly.
+//!
+//! Partition tasks are supervised: one that panics or fails ends the generation, which
+//! aborts the open transaction (never commits part of a record) and restarts from the last
+//! committed offsets. A partition paused for a full queue that makes no progress is
+//! reported to `/readyz`.
 
 use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::TopicPartitionList;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 use tracing::{info, warn};
 
+use crate::runtime::readiness::STALL_AFTER;
 use crate::runtime::{InputRecord, Readiness, RecordHandler};
 
 use super::committer::Committer;
@@ -37,6 +46,9 @@ struct Partition {
     parked: VecDeque<InputRecord>,
     /// The topic-partitions paused for this task, resumed together once it catches up.
     paused: Vec<(String, i32)>,
+    /// The queue's free room when last looked at, and when the task last took a record.
+    room: usize,
+    progressed: Instant,
 }
 
 pub async fn run_generation(
@@ -82,13 +94,15 @@ pub async fn run_generation(
     readiness.set_running(true);
 
     let (failures_tx, mut failures) = mpsc::channel(8);
+    // Every partition task, so a panic is seen (a dropped handle would hide it).
+    let mut tasks: JoinSet<(usize, i32, Option<String>)> = JoinSet::new();
     // One task per (sub-topology, partition): co-partitioned topics share their task's state.
     let mut partitions: HashMap<(usize, i32), Partition> = HashMap::new();
     let mut epoch = committer.epoch();
     let mut assignment_checked = Instant::now();
-    let spawn_task = |subtopology: usize, partition: i32| {
+    let spawn_task = |tasks: &mut JoinSet<_>, subtopology: usize, partition: i32| {
         let (tx, rx) = mpsc::channel(PARTITION_QUEUE);
-        tokio::spawn(worker::run(worker::Task {
+        let task = worker::run(worker::Task {
             partition,
             records: rx,
             handler: handler.clone(),
@@ -98,11 +112,17 @@ pub async fn run_generation(
             kafka: kafka.clone(),
             readiness: readiness.clone(),
             queries: settings.queries.clone(),
-        }));
+        });
+        tasks.spawn(async move {
+            let panicked = AssertUnwindSafe(task).catch_unwind().await.err();
+            (subtopology, partition, panicked.map(panic_message))
+        });
         Partition {
             queue: tx,
             parked: VecDeque::new(),
             paused: Vec::new(),
+            room: PARTITION_QUEUE,
+            progressed: Instant::now(),
         }
     };
     let mut commit_tick = tokio::time::interval(Duration::from_millis(kafka.commit_interval_ms));
@@ -118,16 +138,40 @@ pub async fn run_generation(
             _ = shutdown.changed() => break Ended::Shutdown,
             Some(error) = failures.recv() => {
                 warn!(%error, "partition task failed");
+                readiness.task_died(error.to_string());
                 break Ended::Restart;
+            }
+            Some(joined) = tasks.join_next() => {
+                if let Ok((subtopology, partition, Some(message))) = joined {
+                    let error = RuntimeError::TaskPanicked { subtopology, partition, message };
+                    tracing::error!(%error, "partition task panicked; its transaction is aborted and the loop restarts");
+                    readiness.task_died(error.to_string());
+                    break Ended::Restart;
+                }
             }
             _ = commit_tick.tick() => {
                 let (c, k) = (committer.clone(), consumer.clone());
                 match tokio::task::spawn_blocking(move || c.commit(&*k)).await {
                     Ok(Ok(_)) => {}
-                    Ok(Err(error)) => { warn!(%error, "commit failed"); break Ended::Restart; }
+                    Ok(Err(error)) => {
+                        let (c, k) = (committer.clone(), consumer.clone());
+                        let rewound = tokio::task::spawn_blocking(move || c.rewind() && seek_to_committed(&k))
+                            .await
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+                        if !rewound {
+                            warn!(%error, "commit failed");
+                            break Ended::Restart;
+                        }
+                        // The tasks of the aborted transaction are gone; new ones restore.
+                        warn!(%error, "commit failed and was aborted; processing again from the committed offsets, without leaving the group");
+                        readiness.restarted(format!("commit aborted: {error}"));
+                        partitions.clear();
+                        epoch = committer.epoch();
+                    }
                     Err(panic) => std::panic::resume_unwind(panic.into_panic()),
                 }
                 resume_drained(&consumer, &mut partitions);
+                readiness.set_stalled(stalled(&mut partitions));
                 // Tasks start at assignment, not at their first record, so their stores are
                 // restored and their timers fire even on a quiet partition.
                 if assignment_checked.elapsed() > Duration::from_millis(100) {
@@ -135,7 +179,7 @@ pub async fn run_generation(
                     if let Ok(assigned) = consumer.assignment() {
                         for e in assigned.elements() {
                             if let Some(st) = settings.subtopology_of(e.topic()) {
-                                partitions.entry((st, e.partition())).or_insert_with(|| spawn_task(st, e.partition()));
+                                partitions.entry((st, e.partition())).or_insert_with(|| spawn_task(&mut tasks, st, e.partition()));
                             }
                         }
                     }
@@ -152,7 +196,7 @@ pub async fn run_generation(
                         }
                         let record = to_record(&m);
                         let Some(st) = settings.subtopology_of(&record.topic) else { continue };
-                        let partition = partitions.entry((st, record.partition)).or_insert_with(|| spawn_task(st, record.partition));
+                        let partition = partitions.entry((st, record.partition)).or_insert_with(|| spawn_task(&mut tasks, st, record.partition));
                         dispatch(&consumer, partition, record);
                     }
                     Err(KafkaError::MessageConsumption(code)) => {
@@ -169,6 +213,15 @@ pub async fn run_generation(
     };
 
     readiness.set_running(false);
+    if let Ended::Restart = ended {
+        // Whatever the open transaction holds may be part of a record: abort it, and stop
+        // the tasks, before closing the consumer runs the revoke callback.
+        committer.abandon();
+        let c = committer.clone();
+        if let Err(panic) = tokio::task::spawn_blocking(move || c.abort_and_revoke()).await {
+            std::panic::resume_unwind(panic.into_panic());
+        }
+    }
     drop(partitions); // closes the queues: tasks finish their current record and stop
     if let Ended::Shutdown = ended {
         let (c, k) = (committer.clone(), consumer.clone());
@@ -229,6 +282,55 @@ fn resume_drained(
             let _ = consumer.resume(&tpl);
         }
     }
+}
+
+/// Moves every assigned partition back to its committed offset (the beginning where the
+/// group has none) and resumes it. False if the broker did not answer: rebuild instead.
+fn seek_to_committed(consumer: &StreamConsumer<StreamContext>) -> bool {
+    let seek = || -> Result<(), KafkaError> {
+        let committed = consumer.committed(Duration::from_secs(10))?;
+        let mut to = TopicPartitionList::new();
+        for e in committed.elements() {
+            let offset = match e.offset() {
+                rdkafka::Offset::Offset(o) => rdkafka::Offset::Offset(o),
+                _ => rdkafka::Offset::Beginning,
+            };
+            to.add_partition_offset(e.topic(), e.partition(), offset)?;
+        }
+        for e in consumer
+            .seek_partitions(to, Duration::from_secs(10))?
+            .elements()
+        {
+            e.error()?;
+        }
+        consumer.resume(&consumer.assignment()?)
+    };
+    seek()
+        .inspect_err(|error| warn!(%error, "cannot seek back to the committed offsets"))
+        .is_ok()
+}
+
+/// Partitions paused with a task that has taken nothing for [`STALL_AFTER`].
+fn stalled(partitions: &mut HashMap<(usize, i32), Partition>) -> i64 {
+    let mut stalled = 0;
+    for p in partitions.values_mut() {
+        let room = p.queue.capacity();
+        if room != p.room || p.paused.is_empty() {
+            p.room = room;
+            p.progressed = Instant::now();
+        } else if p.progressed.elapsed() > STALL_AFTER {
+            stalled += 1;
+        }
+    }
+    stalled
+}
+
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// A consumed message as the runtime handles it: coordinates, key, value and headers, copied.

@@ -37,6 +37,55 @@ impl ClientContext for EofIsNormal {
 
 impl ConsumerContext for EofIsNormal {}
 
+/// What one table load reads, and where it puts it.
+pub struct Load<V: AvroRecord + Send + Sync + 'static> {
+    pub kafka: KafkaConfig,
+    pub topic: String,
+    pub dead_letters: String,
+    pub codec: Codec,
+    pub table: Arc<Table<V>>,
+    pub metrics: Metrics,
+}
+
+/// [`run`], started again with backoff whenever it fails (a broker unreachable at start-up
+/// must not leave the table unloaded, and the instance unready, for good), until `shutdown`.
+/// Each failure is shown by `/readyz` until the table loads.
+pub async fn run_until_shutdown<V: AvroRecord + Send + Sync + 'static>(
+    load: Load<V>,
+    readiness: Arc<crate::runtime::Readiness>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let attempt = run(
+            load.kafka.clone(),
+            load.topic.clone(),
+            load.dead_letters.clone(),
+            load.codec.clone(),
+            load.table.clone(),
+            load.metrics.clone(),
+            shutdown.clone(),
+        );
+        let error = match attempt.await {
+            Ok(()) => return,
+            Err(error) => error,
+        };
+        warn!(topic = %load.topic, %error, backoff_ms = backoff.as_millis() as u64, "table load failed; retrying");
+        load.metrics
+            .transient_retries
+            .with_label_values(&["table_load"])
+            .inc();
+        if !load.table.is_restored() {
+            readiness.set_table_error(format!("{}: {error}", load.topic));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
 /// Reads `topic` into `table` until `shutdown`. The table is marked restored once every
 /// partition has been read up to the end it had when loading began. Records that cannot be
 /// read go to `dead_letters`, and the table goes on without them.

@@ -18,6 +18,7 @@ use crate::runtime::queries::Query;
 use crate::runtime::{InputRecord, Readiness, RecordHandler, StateQueries};
 
 use super::committer::Committer;
+use super::output_size::SizeLimit;
 use super::table_loader::EofIsNormal;
 use super::{clients, RuntimeError};
 
@@ -58,6 +59,7 @@ pub async fn run(task: Task) {
         queries,
     } = task;
     let epoch = committer.epoch();
+    let limit = SizeLimit::of(&kafka);
     // Held until the task returns, however it returns: dropping it unregisters the task.
     let registration =
         (!processor.stores().is_empty()).then(|| queries.register(processor.stores(), partition));
@@ -109,20 +111,25 @@ pub async fn run(task: Task) {
                 let started = Instant::now();
                 handler.metrics().records_in.with_label_values(&[&record.topic]).inc();
                 let decoded = handler.decode(&record).await;
-                let _gate = committer.enter();
+                let _gate = committer.enter_async().await;
+                let _panic = AbandonOnPanic(&committer);
                 if committer.epoch() != epoch {
                     return; // revoked: the next owner processes what is left
                 }
-                let outputs = handler.handle(processor.as_mut(), &record, decoded, crate::clock::now_ms(), started);
-                outputs.iter().try_for_each(|o| committer.send(o)).map(|()| committer.record_done(&record))
+                let now_ms = crate::clock::now_ms();
+                let outputs = handler.handle(processor.as_mut(), &record, decoded, now_ms, started);
+                let outputs = limit.enforce(outputs, &handler, &record, now_ms);
+                send_all(&committer, &outputs).await.map(|()| committer.record_done(&record))
             }
             _ = tick.tick(), if has_timers => {
-                let _gate = committer.enter();
+                let _gate = committer.enter_async().await;
+                let _panic = AbandonOnPanic(&committer);
                 if committer.epoch() != epoch {
                     return;
                 }
                 let outputs = handler.tick(processor.as_mut(), partition, crate::clock::now_ms());
-                outputs.iter().try_for_each(|o| committer.send(o))
+                let outputs = limit.drop_oversized(outputs);
+                send_all(&committer, &outputs).await
             }
             Some(query) = asked.recv(), if registration.is_some() => {
                 if committer.epoch() != epoch {
@@ -135,6 +142,34 @@ pub async fn run(task: Task) {
         if let Err(error) = outcome {
             let _ = failures.send(error).await;
             return;
+        }
+    }
+}
+
+/// Sends every output of one record (or one tick). If one cannot be sent, the earlier ones
+/// are already in the open transaction: the committer is abandoned, so they are never seen.
+async fn send_all(
+    committer: &Committer,
+    outputs: &[crate::runtime::OutputRecord],
+) -> Result<(), RuntimeError> {
+    for output in outputs {
+        if let Err(error) = committer.send_async(output).await {
+            committer.abandon();
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
+/// A panic while a record is half-processed leaves part of its outputs in the open
+/// transaction. Dropped before the commit gate is released, it abandons the transaction
+/// first, so no commit can slip in between.
+struct AbandonOnPanic<'a>(&'a Committer);
+
+impl Drop for AbandonOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.abandon();
         }
     }
 }
