@@ -93,12 +93,16 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         args.rounds,
         setup.work.display()
     );
+    // Warming up at the highest rate readies the broker and each system for all of them.
+    let top_rate = args.rates.iter().copied().fold(0.0, f64::max);
     eprintln!(
-        "warm-up round ({} s, discarded)",
-        args.broker_warmup_seconds
+        "warm-up round ({} s of {} at {top_rate}/s, discarded)",
+        args.broker_warmup_seconds,
+        args.systems[0].name()
     );
     let warmup = Plan {
         warmup_seconds: args.broker_warmup_seconds,
+        warmup_rate: top_rate,
         rates: &[],
         seconds: 0.0,
         stop_above_p99_ms: None,
@@ -110,6 +114,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         eprintln!("round {} of {}", round + 1, args.rounds);
         let plan = Plan {
             warmup_seconds: args.warmup_seconds,
+            warmup_rate: top_rate,
             rates: &args.rates,
             seconds: args.seconds,
             stop_above_p99_ms: None,
@@ -190,10 +195,12 @@ fn table(series: &[Series<'_>]) -> String {
         "\n| rate | system | p50 ms | p90 ms | p99 ms | max ms | outputs/s |\n|---|---|---|---|---|---|---|\n",
     );
     for s in series {
+        let incomplete = s.rounds.iter().any(|r| r.received < r.sent);
         out += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {}{} | {} | {} | {} | {} | {} |\n",
             s.rate,
             s.system.name(),
+            if incomplete { " (outputs missing)" } else { "" },
             range(s, |r| r.p50_ms),
             range(s, |r| r.p90_ms),
             range(s, |r| r.p99_ms),

@@ -68,6 +68,7 @@ pub async fn run(args: LatencyArgs) -> anyhow::Result<()> {
     );
     let plan = Plan {
         warmup_seconds: args.warmup_seconds,
+        warmup_rate: args.rate,
         rates: &[args.rate],
         seconds: args.seconds,
         stop_above_p99_ms: None,

@@ -75,6 +75,7 @@ pub async fn run(args: SaturateArgs) -> anyhow::Result<()> {
         );
         let plan = Plan {
             warmup_seconds: args.warmup_seconds,
+            warmup_rate: args.from,
             rates: &rates,
             seconds: args.seconds,
             stop_above_p99_ms: Some(args.p99_limit_ms),
@@ -99,16 +100,19 @@ pub async fn run(args: SaturateArgs) -> anyhow::Result<()> {
         super::compare::load_average()
     );
     for s in &found {
-        let last = s.steps.last();
+        let verdict = match s.steps.last() {
+            Some(l) if !l.sustained(args.p99_limit_ms) => format!(
+                "failed at {}/s: p99 {:.0} ms, {} of {} outputs within 20 s",
+                l.rate, l.p99_ms, l.received, l.sent
+            ),
+            Some(l) => format!("every step passed, up to {}/s (--max)", l.rate),
+            None => "not measured".into(),
+        };
         println!(
-            "  {:<12} {:>8}   (failed at {}/s: p99 {:.0} ms, {} of {} arrived)",
+            "  {:<12} {:>8}   ({verdict})",
             s.system.name(),
             s.sustained_rate
                 .map_or("none".into(), |r| format!("{r:.0}/s")),
-            last.map_or(0.0, |l| l.rate),
-            last.map_or(0.0, |l| l.p99_ms),
-            last.map_or(0, |l| l.received),
-            last.map_or(0, |l| l.sent),
         );
     }
     if let Some(path) = &args.report_json {

@@ -11,9 +11,10 @@ const DRAIN: Duration = Duration::from_secs(20);
 
 /// What to do with the system once it is up.
 pub struct Plan<'a> {
-    /// Seconds of sending at the first rate before measuring, discarded: the system's (and,
-    /// on a fresh broker, the broker's) first seconds are slow: JIT, connections, caches.
+    /// Seconds of sending at `warmup_rate` before measuring, discarded: the system's (and, on
+    /// a fresh broker, the broker's) first seconds are slow: JIT, connections, caches.
     pub warmup_seconds: f64,
+    pub warmup_rate: f64,
     pub rates: &'a [f64],
     pub seconds: f64,
     /// Stop after the first rate whose phase `sustained` this p99 no longer (the saturation
@@ -54,14 +55,14 @@ async fn measure(
         &config.topics.commands,
         codec,
     )?;
-    let first = plan.rates.first().copied().unwrap_or(1000.0);
     eprintln!(
-        "  {}: warm-up, {:.0} s at {first}/s (discarded)",
+        "  {}: warm-up, {:.0} s at {}/s (discarded)",
         system.name(),
-        plan.warmup_seconds
+        plan.warmup_seconds,
+        plan.warmup_rate
     );
     probe
-        .phase(first, plan.warmup_seconds, DRAIN, &mut process)
+        .phase(plan.warmup_rate, plan.warmup_seconds, DRAIN, &mut process)
         .await?;
     let mut results = Vec::new();
     for &rate in plan.rates {
