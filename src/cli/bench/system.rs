@@ -115,11 +115,7 @@ pub async fn start(system: System, setup: &Setup, run_id: &str) -> anyhow::Resul
                 .args(["run", "--config"])
                 .arg(&path)
                 .args(["--instance-id", "bench-0"])
-                .env(
-                    "AURA_LOG",
-                    std::env::var("AURA_BENCH_SERVICE_LOG")
-                        .unwrap_or_else(|_| "info,rdkafka=warn".into()),
-                );
+                .env("AURA_LOG", service_log());
             SystemProcess::spawn(command, &log, Some(http))?
         }
         System::Passthrough => {
@@ -128,7 +124,7 @@ pub async fn start(system: System, setup: &Setup, run_id: &str) -> anyhow::Resul
             command
                 .args(["bench", "passthrough-serve", "--config"])
                 .arg(&path)
-                .env("AURA_LOG", "info,rdkafka=warn");
+                .env("AURA_LOG", service_log());
             SystemProcess::spawn(command, &log, None)?
         }
         System::Kstreams => {
@@ -152,6 +148,12 @@ pub async fn start(system: System, setup: &Setup, run_id: &str) -> anyhow::Resul
     };
     process.wait_ready(Duration::from_secs(90)).await?;
     Ok(Started { process, config })
+}
+
+/// The log filter of Aura's children: AURA_BENCH_SERVICE_LOG, e.g. `info,librdkafka=debug`
+/// to see librdkafka's `debug` output.
+fn service_log() -> String {
+    std::env::var("AURA_BENCH_SERVICE_LOG").unwrap_or_else(|_| "info,rdkafka=warn".into())
 }
 
 /// The Kafka Streams application's jar, built with `mvn -q package` when it is missing or
