@@ -102,7 +102,16 @@ fn copy_loop(
             readiness.set_assigned(consumer.assignment()?.count() as i64);
         }
         if let Some(message) = consumer.poll(Duration::from_millis(1)) {
-            let m = message?;
+            let m = match message {
+                Ok(m) => m,
+                // A topic created a moment ago can be unknown to the first metadata answers; the
+                // service's stream loop waits on this too.
+                Err(rdkafka::error::KafkaError::MessageConsumption(code)) => {
+                    tracing::warn!(error = %code, "consume error");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let copy = OutputRecord {
                 topic: config.topics.commands.clone(),
                 key: m.key().map(<[u8]>::to_vec),
