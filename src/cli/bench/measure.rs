@@ -222,6 +222,12 @@ impl Probe {
             ),
             _ => None,
         };
+        // The whole /metrics text after the phase, for a closer look (as the old bench did).
+        if let (Ok(path), Some(http)) = (std::env::var("AURA_BENCH_METRICS_OUT"), process.http()) {
+            if let Some((_, text)) = super::probe::http_get(http, "/metrics").await {
+                std::fs::write(&path, text).with_context(|| format!("cannot write {path}"))?;
+            }
+        }
         let resident = process
             .pid()
             .and_then(|pid| super::probe::resident_bytes(pid).ok())
