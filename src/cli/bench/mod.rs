@@ -29,10 +29,11 @@ use clap::{Args, Subcommand};
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    // Boxed: the bench's flags are many, and `Command` should not be as big as its largest arm.
     #[command(subcommand)]
-    command: Option<BenchCommand>,
+    command: Option<Box<BenchCommand>>,
     #[command(flatten)]
-    latency: latency::LatencyArgs,
+    latency: Box<latency::LatencyArgs>,
 }
 
 #[derive(Subcommand)]
@@ -46,8 +47,8 @@ enum BenchCommand {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    match args.command {
-        None => latency::run(args.latency).await,
+    match args.command.map(|c| *c) {
+        None => latency::run(*args.latency).await,
         Some(BenchCommand::Latency(a)) => latency::run(a).await,
         Some(BenchCommand::Compare(a)) => compare::run(a).await,
         Some(BenchCommand::Saturate(a)) => saturate::run(a).await,
