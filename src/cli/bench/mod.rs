@@ -1,38 +1,59 @@
 //! `aura bench`: end-to-end measurements against a real broker. `latency` (the default) times
-//! anomaly-to-command; `recovery` loads sagas, kills the service and times its way back.
+//! anomaly-to-command of one system; `compare` runs several side by side; `saturate` finds the
+//! highest rate each sustains; `recovery` loads sagas, kills the service and times its way back.
+//! Every system under test runs as a child process; the bench process is the measuring client.
 
+mod child;
+mod compare;
 mod latency;
+mod measure;
 mod passthrough;
+mod plot;
 mod probe;
 mod recovery;
+mod saturate;
+mod service_metrics;
+mod session;
+mod setup_args;
+mod system;
 
 use clap::{Args, Subcommand};
 
 /// Measure the service end to end on a real broker.
 ///
-/// Without a subcommand, measures anomaly-to-command latency (`aura bench latency --help`).
-/// `aura bench recovery` measures memory per saga, changelog restore rate and the time from
-/// a SIGKILL to processing again.
+/// Without a subcommand, measures one system's anomaly-to-command latency (`aura bench latency
+/// --help`). `aura bench compare` measures Aura (sagas on and off), a passthrough and a Kafka
+/// Streams copy application side by side and plots them; `aura bench saturate` finds the
+/// highest rate each sustains with p99 under 100 ms; `aura bench recovery` measures memory per
+/// saga, changelog restore rate and the time from a SIGKILL to processing again.
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    // Boxed: the bench's flags are many, and `Command` should not be as big as its largest arm.
     #[command(subcommand)]
-    command: Option<BenchCommand>,
+    command: Option<Box<BenchCommand>>,
     #[command(flatten)]
-    latency: latency::LatencyArgs,
+    latency: Box<latency::LatencyArgs>,
 }
 
 #[derive(Subcommand)]
 enum BenchCommand {
     Latency(latency::LatencyArgs),
+    Compare(compare::CompareArgs),
+    Saturate(saturate::SaturateArgs),
     Recovery(recovery::RecoveryArgs),
+    #[command(hide = true)]
+    PassthroughServe(passthrough::ServeArgs),
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    match args.command {
-        None => latency::run(args.latency).await,
+    match args.command.map(|c| *c) {
+        None => latency::run(*args.latency).await,
         Some(BenchCommand::Latency(a)) => latency::run(a).await,
+        Some(BenchCommand::Compare(a)) => compare::run(a).await,
+        Some(BenchCommand::Saturate(a)) => saturate::run(a).await,
         Some(BenchCommand::Recovery(a)) => recovery::run(a).await,
+        Some(BenchCommand::PassthroughServe(a)) => passthrough::serve(a).await,
     }
 }
 

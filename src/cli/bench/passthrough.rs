@@ -7,6 +7,9 @@
 //! It shares the service's committer on purpose. A plain loop on librdkafka's defaults (one
 //! transactional producer, `commit_transaction` after its own flush) measured 68 ms at p50 on
 //! this bench: that would compare Aura with librdkafka's pitfalls, not with the broker.
+//!
+//! The bench runs it as its own process (`aura bench passthrough-serve`), as it runs every
+//! system it measures.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +23,49 @@ use crate::config::Config;
 use crate::runtime::kafka::{clients, ensure_topics, Committer};
 use crate::runtime::{InputRecord, OutputRecord, Readiness};
 use crate::telemetry::Metrics;
+
+/// Run the passthrough loop as a process of its own until SIGTERM or Ctrl-C (the bench starts
+/// it; not meant to be run by hand). Prints `state RUNNING` once it has partitions.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// The configuration file: `kafka` settings and `topics.anomalies`/`topics.commands`.
+    #[arg(long)]
+    config: std::path::PathBuf,
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args.config)?.validated(&args.config)?;
+    let readiness = Arc::new(Readiness::default());
+    let (stop, shutdown) = watch::channel(false);
+    let copying = {
+        let readiness = readiness.clone();
+        tokio::spawn(async move { run(&config, readiness, shutdown).await })
+    };
+    let announce = {
+        let readiness = readiness.clone();
+        async move {
+            while readiness.check().is_err() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            println!("state RUNNING");
+        }
+    };
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let stopped = async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    };
+    tokio::pin!(stopped, copying);
+    tokio::select! {
+        _ = async { announce.await; (&mut stopped).await } => {}
+        // The loop ended by itself: a failure, which the bench sees as an exit.
+        ended = &mut copying => return ended.context("the passthrough loop panicked")?,
+    }
+    let _ = stop.send(true);
+    copying.await.context("the passthrough loop panicked")?
+}
 
 /// Copies `topics.anomalies` to `topics.commands` until `shutdown` turns true.
 pub async fn run(
@@ -56,7 +102,16 @@ fn copy_loop(
             readiness.set_assigned(consumer.assignment()?.count() as i64);
         }
         if let Some(message) = consumer.poll(Duration::from_millis(1)) {
-            let m = message?;
+            let m = match message {
+                Ok(m) => m,
+                // A topic created a moment ago can be unknown to the first metadata answers; the
+                // service's stream loop waits on this too.
+                Err(rdkafka::error::KafkaError::MessageConsumption(code)) => {
+                    tracing::warn!(error = %code, "consume error");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let copy = OutputRecord {
                 partition: None,
                 topic: config.topics.commands.clone(),

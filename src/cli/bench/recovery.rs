@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::generator::Generator;
 use crate::model::AgentCommand;
 
+use super::child::{free_local_address, write_config};
 use super::probe::{http_get, metric_sum, resident_bytes};
 
 /// Measure saga memory, changelog restore and recovery after a SIGKILL on a real broker.
@@ -96,7 +97,7 @@ pub async fn run(args: RecoveryArgs) -> anyhow::Result<()> {
     config.kafka.static_membership = args.membership == Membership::Static;
     config.schema_registry.url = args.schema_registry_url.clone();
     super::fresh_topics(&mut config, run_id);
-    let config_path = write_config(&work, &config, &http)?;
+    let config_path = write_config(&work, &config, &http, &[])?;
     crate::runtime::kafka::ensure_topics(&config.kafka, &[&config.topics.anomalies], &[]).await?;
 
     println!(
@@ -316,42 +317,6 @@ fn progress(len: u64, what: &str) -> ProgressBar {
         ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {what}, eta {{eta}}"))
             .expect("valid template"),
     )
-}
-
-fn free_local_address() -> anyhow::Result<String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.to_string())
-}
-
-/// The config file the child runs with: the bench's topics, group and HTTP address.
-fn write_config(dir: &Path, config: &Config, http: &str) -> anyhow::Result<PathBuf> {
-    let k = &config.kafka;
-    let t = &config.topics;
-    let mut text = format!(
-        "[kafka]\n\"bootstrap.servers\" = {:?}\n\"group.id\" = {:?}\n\"output.partitions\" = {}\n\"static.membership\" = {}\n\n",
-        k.bootstrap_servers, k.group_id, k.output_partitions, k.static_membership
-    );
-    if let Some(url) = &config.schema_registry.url {
-        text += &format!("[schema_registry]\nurl = {url:?}\n\n");
-    }
-    text += "[topics]\n";
-    for (field, topic) in [
-        ("anomalies", &t.anomalies),
-        ("context", &t.context),
-        ("commands", &t.commands),
-        ("dead_letters", &t.dead_letters),
-        ("agent_results", &t.agent_results),
-        ("agent_votes", &t.agent_votes),
-        ("sagas", &t.sagas),
-        ("compensations", &t.compensations),
-        ("escalations", &t.escalations),
-    ] {
-        text += &format!("{field} = {topic:?}\n");
-    }
-    text += &format!("\n[http]\nlisten = {http:?}\n");
-    let path = dir.join("aura.toml");
-    std::fs::write(&path, text)?;
-    Ok(path)
 }
 
 /// An `aura run` child process.
