@@ -44,15 +44,22 @@
 
 pub mod backoff;
 pub mod census;
+mod classify;
 pub mod config;
+mod crew;
 pub mod effects;
+mod escalate;
 pub mod graph;
+pub mod kinds;
 pub mod machine;
 pub mod state;
 pub mod store;
 pub mod timers;
 mod transitions;
 pub mod validate;
+mod validate_kinds;
+pub mod view;
+mod vote;
 pub mod workflows;
 
 #[cfg(test)]
@@ -66,4 +73,5 @@ pub use state::{SagaState, SagaStatus, Timer, TimerKind};
 pub use store::SagaStore;
 pub use timers::TimerIndex;
 pub use validate::Problem;
+pub use view::saga_view;
 pub use workflows::{WorkflowError, Workflows};
