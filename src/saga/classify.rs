@@ -6,6 +6,7 @@ use crate::model::{AgentResult, AgentType};
 
 use super::config::{StepSpec, WorkflowSpec};
 use super::effects::Ignored;
+use super::escalate::TIMED_OUT;
 use super::state::{
     parse_command_id, BranchState, CommandRef, Part, Phase, SagaState, SagaStatus, Stage,
 };
@@ -136,8 +137,25 @@ fn settled(s: &SagaState, c: &CommandRef<'_>) -> Result<Target, Ignored> {
             _ => Ignored::Unknown,
         });
     }
-    if s.done.iter().any(|d| entry(&d) && d.attempt == c.attempt) {
-        return Err(Ignored::Duplicate);
+    if let Some(d) = s.done.iter().find(|d| entry(d) && d.attempt == c.attempt) {
+        // An approval nobody gave in time was settled by its timeout: an answer now is late.
+        let timed_out = d
+            .decision
+            .as_deref()
+            .is_some_and(|v| v.ends_with(TIMED_OUT));
+        return Err(if timed_out {
+            Ignored::Late
+        } else {
+            Ignored::Duplicate
+        });
+    }
+    // A branch of a step that has closed: cancelled, or outlived by the join.
+    if c.branch.is_some()
+        && s.done
+            .iter()
+            .any(|d| d.step == c.step && d.branch.is_none())
+    {
+        return Err(Ignored::Late);
     }
     if let Some(i) = done_at {
         let ok = s.done[i].attempt;

@@ -19,6 +19,9 @@ use super::kinds::layer_above;
 use super::state::{Done, Run, SagaState};
 use super::transitions::{Cause, Tx};
 
+/// How a done approval's verdict ends when a timeout gave it.
+pub const TIMED_OUT: &str = " (timed out)";
+
 impl Tx<'_> {
     /// Raises the saga's layer, reports it, and issues the new layer's command.
     pub fn start_escalation(&mut self, s: &mut SagaState, step: &StepSpec, why: Option<String>) {
@@ -86,7 +89,11 @@ impl Tx<'_> {
         let mut e = self.step_event(s, kind, &step.name, attempt);
         e.reason = Some(reason);
         self.out.push(SagaOutput::Event(e));
-        s.done.push(Done::step(&step.name, attempt));
+        let recorded = format!("{verdict}{}", if timed_out { TIMED_OUT } else { "" });
+        s.done.push(Done {
+            decision: Some(recorded),
+            ..Done::step(&step.name, attempt)
+        });
         let mut output = HashMap::from([("approval".to_string(), verdict.to_string())]);
         if timed_out {
             output.insert("timed_out".into(), "true".into());

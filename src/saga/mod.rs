@@ -64,6 +64,10 @@ pub mod workflows;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_crew;
+#[cfg(test)]
+mod tests_vote;
 
 pub use census::SagaCensus;
 pub use config::{OnFailure, RetryPolicy, SagaConfig, StepSpec, WorkflowSpec};

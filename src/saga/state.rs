@@ -162,7 +162,8 @@ pub struct Done {
     /// The branch's agent type (sub-tasks are not in the workflow, so it is kept here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_type: Option<AgentType>,
-    /// A consensus step's decision, as the edge read it.
+    /// A consensus step's decision, or an approval's verdict (`rejected (timed out)` when the
+    /// timeout gave it), as the edge read it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<String>,
 }

@@ -243,7 +243,10 @@ impl<'a> Tx<'a> {
             .as_ref()
             .map(|a| format!("approval: {}", a["approval"]));
         self.out.push(SagaOutput::Event(e));
-        s.done.push(Done::step(&step.name, attempt));
+        s.done.push(Done {
+            decision: approval.as_ref().map(|a| a["approval"].clone()),
+            ..Done::step(&step.name, attempt)
+        });
         self.advance(s, step, approval.as_ref().unwrap_or(output));
     }
 
