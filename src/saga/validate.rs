@@ -129,7 +129,7 @@ pub fn validate_workflow(file: &str, w: &WorkflowSpec, problems: &mut Vec<Proble
     for (i, s) in w.steps.iter().enumerate() {
         if s.kind() != StepKind::Task && on_loop(w, &index, i) {
             let rule = format!(
-                "must not be on a loop: a {} step runs once per saga",
+                "must not be on a loop: {} steps run once per saga",
                 s.kind().name()
             );
             p(format!("{root}.steps[{i}]"), &rule, &quoted(&s.name));

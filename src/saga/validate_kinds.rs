@@ -233,3 +233,119 @@ fn check_policy(at: &str, policy: &LayerPolicy, p: &mut Report<'_>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::saga::{WorkflowError, Workflows};
+
+    #[test]
+    fn every_problem_of_every_kind_is_reported_with_file_path_and_value() {
+        let text = r#"
+            [workflows.k]
+            [[workflows.k.steps]]
+            name = "crew"
+            action = "look"
+            timeout_ms = 1000
+            next = [{ to = "vote" }]
+            fan_out = { branches = [{ agent_type = "OBSERVER", action = "" }], count = 2, join = "most" }
+
+            [[workflows.k.steps]]
+            name = "vote"
+            action = "choose"
+            timeout_ms = 1000
+            compensation = { action = "unvote" }
+            next = [{ to = "plan", when = { key = "risk", equals = "high" } }, { to = "plan", when = { key = "decision", equals = "maybe" } }]
+            consensus = { options = ["go", "go"], count = 3, quorum = 4, max_weight = 0.0, on_escalate = "nowhere" }
+
+            [[workflows.k.steps]]
+            name = "plan"
+            action = "plan"
+            timeout_ms = 1000
+            next = [{ to = "up" }]
+            supervisor = { max_subtasks = 9, join = "quorum(3)", final_action = "" }
+
+            [[workflows.k.steps]]
+            name = "up"
+            next = [{ to = "crew", max_times = 2 }]
+            [workflows.k.steps.escalate]
+            tactical = { agent_type = "ANALYST", action = "", timeout_ms = 0, on_timeout = "approved" }
+            strategic = { agent_type = "SUPERVISOR", action = "approve", timeout_ms = 10, approval = true }
+        "#;
+        let err = Workflows::from_sources([("k.toml".to_string(), text.to_string())]).unwrap_err();
+        let WorkflowError::Invalid(problems) = &err else {
+            panic!("{err}")
+        };
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        let expect = [
+            "k.toml: workflows.k.steps[0].fan_out: must list `branches` or give a `count`, not both, got both",
+            "k.toml: workflows.k.steps[0].fan_out.branches[0].action: must not be empty",
+            "k.toml: workflows.k.steps[0].fan_out.join: must be `all`, `any` or `quorum(k)` with k >= 1, got \"most\"",
+            "k.toml: workflows.k.steps[1].agent_type: must be set for a consensus step that gives a `count`, got nothing",
+            "k.toml: workflows.k.steps[1].compensation: must not be set: a consensus step has nothing to undo",
+            "k.toml: workflows.k.steps[1].consensus.options[1]: must be unique, got \"go\"",
+            "k.toml: workflows.k.steps[1].consensus.quorum: must be in 1..=3, got 4",
+            "k.toml: workflows.k.steps[1].consensus.max_weight: must be > 0, got 0",
+            "k.toml: workflows.k.steps[1].consensus.on_escalate: must name another step of this workflow, got \"nowhere\"",
+            "k.toml: workflows.k.steps[1].next[0].when.key: must test `decision`, the only output of a consensus step, got \"risk\"",
+            "k.toml: workflows.k.steps[1].next[1].when: must test one of the step's options, got \"maybe\"",
+            "k.toml: workflows.k.steps[2].agent_type: must be set for a supervisor step, got nothing",
+            "k.toml: workflows.k.steps[2].supervisor.max_subtasks: must be in 1..=8, got 9",
+            "k.toml: workflows.k.steps[2].supervisor.final_action: must not be empty",
+            "k.toml: workflows.k.steps[3].escalate.tactical.action: must not be empty",
+            "k.toml: workflows.k.steps[3].escalate.tactical.timeout_ms: must be > 0, got 0",
+            "k.toml: workflows.k.steps[3].escalate.tactical.on_timeout: must not be set without `approval = true`, got \"approved\"",
+            "k.toml: workflows.k.steps[3].escalate.strategic.on_timeout: must be set (`approved` or `rejected`) when `approval` is true, got nothing",
+            "k.toml: workflows.k.steps[0]: must not be on a loop: fan_out steps run once per saga, got \"crew\"",
+            "k.toml: workflows.k.steps[3]: must not be on a loop: escalate steps run once per saga, got \"up\"",
+        ];
+        for e in expect {
+            assert!(
+                lines.iter().any(|l| l.starts_with(e)),
+                "missing {e:?} in\n{}",
+                lines.join("\n")
+            );
+        }
+        // The loop is bounded, so it is no cycle problem; only its coordination steps are.
+        assert!(
+            !lines.iter().any(|l| l.contains("without a bound")),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn a_loop_without_a_bound_is_refused_and_naming_one_is_enough() {
+        let text = |bound: &str| {
+            format!(
+                r#"
+                [workflows.l]
+                [[workflows.l.steps]]
+                name = "fix"
+                agent_type = "SUPERVISOR"
+                action = "fix"
+                timeout_ms = 10
+                next = [{{ to = "check" }}]
+                [[workflows.l.steps]]
+                name = "check"
+                agent_type = "OBSERVER"
+                action = "check"
+                timeout_ms = 10
+                next = [{{ to = "fix", when = {{ key = "ok", equals = "false" }}{bound} }}]
+                "#
+            )
+        };
+        let err = Workflows::from_sources([("l.toml".into(), text(""))]).unwrap_err();
+        assert!(
+            err.to_string().contains("l.toml: workflows.l.steps: must form no loop without a bound (give one of its edges `max_times`), got fix -> check -> fix"),
+            "{err}"
+        );
+        Workflows::from_sources([("l.toml".into(), text(", max_times = 3"))])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err =
+            Workflows::from_sources([("l.toml".into(), text(", max_times = 0"))]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("steps[1].next[0].max_times: must be >= 1, got 0"),
+            "{err}"
+        );
+    }
+}
