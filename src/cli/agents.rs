@@ -12,13 +12,17 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::codec::Codec;
-use crate::model::{AgentCommand, AgentResult, CompensationCommand};
+use crate::model::{AgentCommand, AgentResult, AgentVote, CompensationCommand};
+use crate::sim::coordination::is_ballot;
 use crate::sim::{AgentProfile, SimulatedAgents};
 
 /// Run simulated agents: answer every command and compensation on agent.results
 ///
 /// Each answer comes after a latency drawn from --latency-ms; --failure-rate of them report
-/// FAILED and --silence-rate are never answered (so timeouts fire). --fail-actions and
+/// FAILED and --silence-rate are never answered (so timeouts fire). Consensus ballots are
+/// answered with a vote on agent.votes instead (a failing voter abstains, a silent one never
+/// votes); --vote-disagreement makes voters split, to force ties and missed quorums. A
+/// supervisor's plan request is answered with a plan of sub-tasks; cancels are not answered. --fail-actions and
 /// --silent-actions pick chaos by action instead of by chance, so one step of a workflow fails
 /// every time while the steps before it succeed. Examples:
 ///
@@ -27,6 +31,9 @@ use crate::sim::{AgentProfile, SimulatedAgents};
 ///
 ///   # Every remediation fails, so each saga retries it, then compensates the earlier steps.
 ///   aura agents --failure-rate 0 --fail-actions apply-remediation
+///
+///   # Half the voters disagree with the others: watch consensus steps tie and escalate.
+///   aura agents --vote-disagreement 0.5
 // Verbatim, so the examples keep their lines instead of being joined into one paragraph.
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
@@ -41,6 +48,9 @@ pub struct AgentsArgs {
     compensations_topic: String,
     #[arg(long, default_value = "agent.results")]
     results_topic: String,
+    /// Where votes on consensus ballots go.
+    #[arg(long, default_value = "agent.votes")]
+    votes_topic: String,
     /// Consumer group of the agents; instances sharing it split the work.
     #[arg(long, default_value = "aura-agents")]
     group_id: String,
@@ -53,6 +63,9 @@ pub struct AgentsArgs {
     /// Share of commands never answered, in [0, 1].
     #[arg(long, default_value_t = 0.0)]
     silence_rate: f64,
+    /// Share of voters who vote another option than their peers lean to, in [0, 1].
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    vote_disagreement: f64,
     /// Actions (comma-separated, as named in the workflow's `action` or `compensation.action`)
     /// always answered FAILED. Use it to watch a step exhaust its retries and the saga compensate.
     #[arg(long, value_delimiter = ',', value_name = "ACTION,...")]
@@ -86,6 +99,7 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
     for (name, rate) in [
         ("--failure-rate", args.failure_rate),
         ("--silence-rate", args.silence_rate),
+        ("--vote-disagreement", args.vote_disagreement),
     ] {
         anyhow::ensure!(
             (0.0..=1.0).contains(&rate),
@@ -94,10 +108,16 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
     }
     let codec = match &args.schema_registry_url {
         Some(url) => {
-            Codec::with_registry(url, &[(args.results_topic.as_str(), "aura.v1.AgentResult")])
+            let subjects = [
+                (args.results_topic.as_str(), "aura.v1.AgentResult"),
+                (args.votes_topic.as_str(), "aura.v1.AgentVote"),
+            ];
+            Codec::with_registry(url, &subjects)
                 .await
                 .with_context(|| {
-                    format!("cannot register AgentResult at {url}; is the registry up?")
+                    format!(
+                        "cannot register AgentResult and AgentVote at {url}; is the registry up?"
+                    )
                 })?
         }
         None => Codec::embedded(),
@@ -125,6 +145,7 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
         silence_rate: args.silence_rate,
         fail_actions: args.fail_actions,
         silent_actions: args.silent_actions,
+        vote_disagreement: args.vote_disagreement,
     };
     info!(
         commands = %args.commands_topic,
@@ -163,6 +184,10 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
             }
         } else {
             match codec.decode::<AgentCommand>(bytes).await {
+                Ok(c) if is_ballot(&c) => {
+                    cast_vote(&mut agents, &c, now, &producer, &codec, &args.votes_topic);
+                    continue;
+                }
                 Ok(c) => agents.answer(&c, now),
                 Err(e) => {
                     warn!(error = %e, "undecodable command skipped");
@@ -194,6 +219,47 @@ async fn send(
     producer
         .send(
             FutureRecord::to(topic).key(&result.saga_id).payload(&value),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)?;
+    Ok(())
+}
+
+/// Votes on a ballot, after the drawn latency, keyed by the ballot's correlation id (its
+/// partition key, docs/KEYS.md) so the vote lands in the saga's partition.
+fn cast_vote(
+    agents: &mut SimulatedAgents,
+    ballot: &AgentCommand,
+    now: i64,
+    producer: &FutureProducer,
+    codec: &Codec,
+    topic: &str,
+) {
+    let Some((due, vote)) = agents.vote(ballot, now) else {
+        return;
+    };
+    let (producer, codec, topic) = (producer.clone(), codec.clone(), topic.to_string());
+    let key = ballot.correlation_id.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis((due - now).max(0) as u64)).await;
+        if let Err(e) = send_vote(&producer, &codec, &topic, &key, &vote).await {
+            warn!(error = %e, saga_id = %vote.saga_id, "vote not sent");
+        }
+    });
+}
+
+async fn send_vote(
+    producer: &FutureProducer,
+    codec: &Codec,
+    topic: &str,
+    key: &str,
+    vote: &AgentVote,
+) -> anyhow::Result<()> {
+    let value = codec.encode(topic, vote)?;
+    producer
+        .send(
+            FutureRecord::to(topic).key(key).payload(&value),
             Duration::from_secs(10),
         )
         .await

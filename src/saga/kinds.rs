@@ -12,6 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{AgentType, Layer};
 
+/// The attribute of a ballot command listing the options, comma-separated.
+pub const OPTIONS_ATTRIBUTE: &str = "vote.options";
+
+/// The attribute of a supervisor's plan request giving the most sub-tasks it may plan.
+pub const PLAN_ATTRIBUTE: &str = "plan.max_subtasks";
+
 /// The most branches, ballots or sub-tasks one step may have: each is a few dozen bytes of saga
 /// state, and a saga must stay under 2 KB.
 pub const MAX_BRANCHES: usize = 8;

@@ -14,7 +14,7 @@ use crate::model::{
 use super::backoff::retry_delay_ms;
 use super::config::{Edge, OnFailure, SagaConfig, StepSpec, WorkflowSpec};
 use super::effects::SagaOutput;
-use super::kinds::{layer_above, StepKind};
+use super::kinds::{layer_above, StepKind, PLAN_ATTRIBUTE};
 use super::state::{
     id_of, CommandRef, Done, Failure, Part, Phase, Run, SagaState, SagaStatus, Stage, TimerKind,
 };
@@ -208,7 +208,7 @@ impl<'a> Tx<'a> {
             StepKind::Supervisor => Coordination::Hierarchical,
             _ => s.route.coordination,
         };
-        let c = self.command(
+        let mut c = self.command(
             s,
             &step.name,
             id,
@@ -218,6 +218,10 @@ impl<'a> Tx<'a> {
             attempt,
             deadline,
         );
+        if let Some(sup) = step.supervisor.as_ref().filter(|_| stage == Stage::Plan) {
+            c.attributes
+                .insert(PLAN_ATTRIBUTE.into(), sup.max_subtasks.to_string());
+        }
         self.out.push(SagaOutput::Command(c));
         s.set_timer(TimerKind::StepTimeout, deadline);
     }

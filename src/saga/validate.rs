@@ -127,7 +127,12 @@ pub fn validate_workflow(file: &str, w: &WorkflowSpec, problems: &mut Vec<Proble
     }
     // Coordination steps number their commands per visit, so they cannot run twice.
     for (i, s) in w.steps.iter().enumerate() {
-        if s.kind() != StepKind::Task && on_loop(w, &index, i) {
+        let looped = on_loop(w, &index, i);
+        if looped && s.compensation.is_some() {
+            let rule = "must not be set on a step in a loop (each visit's undo would share one command id)";
+            p(format!("{root}.steps[{i}].compensation"), rule, &"a table");
+        }
+        if s.kind() != StepKind::Task && looped {
             let rule = format!(
                 "must not be on a loop: {} steps run once per saga",
                 s.kind().name()

@@ -20,15 +20,12 @@ use crate::model::{
 
 use super::config::{StepSpec, WorkflowSpec};
 use super::effects::{Ignored, SagaOutput};
-use super::kinds::{ConsensusSpec, Weighting};
+use super::kinds::{ConsensusSpec, Weighting, OPTIONS_ATTRIBUTE};
 use super::state::{
     decision_id, id_of, parse_command_id, Branch, BranchState, CommandRef, Done, Part, Run,
     SagaState, SagaStatus, TimerKind, Vote,
 };
 use super::transitions::Tx;
-
-/// The attribute of a ballot command listing the options, comma-separated.
-pub const OPTIONS_ATTRIBUTE: &str = "vote.options";
 
 /// A voter's layer weight: observers 1, analysts 2, supervisors 3.
 fn layer_weight(t: AgentType) -> f64 {

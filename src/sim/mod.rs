@@ -3,6 +3,7 @@
 //! will answer on Kafka for `aura agents`.
 
 pub mod agents;
+pub mod coordination;
 pub mod saga_run;
 
 pub use agents::{AgentProfile, SimulatedAgents};

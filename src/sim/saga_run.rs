@@ -8,9 +8,11 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
-use crate::model::{AgentResult, SagaEventKind};
+use crate::model::{AgentResult, AgentVote, ConsensusOutcome, SagaEventKind};
+use crate::saga::state::{parse_command_id, Part};
 use crate::saga::{Effects, SagaEngine, SagaStart, SagaStore};
 
+use super::coordination::is_ballot;
 use super::SimulatedAgents;
 
 /// What happened to the sagas of one run.
@@ -24,6 +26,15 @@ pub struct SagaRunStats {
     pub commands: u64,
     pub compensations: u64,
     pub escalations: u64,
+    /// Consensus decisions written, and how many of them were AGREED.
+    pub consensus_decisions: u64,
+    pub decisions_agreed: u64,
+    /// Fan-out (and supervisor) branch commands, and the branches cancelled after a join.
+    pub fan_out_branches: u64,
+    pub cancels: u64,
+    /// Votes cast, and those ignored (duplicate, late, not asked).
+    pub votes: u64,
+    pub votes_ignored: u64,
     pub results_ignored: u64,
     /// Still running when the run ended (should be none).
     pub sagas_unfinished: u64,
@@ -34,6 +45,7 @@ pub struct SagaRunStats {
 enum Arrival {
     Start(Box<SagaStart>),
     Result(Box<AgentResult>),
+    Vote(Box<AgentVote>),
 }
 
 /// Runs every `(at_ms, start)` trigger to the end of its saga.
@@ -94,6 +106,14 @@ pub fn run_sagas(
                         }
                     }
                     Arrival::Result(result) => vec![store.on_result(engine, &result, now)],
+                    Arrival::Vote(vote) => {
+                        stats.votes += 1;
+                        let fx = store.on_vote(engine, &vote, now);
+                        if fx.ignored.is_some() {
+                            stats.votes_ignored += 1;
+                        }
+                        vec![fx]
+                    }
                 }
             }
         };
@@ -108,6 +128,18 @@ pub fn run_sagas(
                 .unwrap_or_default();
             for command in fx.commands() {
                 stats.commands += 1;
+                let id = parse_command_id(&command.saga_id, &command.command_id);
+                if id.is_some_and(|c| c.branch.is_some() && c.part == Part::Step) {
+                    stats.fan_out_branches += 1;
+                }
+                if is_ballot(command) {
+                    if let Some((at, vote)) = agents.vote(command, now) {
+                        queue.push(Reverse((at, seq)));
+                        arrivals.insert(seq, Arrival::Vote(Box::new(vote)));
+                        seq += 1;
+                    }
+                    continue;
+                }
                 if let Some((at, result)) = agents.answer(command, now) {
                     queue.push(Reverse((at, seq)));
                     arrivals.insert(seq, Arrival::Result(Box::new(result)));
@@ -123,6 +155,13 @@ pub fn run_sagas(
                 }
             }
             stats.escalations += fx.escalations().count() as u64;
+            stats.cancels += fx.cancels().count() as u64;
+            for d in fx.decisions() {
+                stats.consensus_decisions += 1;
+                if d.outcome == ConsensusOutcome::Agreed {
+                    stats.decisions_agreed += 1;
+                }
+            }
             for event in fx.events() {
                 match event.kind {
                     SagaEventKind::Completed => stats.sagas_completed += 1,
