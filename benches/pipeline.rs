@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aura::codec::Codec;
-use aura::config::TopicsConfig;
+use aura::config::Config;
 use aura::generator::Generator;
-use aura::processor::{AnomalyRouter, RouterSettings};
 use aura::runtime::{InputRecord, RecordHandler};
 use aura::semantic::{Engine, PatternLibrary, SemanticConfig};
 use aura::telemetry::Metrics;
+use aura::topology::Topology;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
@@ -48,17 +48,17 @@ fn records(n: usize) -> Vec<InputRecord> {
 }
 
 fn pipeline(c: &mut Criterion) {
-    let handler = RecordHandler::new(
-        Codec::embedded(),
-        TopicsConfig::default(),
-        "aura-bench",
-        Metrics::new(),
-    );
+    // Sagas off: the anomaly chain and the correlation window, one command per incident.
+    let mut config = Config::default();
+    config.sagas.enabled = false;
+    let metrics = Metrics::new();
+    let handler = RecordHandler::new(Codec::embedded(), Topology::new(&config), metrics.clone());
     let engine = Arc::new(Engine::new(
         SemanticConfig::default(),
         PatternLibrary::builtin(),
     ));
-    let mut router = AnomalyRouter::new(RouterSettings::default(), Arc::default(), engine);
+    let make = aura::app::incident_tasks(&config, &metrics, Arc::default(), engine, 1).unwrap();
+    let mut task = make(0);
     let inputs = records(1024);
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Elements(1));
@@ -68,7 +68,7 @@ fn pipeline(c: &mut Criterion) {
             let record = &inputs[i % inputs.len()];
             i += 1;
             let decoded = block_on(handler.decode(record));
-            black_box(handler.handle(&mut router, record, decoded, 1_000_000, Instant::now()))
+            black_box(handler.handle(task.as_mut(), record, decoded, 1_000_000, Instant::now()))
         })
     });
     group.finish();

@@ -1,6 +1,6 @@
 //! Heap bytes per active saga: 100,000 incidents routed by the real anomaly chain start 100,000
-//! sagas in one partition's saga processor, and a counting allocator measures what they hold
-//! (states, timer index, maps). `aura bench recovery` measures the resident memory of a whole
+//! sagas in one partition's incident task, and a counting allocator measures what they hold
+//! (saga states, open incidents, timer indexes, maps). `aura bench recovery` measures the resident memory of a whole
 //! service; this isolates the store's share of it.
 //!
 //! `cargo bench --bench saga_memory [-- SAGAS]`
@@ -12,9 +12,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
 
+use aura::config::Config;
 use aura::generator::Generator;
-use aura::processor::{AnomalyRouter, Event, Output, Processor, RouterSettings, SagaProcessor};
-use aura::saga::{SagaConfig, SagaEngine, Workflows};
+use aura::processor::{Event, Output};
 use aura::semantic::{Engine, PatternLibrary, SemanticConfig};
 use aura::telemetry::Metrics;
 
@@ -58,66 +58,53 @@ fn main() {
         SemanticConfig::default(),
         PatternLibrary::builtin(),
     ));
-    let settings = RouterSettings {
-        sagas: true,
-        ..Default::default()
-    };
-    let mut router = AnomalyRouter::new(settings, Arc::default(), engine);
-    let workflows = Arc::new(Workflows::builtin().expect("built-in workflows load"));
-    let saga_engine = Arc::new(SagaEngine::new(workflows, SagaConfig::default()));
     let metrics = Metrics::new();
-    let store_engine = saga_engine.clone();
-    let mut store = SagaProcessor::new(saga_engine, &metrics.sagas);
-    // Every anomaly from its own source: one incident, so one saga, each.
-    let mut generator = Generator::new(5, 1 << 40, 0.0);
+    let make = aura::app::incident_tasks(&Config::default(), &metrics, Arc::default(), engine, 1)
+        .expect("built-in workflows load");
     let now_ms = 1_800_000_000_000;
+    // Every anomaly from its own source: one incident, so one saga, each.
+    let anomalies = || {
+        let mut generator = Generator::new(5, 1 << 40, 0.0);
+        (0..sagas).map(move |_| generator.anomaly(now_ms))
+    };
 
     let before = LIVE_BYTES.load(Ordering::Relaxed);
     let resident_before = resident_bytes();
-    let (mut out, mut triggers) = (Vec::new(), Vec::new());
-    for _ in 0..sagas {
-        router
-            .process(
-                Event::Anomaly(generator.anomaly(now_ms)),
-                now_ms,
-                &mut triggers,
-            )
+    let mut task = make(0);
+    let mut out = Vec::new();
+    for anomaly in anomalies() {
+        task.process(Event::Anomaly(anomaly), now_ms, &mut out)
             .expect("generated anomalies are valid");
-        for trigger in triggers.drain(..) {
-            let Output::SagaTrigger(command) = trigger else {
-                panic!("with sagas on, the router emits triggers only");
-            };
-            store
-                .process(Event::SagaTrigger(command), now_ms, &mut out)
-                .expect("the saga starts");
-            out.clear(); // what the runtime would have produced and dropped
-        }
+        out.clear(); // what the runtime would have produced and dropped
     }
     let held = LIVE_BYTES.load(Ordering::Relaxed) - before;
     let resident = resident_bytes() - resident_before;
     println!(
-        "saga_memory: {sagas} active sagas hold {:.1} MiB of heap, {:.0} bytes per saga; resident memory grew {:.0} bytes per saga",
+        "saga_memory: {sagas} active sagas hold {:.1} MiB of heap, {:.0} bytes per saga (incident included); resident memory grew {:.0} bytes per saga",
         held as f64 / 1048576.0,
         held as f64 / sagas as f64,
         resident as f64 / sagas as f64,
     );
+    drop(task);
 
     // The same sagas read back from their changelog records, as a restarted instance holds them.
-    let records: Vec<(String, Vec<u8>)> = store
-        .store()
-        .iter()
-        .map(|s| {
-            let record = store
-                .store()
-                .record(&s.saga_id)
-                .expect("listed sagas exist");
-            (s.saga_id.clone(), record.to_vec())
-        })
-        .collect();
+    let mut records = std::collections::HashMap::new();
+    let mut source = make(0);
+    for anomaly in anomalies() {
+        source
+            .process(Event::Anomaly(anomaly), now_ms, &mut out)
+            .expect("generated anomalies are valid");
+        for o in out.drain(..) {
+            if let Output::State { store, key, value } = o {
+                records.insert((store, key), value);
+            }
+        }
+    }
+    drop(source);
     let before = LIVE_BYTES.load(Ordering::Relaxed);
-    let mut restored = SagaProcessor::new(store_engine, &metrics.sagas);
-    for (key, value) in &records {
-        restored.restore(aura::processor::SAGA_STORE, key, Some(value));
+    let mut restored = make(0);
+    for ((store, key), value) in &records {
+        restored.restore(store, key, value.as_deref());
     }
     let held = LIVE_BYTES.load(Ordering::Relaxed) - before;
     println!(
@@ -125,7 +112,7 @@ fn main() {
         held as f64 / sagas as f64,
         std::mem::size_of::<aura::saga::SagaState>()
     );
-    drop((store, restored));
+    drop(restored);
 }
 
 /// This process's resident set size (Linux), in bytes.

@@ -9,15 +9,20 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::codec::Codec;
-use crate::config::{Config, InternalTopics};
-use crate::processor::{AnomalyRouter, Processor, RouterSettings, SagaProcessor, SAGA_STORE};
-use crate::runtime::kafka::{self, KafkaSettings, SubTopology};
+use crate::config::Config;
+use crate::model::TdaContext;
+use crate::processor::{
+    incident_key, AnomalyRouter, Home, IncidentTask, Processor, Rekeyer, RouterSettings,
+    SagaProcessor, SAGA_STORE,
+};
+use crate::runtime::kafka::{self, KafkaSettings, MakeProcessor, SubTopology};
 use crate::runtime::queries::KeyRouting;
 use crate::runtime::{Readiness, RecordHandler, StateQueries};
 use crate::saga::{SagaEngine, Workflows};
 use crate::semantic::{Engine, PatternLibrary};
 use crate::table::Table;
 use crate::telemetry::Metrics;
+use crate::topology::Topology;
 
 /// Runs the service on Kafka until `shutdown` turns true. `queries` learns where saga state
 /// lives, and which of its partitions this instance's tasks own.
@@ -30,7 +35,8 @@ pub async fn run_on_kafka(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let codec = connect_codec(config).await?;
+    let topology = Topology::new(config);
+    let codec = connect_codec(config, &topology).await?;
     let engine = Arc::new(semantic_engine(config)?);
     metrics.watch_route_cache({
         let engine = engine.clone();
@@ -40,63 +46,52 @@ pub async fn run_on_kafka(
         }
     });
     let contexts: Arc<Table<_>> = Arc::default();
-    let settings = RouterSettings {
-        validation: config.validation.clone(),
-        sagas: config.sagas.enabled,
-        ..Default::default()
-    };
-    let router = {
-        let contexts = contexts.clone();
-        Box::new(move || -> Box<dyn Processor> {
-            Box::new(AnomalyRouter::new(
-                settings.clone(),
-                contexts.clone(),
-                engine.clone(),
-            ))
-        })
-    };
-    let saga_metrics = metrics.sagas.clone();
-    let handler = RecordHandler::new(
-        codec,
-        config.topics.clone(),
-        &config.kafka.group_id,
-        metrics,
+    let plan = partition_plan(config, &topology).await?;
+    info!(
+        path = if plan.one_hop { "one-hop" } else { "re-key" },
+        partitions = plan.partitions,
+        anomaly_partitions = plan.anomaly_partitions,
+        why = %plan.why,
+        "incident path"
     );
-    let mut subtopologies = vec![SubTopology {
-        topics: vec![config.topics.anomalies.clone()],
-        make_processor: router,
-    }];
+    let make_task = incident_tasks(config, &metrics, contexts.clone(), engine, plan.partitions)?;
+    let t = &topology;
+    let mut home_inputs = vec![t.internal.rekey.clone()];
     if config.sagas.enabled {
-        let internal = handler.internal_topics().clone();
-        let partitions = kafka::ensure_copartitioned(
-            &config.kafka,
-            &config.topics.agent_results,
-            &[&internal.saga_triggers, &config.topics.agent_votes],
-            &[&internal.changelog(SAGA_STORE)],
-        )
-        .await?;
-        // A saga's partition is its trigger's: the router produces triggers keyed by saga id.
+        home_inputs.push(config.topics.agent_results.clone());
+    }
+    let subtopologies = if plan.one_hop {
+        home_inputs.insert(0, config.topics.anomalies.clone());
+        vec![SubTopology {
+            topics: home_inputs,
+            make_processor: make_task,
+        }]
+    } else {
+        vec![
+            SubTopology {
+                topics: vec![config.topics.anomalies.clone()],
+                make_processor: Box::new(|_| -> Box<dyn Processor> { Box::new(Rekeyer) }),
+            },
+            SubTopology {
+                topics: home_inputs,
+                make_processor: make_task,
+            },
+        ]
+    };
+    if config.sagas.enabled {
         queries.serve(
             SAGA_STORE,
             KeyRouting {
-                topic: internal.saga_triggers.clone(),
-                partitions,
+                topic: config.topics.agent_results.clone(),
+                partitions: plan.partitions,
                 group: config.kafka.group_id.clone(),
+                partition_key: incident_key,
             },
         );
-        let sagas = Arc::new(saga_engine(config)?);
-        subtopologies.push(SubTopology {
-            topics: vec![
-                internal.saga_triggers.clone(),
-                config.topics.agent_results.clone(),
-            ],
-            make_processor: Box::new(move || -> Box<dyn Processor> {
-                Box::new(SagaProcessor::new(sagas.clone(), &saga_metrics))
-            }),
-        });
     } else {
         queries.switch_off(SAGA_STORE);
     }
+    let handler = RecordHandler::new(codec, topology, metrics);
     let kafka_settings = KafkaSettings {
         kafka: config.kafka.clone(),
         instance_id: instance_id.to_string(),
@@ -118,6 +113,106 @@ pub async fn run_on_kafka(
     )
     .await?;
     Ok(())
+}
+
+/// How the incident partitions line up with the anomaly topic's (docs/KEYS.md).
+struct PartitionPlan {
+    /// Partitions of the incident tasks' inputs (results, votes, re-key topic, changelogs).
+    partitions: i32,
+    anomaly_partitions: i32,
+    /// The anomaly chain runs in the incident tasks: no re-key hop for anomalies keyed by
+    /// correlation id.
+    one_hop: bool,
+    why: String,
+}
+
+/// Creates what is missing and checks co-partitioning. A missing anomaly topic is created with
+/// the results' partition count (or `output.partitions`), so a fresh cluster gets the one-hop
+/// path.
+async fn partition_plan(config: &Config, topology: &Topology) -> anyhow::Result<PartitionPlan> {
+    let topics = &config.topics;
+    let changelogs = topology.changelogs();
+    let changelogs: Vec<&str> = changelogs.iter().map(String::as_str).collect();
+    let rekey = topology.internal.rekey.as_str();
+    if !config.sagas.enabled {
+        let n =
+            kafka::ensure_copartitioned(&config.kafka, &topics.anomalies, &[rekey], &changelogs)
+                .await?;
+        return Ok(PartitionPlan {
+            partitions: n,
+            anomaly_partitions: n,
+            one_hop: true,
+            why: "sagas are off: incidents are partitioned like the anomaly topic".into(),
+        });
+    }
+    let results_n = kafka::ensure_partitions(
+        &config.kafka,
+        &topics.agent_results,
+        config.kafka.output_partitions,
+    )
+    .await?;
+    let anomaly_n = kafka::ensure_partitions(&config.kafka, &topics.anomalies, results_n).await?;
+    let n = kafka::ensure_copartitioned(
+        &config.kafka,
+        &topics.agent_results,
+        &[rekey, &topics.agent_votes],
+        &changelogs,
+    )
+    .await?;
+    let one_hop = anomaly_n == n;
+    let why = if one_hop {
+        format!(
+            "{} and {} both have {n} partitions: anomalies keyed by correlation id start their saga in the same transaction",
+            topics.anomalies, topics.agent_results
+        )
+    } else {
+        format!(
+            "{} has {anomaly_n} partitions but {} has {n}: every anomaly is re-keyed through {rekey} first (recreate {} with {n} partitions for the one-hop path)",
+            topics.anomalies, topics.agent_results, topics.anomalies
+        )
+    };
+    Ok(PartitionPlan {
+        partitions: n,
+        anomaly_partitions: anomaly_n,
+        one_hop,
+        why,
+    })
+}
+
+/// The factory of incident tasks: one per partition of `partitions`, with its own stores.
+pub fn incident_tasks(
+    config: &Config,
+    metrics: &Metrics,
+    contexts: Arc<Table<TdaContext>>,
+    engine: Arc<Engine>,
+    partitions: i32,
+) -> anyhow::Result<MakeProcessor> {
+    let settings = RouterSettings {
+        validation: config.validation.clone(),
+        ..Default::default()
+    };
+    let sagas = if config.sagas.enabled {
+        Some(Arc::new(saga_engine(config)?))
+    } else {
+        None
+    };
+    let correlation = config.correlation.clone();
+    let (saga_metrics, rekeyed) = (metrics.sagas.clone(), metrics.rekeyed.clone());
+    Ok(Box::new(move |partition| -> Box<dyn Processor> {
+        let router = AnomalyRouter::new(settings.clone(), contexts.clone(), engine.clone());
+        Box::new(IncidentTask::new(
+            Home {
+                partition,
+                partitions,
+            },
+            router,
+            correlation.clone(),
+            sagas
+                .as_ref()
+                .map(|engine| SagaProcessor::new(engine.clone(), &saga_metrics)),
+            rekeyed.clone(),
+        ))
+    }))
 }
 
 /// The saga engine over the configured workflows, or the built-in ones.
@@ -144,27 +239,12 @@ pub fn semantic_engine(config: &Config) -> anyhow::Result<Engine> {
 
 /// The registry codec, retried while the registry is unreachable (transient), or the
 /// embedded catalog when no registry is configured.
-async fn connect_codec(config: &Config) -> anyhow::Result<Codec> {
+async fn connect_codec(config: &Config, topology: &Topology) -> anyhow::Result<Codec> {
     let Some(url) = &config.schema_registry.url else {
         info!("no schema_registry.url: using the embedded schema catalog");
         return Ok(Codec::embedded());
     };
-    let triggers = InternalTopics::new(&config.kafka.group_id).saga_triggers;
-    let mut writes = vec![
-        (config.topics.commands.as_str(), "aura.v1.AgentCommand"),
-        (config.topics.dead_letters.as_str(), "aura.v1.DeadLetter"),
-    ];
-    if config.sagas.enabled {
-        writes.extend([
-            (triggers.as_str(), "aura.v1.AgentCommand"),
-            (config.topics.sagas.as_str(), "aura.v1.SagaEvent"),
-            (
-                config.topics.compensations.as_str(),
-                "aura.v1.CompensationCommand",
-            ),
-            (config.topics.escalations.as_str(), "aura.v1.Escalation"),
-        ]);
-    }
+    let writes = topology.writes();
     let mut backoff = Duration::from_millis(200);
     loop {
         match Codec::with_registry(url, &writes).await {

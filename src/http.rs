@@ -183,6 +183,7 @@ mod tests {
                 topic: TOPIC.into(),
                 partitions: 3,
                 group: "app".into(),
+                partition_key: |k| k,
             },
         );
         // An id with a slash: the route takes the rest of the path.

@@ -21,6 +21,8 @@
 //! - [`telemetry`]: every metric, named in one place.
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz` and `/sagas/{id}`.
 //! - [`generator`]: synthetic, realistic anomalies (and malformed ones) for `produce` and `demo`.
+//! - [`topology`]: every input and output topic declared once: what it carries, its schema,
+//!   how it is read; decoding, encoding, topic creation and `aura topology graph` follow it.
 //! - [`app`]: assembles codec, tables, processors and runtime from the configuration.
 //! - [`cli`]: the `aura` command line.
 //! - [`clock`]: wall-clock milliseconds.
@@ -41,3 +43,4 @@ pub mod semantic;
 pub mod sim;
 pub mod table;
 pub mod telemetry;
+pub mod topology;

@@ -52,6 +52,10 @@ pub struct Metrics {
     pub restored_records: IntCounter,
     /// The sagas of this instance's partitions.
     pub sagas: SagaMetrics,
+    /// `aura_rekeyed_total`: anomalies that arrived in a partition other than their correlation
+    /// key's and took the re-key hop (docs/KEYS.md); 0 when the TDA producer keys by
+    /// correlation id.
+    pub rekeyed: IntCounter,
 }
 
 /// Saga metrics. The gauges sum every saga task of this instance: each task adds its own
@@ -181,6 +185,10 @@ impl Metrics {
                 &["kind"],
             ),
             sagas,
+            rekeyed: counter(
+                "rekeyed_total",
+                "Anomalies re-keyed to their correlation key's partition",
+            ),
             registry,
         }
     }
@@ -280,4 +288,10 @@ mod tests {
             .render()
             .contains("aura_route_cache_lookups_total{result=\"hit\"} 5"));
     }
+}
+
+/// A histogram for latencies in microseconds, from 1 µs to 10 minutes at 3 significant
+/// digits. Bounded, so `saturating_record` clamps instead of silently losing range.
+pub fn latency_histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds")
 }

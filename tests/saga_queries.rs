@@ -7,7 +7,8 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use aura::config::InternalTopics;
+use aura::processor::incident_key;
+use aura::runtime::partitioner::partition_for;
 use common::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -16,9 +17,10 @@ use serde_json::Value;
 
 const SAGAS_ON: &str = "[sagas]\nenabled = true\n";
 
-/// Each saga id on the trigger topic and the partition its triggers landed on, read until at
-/// least `min` sagas are seen and nothing new came for two seconds.
-fn trigger_partitions(topic: &str, min: usize) -> BTreeMap<String, i32> {
+/// Each saga id on the saga event topic and the partition its state lives in (its correlation
+/// key's partition of `partitions`, docs/KEYS.md), read until at least `min` sagas are seen and
+/// nothing new came for two seconds.
+fn saga_partitions(topic: &str, partitions: i32, min: usize) -> BTreeMap<String, i32> {
     let consumer = committed_reader(topic);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = Instant::now();
@@ -27,11 +29,8 @@ fn trigger_partitions(topic: &str, min: usize) -> BTreeMap<String, i32> {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
             last = Instant::now();
             let key = String::from_utf8(m.key().unwrap().to_vec()).unwrap();
-            let earlier = sagas.insert(key, m.partition());
-            assert!(
-                earlier.is_none_or(|p| p == m.partition()),
-                "one saga, one partition"
-            );
+            let partition = partition_for(incident_key(&key).as_bytes(), partitions);
+            sagas.insert(key, partition);
         }
     }
     sagas
@@ -107,8 +106,9 @@ async fn each_saga_is_answered_by_its_owner_and_the_other_instance_names_its_par
     let first = Service::start(&config, "first", dir.path());
     // Slow agents keep the sagas in flight for the whole test.
     let _agents = start_simulated_agents(&topics, dir.path(), "0", "5000..8000");
-    let triggers = InternalTopics::new(&topics.group).saga_triggers;
-    let sagas = trigger_partitions(&triggers, 35);
+    // The anomaly topic (4 partitions) does not line up with the results (3): anomalies take
+    // the re-key hop, and each saga lives in its correlation key's partition of the results.
+    let sagas = saga_partitions(&topics.sagas, 3, 35);
     assert!(sagas.len() >= 35, "sagas started: {}", sagas.len());
     // The second instance joins now, so the first gives up partitions whose sagas it counted.
     let second = Service::start(&config, "second", dir.path());
@@ -116,9 +116,6 @@ async fn each_saga_is_answered_by_its_owner_and_the_other_instance_names_its_par
     for base in &bases {
         wait_ready(base).await;
     }
-    // The partition a query computes must be the one the records are on: same partition
-    // count for the trigger topic and agent results (co-partitioned), as configured.
-    assert_eq!(partition_count(&triggers), 3);
     assert_eq!(partition_count(&topics.results), 3);
 
     let mut in_flight = 0;
@@ -149,13 +146,13 @@ async fn each_saga_is_answered_by_its_owner_and_the_other_instance_names_its_par
         assert_eq!(state["saga_id"], saga_id.as_str());
         assert!(state["started_at"].as_i64().unwrap() > 0, "{state}");
         assert_eq!(pointer["partition"], *partition, "{saga_id}: {pointer}");
-        assert_eq!(pointer["topic"], triggers.as_str());
+        assert_eq!(pointer["topic"], topics.results.as_str());
         assert_eq!(pointer["owned_here"], false);
         assert!(
             pointer["hint"]
                 .as_str()
                 .unwrap()
-                .contains(&format!("partition {partition} of {triggers}")),
+                .contains(&format!("partition {partition} of {}", topics.results)),
             "{pointer}"
         );
         if matches!(state["status"].as_str(), Some("RUNNING" | "COMPENSATING")) {
@@ -166,7 +163,7 @@ async fn each_saga_is_answered_by_its_owner_and_the_other_instance_names_its_par
 
     // Together the instances hold every saga exactly once: a revoked partition left nothing
     // behind in the first instance's gauges. Triggers may still be in processing, so wait.
-    let sagas = trigger_partitions(&triggers, sagas.len());
+    let sagas = saga_partitions(&topics.sagas, 3, sagas.len());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let mut held = 0;

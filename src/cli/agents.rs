@@ -174,9 +174,20 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
             continue;
         };
         let now = crate::clock::now_ms();
+        // Answers are keyed by the command's partition_key, so they reach the saga's partition
+        // (docs/KEYS.md); a command from before that field existed falls back to the saga id's.
+        let key_of = |partition_key: &str, saga_id: &str| {
+            if partition_key.is_empty() {
+                crate::processor::incident_key(saga_id).to_string()
+            } else {
+                partition_key.to_string()
+            }
+        };
         let answer = if message.topic() == args.compensations_topic {
             match codec.decode::<CompensationCommand>(bytes).await {
-                Ok(c) => agents.compensate(&c, now),
+                Ok(c) => agents
+                    .compensate(&c, now)
+                    .map(|a| (key_of(&c.partition_key, &c.saga_id), a)),
                 Err(e) => {
                     warn!(error = %e, "undecodable compensation skipped");
                     continue;
@@ -185,24 +196,33 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
         } else {
             match codec.decode::<AgentCommand>(bytes).await {
                 Ok(c) if is_ballot(&c) => {
-                    cast_vote(&mut agents, &c, now, &producer, &codec, &args.votes_topic);
+                    let key = key_of(&c.partition_key, &c.saga_id);
+                    cast_vote(
+                        &mut agents,
+                        &c,
+                        now,
+                        (&producer, &codec, &args.votes_topic),
+                        key,
+                    );
                     continue;
                 }
-                Ok(c) => agents.answer(&c, now),
+                Ok(c) => agents
+                    .answer(&c, now)
+                    .map(|a| (key_of(&c.partition_key, &c.saga_id), a)),
                 Err(e) => {
                     warn!(error = %e, "undecodable command skipped");
                     continue;
                 }
             }
         };
-        let Some((due, result)) = answer else {
+        let Some((key, (due, result))) = answer else {
             continue;
         };
         let (producer, codec, topic) =
             (producer.clone(), codec.clone(), args.results_topic.clone());
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis((due - now).max(0) as u64)).await;
-            if let Err(e) = send(&producer, &codec, &topic, &result).await {
+            if let Err(e) = send(&producer, &codec, &topic, &key, &result).await {
                 warn!(error = %e, saga_id = %result.saga_id, "result not sent");
             }
         });
@@ -213,12 +233,13 @@ async fn send(
     producer: &FutureProducer,
     codec: &Codec,
     topic: &str,
+    key: &str,
     result: &AgentResult,
 ) -> anyhow::Result<()> {
     let value = codec.encode(topic, result)?;
     producer
         .send(
-            FutureRecord::to(topic).key(&result.saga_id).payload(&value),
+            FutureRecord::to(topic).key(key).payload(&value),
             Duration::from_secs(10),
         )
         .await
@@ -226,21 +247,19 @@ async fn send(
     Ok(())
 }
 
-/// Votes on a ballot, after the drawn latency, keyed by the ballot's correlation id (its
-/// partition key, docs/KEYS.md) so the vote lands in the saga's partition.
+/// Votes on a ballot, after the drawn latency, keyed by the ballot's `partition_key`
+/// (docs/KEYS.md) so the vote lands in the saga's partition.
 fn cast_vote(
     agents: &mut SimulatedAgents,
     ballot: &AgentCommand,
     now: i64,
-    producer: &FutureProducer,
-    codec: &Codec,
-    topic: &str,
+    (producer, codec, topic): (&FutureProducer, &Codec, &str),
+    key: String,
 ) {
     let Some((due, vote)) = agents.vote(ballot, now) else {
         return;
     };
     let (producer, codec, topic) = (producer.clone(), codec.clone(), topic.to_string());
-    let key = ballot.correlation_id.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis((due - now).max(0) as u64)).await;
         if let Err(e) = send_vote(&producer, &codec, &topic, &key, &vote).await {

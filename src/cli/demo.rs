@@ -12,14 +12,14 @@ use serde::Serialize;
 use crate::codec::Codec;
 use crate::config::Config;
 use crate::generator::Generator;
-use crate::model::AgentCommand;
-use crate::processor::{AnomalyRouter, Processor, RouterSettings};
+use crate::model::{CorrelationEvent, SagaEvent, SagaEventKind};
 use crate::runtime::{EmbeddedLog, EmbeddedRunner, OutputRecord, RecordHandler};
-use crate::saga::{SagaConfig, SagaEngine, SagaStart, Workflows};
-use crate::sim::{run_sagas, AgentProfile, SagaRunStats, SimulatedAgents};
+use crate::sim::{AgentProfile, SimulatedAgents};
 use crate::table::Table;
 use crate::telemetry::Metrics;
+use crate::topology::Topology;
 
+use super::demo_agents::AgentsOnLog;
 use super::produce::encode;
 use super::summary::histogram_plot;
 
@@ -61,24 +61,35 @@ pub struct DemoArgs {
 #[derive(Serialize)]
 pub struct DemoSummary {
     pub anomalies_in: u64,
+    /// Commands to agents: every saga step's (and, with sagas off, each incident's first).
     pub commands_out: u64,
+    /// Anomalies joined into an open incident, each in one `CorrelationEvent`.
+    pub correlated: u64,
     pub dead_letters: u64,
+    /// Anomalies whose key did not belong to their partition and took the re-key hop.
+    pub rekeyed: u64,
     pub processing_p50_us: u64,
     pub processing_p99_us: u64,
     pub processing_max_us: u64,
+    /// Records processed per second of processing time (one core).
     pub events_per_second: f64,
     pub wall_seconds: f64,
+    /// Virtual time the sagas took to end, in seconds.
+    pub virtual_seconds: f64,
     pub sagas_started: u64,
-    pub anomalies_joined: u64,
     pub sagas_completed: u64,
     pub sagas_compensated: u64,
     pub sagas_failed: u64,
     pub sagas_unfinished: u64,
-    pub saga_commands: u64,
     pub saga_compensations: u64,
     pub saga_escalations: u64,
-    pub saga_start_p99_us: u64,
+    pub agent_results: u64,
 }
+
+/// How far virtual time moves at most between two rounds: timers fire at most this late.
+const STEP_MS: i64 = 250;
+/// A demo that has not settled after this much virtual time stops and reports what is left.
+const MAX_VIRTUAL_MS: i64 = 6 * 60 * 60 * 1000;
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -86,20 +97,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "--bad-ratio must be in [0, 1], got {}",
         args.bad_ratio
     );
+    let partitions = args.partitions.max(1);
     let config = Config::default();
     let topics = config.topics.clone();
     let log = Arc::new(EmbeddedLog::new());
-    log.create_topic(&topics.anomalies, args.partitions.max(1));
+    log.create_topic(&topics.anomalies, partitions);
     let codec = Codec::embedded();
-    let codec_for_sagas = codec.clone();
 
     let bar = ProgressBar::new(args.events).with_style(
         ProgressStyle::with_template("generating {bar:40} {pos}/{len}").expect("valid template"),
     );
     let mut generator = Generator::new(args.seed, args.sources, args.bad_ratio);
+    let start_ms = crate::clock::now_ms();
     for _ in 0..args.events {
-        let now = crate::clock::now_ms();
-        let (key, value) = encode(&codec, &topics.anomalies, generator.next_record(now))?;
+        let (key, value) = encode(&codec, &topics.anomalies, generator.next_record(start_ms))?;
         log.append(
             OutputRecord {
                 topic: topics.anomalies.clone(),
@@ -107,63 +118,89 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 value: Some(value),
                 headers: vec![],
             },
-            now,
+            start_ms,
         );
         bar.inc(1);
     }
     bar.finish_and_clear();
 
+    // The same topology and processors `aura run` builds, on the embedded log.
+    let metrics = Metrics::new();
     let contexts: Arc<Table<_>> = Arc::default();
     let engine = Arc::new(crate::app::semantic_engine(&config)?);
-    let runner = EmbeddedRunner {
-        log: log.clone(),
-        handler: RecordHandler::new(codec, topics.clone(), "aura-demo", Metrics::new()),
-        group: "aura-demo".into(),
-        input_topic: topics.anomalies.clone(),
+    let make = crate::app::incident_tasks(&config, &metrics, contexts, engine, partitions)?;
+    let handler = RecordHandler::new(codec.clone(), Topology::new(&config), metrics.clone());
+    let mut runner = EmbeddedRunner::new(log.clone(), handler, "aura-demo", &make, partitions);
+
+    let profile = AgentProfile {
+        failure_rate: args.agent_failure_rate,
+        silence_rate: args.agent_silence_rate,
+        ..Default::default()
     };
+    let mut agents = AgentsOnLog::new(SimulatedAgents::new(profile, args.seed), &topics);
     let started = Instant::now();
-    let stats = runner
-        .run_to_end(
-            move || -> Box<dyn Processor> {
-                Box::new(AnomalyRouter::new(
-                    RouterSettings::default(),
-                    contexts.clone(),
-                    engine.clone(),
-                ))
-            },
-            crate::clock::now_ms,
-        )
-        .await;
+    let bar = ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("{spinner} virtual time {msg}").expect("valid template"),
+    );
+    let mut now = start_ms;
+    let mut processed = 0;
+    let mut processing = std::time::Duration::ZERO;
+    loop {
+        let round = Instant::now();
+        processed += runner.run_until_idle(now).await;
+        runner.tick(now);
+        processing += round.elapsed();
+        agents.read_commands(&log, &codec, now).await?;
+        let settled = agents.pending() == 0 && metrics.sagas.active.get() == 0;
+        if settled || now - start_ms > MAX_VIRTUAL_MS {
+            break;
+        }
+        now = agents
+            .next_due()
+            .map_or(now + STEP_MS, |due| due.clamp(now + 1, now + STEP_MS));
+        agents.deliver_due(&log, &codec, now)?;
+        bar.set_message(format!("{:.0} s", (now - start_ms) as f64 / 1000.0));
+        bar.tick();
+    }
+    bar.finish_and_clear();
     let wall = started.elapsed().as_secs_f64();
-    let sagas = run_sagas_on_commands(&log, &codec_for_sagas, &topics.commands, &args).await?;
+
+    let count = |topic: &str| log.read_all(topic).len() as u64;
+    let mut correlated = 0;
+    for r in log.read_all(&topics.correlations) {
+        let e: CorrelationEvent = codec.decode(r.value.as_deref().unwrap_or_default()).await?;
+        correlated += e.anomaly_ids.len() as u64;
+    }
+    let mut kinds = std::collections::HashMap::new();
+    for r in log.read_all(&topics.sagas) {
+        let e: SagaEvent = codec.decode(r.value.as_deref().unwrap_or_default()).await?;
+        *kinds.entry(e.kind).or_insert(0u64) += 1;
+    }
+    let kind = |k| kinds.get(&k).copied().unwrap_or(0);
+    let h = &runner.processing_us;
     let summary = DemoSummary {
-        anomalies_in: stats.records,
-        commands_out: log.read_all(&topics.commands).len() as u64,
-        dead_letters: log.read_all(&topics.dead_letters).len() as u64,
-        processing_p50_us: stats.processing_us.value_at_quantile(0.50),
-        processing_p99_us: stats.processing_us.value_at_quantile(0.99),
-        processing_max_us: stats.processing_us.max(),
-        events_per_second: stats.records as f64 / wall.max(1e-9),
+        anomalies_in: args.events,
+        commands_out: count(&topics.commands),
+        correlated,
+        dead_letters: count(&topics.dead_letters),
+        rekeyed: metrics.rekeyed.get(),
+        processing_p50_us: h.value_at_quantile(0.50),
+        processing_p99_us: h.value_at_quantile(0.99),
+        processing_max_us: h.max(),
+        events_per_second: processed as f64 / processing.as_secs_f64().max(1e-9),
         wall_seconds: wall,
-        sagas_started: sagas.sagas_started,
-        anomalies_joined: sagas.anomalies_joined,
-        sagas_completed: sagas.sagas_completed,
-        sagas_compensated: sagas.sagas_compensated,
-        sagas_failed: sagas.sagas_failed,
-        sagas_unfinished: sagas.sagas_unfinished,
-        saga_commands: sagas.commands,
-        saga_compensations: sagas.compensations,
-        saga_escalations: sagas.escalations,
-        saga_start_p99_us: sagas
-            .start_us
-            .as_ref()
-            .map_or(0, |h| h.value_at_quantile(0.99)),
+        virtual_seconds: (now - start_ms) as f64 / 1000.0,
+        sagas_started: kind(SagaEventKind::Started),
+        sagas_completed: kind(SagaEventKind::Completed),
+        sagas_compensated: kind(SagaEventKind::Compensated),
+        sagas_failed: kind(SagaEventKind::Failed),
+        sagas_unfinished: metrics.sagas.active.get().max(0) as u64,
+        saga_compensations: count(&topics.compensations),
+        saga_escalations: count(&topics.escalations),
+        agent_results: count(&topics.agent_results),
     };
     print!("{}", render(&summary));
-    println!(
-        "processing latency per record:\n{}",
-        histogram_plot(&stats.processing_us)
-    );
+    println!("processing latency per record:\n{}", histogram_plot(h));
     if let Some(path) = &args.summary_json {
         let json = serde_json::to_string_pretty(&summary).expect("summary serializes");
         std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?;
@@ -172,56 +209,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts a saga per incident from the commands the chain emitted, and runs them all to the
-/// end against simulated agents in virtual time.
-async fn run_sagas_on_commands(
-    log: &EmbeddedLog,
-    codec: &Codec,
-    commands_topic: &str,
-    args: &DemoArgs,
-) -> anyhow::Result<SagaRunStats> {
-    let workflows = Arc::new(Workflows::builtin()?);
-    let engine = SagaEngine::new(workflows, SagaConfig::default());
-    let mut triggers = Vec::new();
-    for record in log.read_all(commands_topic) {
-        let command: AgentCommand = codec
-            .decode(record.value.as_deref().unwrap_or_default())
-            .await?;
-        let start = SagaStart {
-            saga_id: command.saga_id,
-            correlation_id: command.correlation_id,
-            workflow: command.workflow,
-            anomaly_ids: command.anomaly_ids,
-            pattern_id: command.pattern_id,
-            layer: command.layer,
-            coordination: command.coordination,
-            urgency: command.urgency,
-            complexity: command.complexity,
-            explanation: command.explanation,
-            attributes: command.attributes,
-            agent_overrides: Default::default(),
-        };
-        triggers.push((command.issued_at, start));
-    }
-    triggers.sort_by_key(|(at, _)| *at);
-    let profile = AgentProfile {
-        failure_rate: args.agent_failure_rate,
-        silence_rate: args.agent_silence_rate,
-        ..Default::default()
-    };
-    let mut agents = SimulatedAgents::new(profile, args.seed);
-    Ok(run_sagas(&engine, triggers, &mut agents))
-}
-
 fn render(s: &DemoSummary) -> String {
     format!(
-        "aura demo: the anomaly-to-command pipeline on the embedded log\n\
-         \n  anomalies in        {:>10}\n  commands out        {:>10}\n  dead letters        {:>10}\n\
-         \n  throughput          {:>10.0} events/s (one core)\n  processing p50      {:>10} µs\n  processing p99      {:>10} µs\n  wall time           {:>10.2} s\n\n\
-         sagas, run against simulated agents in virtual time\n\
-         \n  started             {:>10}\n  anomalies joined    {:>10}\n  completed           {:>10}\n  compensated         {:>10}\n  failed              {:>10}\n  unfinished          {:>10}\n  commands issued     {:>10}\n  compensations       {:>10}\n  escalations         {:>10}\n  saga start p99      {:>10} µs\n\n",
-        s.anomalies_in, s.commands_out, s.dead_letters, s.events_per_second, s.processing_p50_us, s.processing_p99_us, s.wall_seconds,
-        s.sagas_started, s.anomalies_joined, s.sagas_completed, s.sagas_compensated, s.sagas_failed, s.sagas_unfinished,
-        s.saga_commands, s.saga_compensations, s.saga_escalations, s.saga_start_p99_us
+        "aura demo: the service's topology on the embedded log, with simulated agents\n\
+         \n  anomalies in        {:>10}\n  commands out        {:>10}\n  correlated          {:>10}\n  dead letters        {:>10}\n  re-keyed            {:>10}\n\
+         \n  throughput          {:>10.0} records/s (one core)\n  processing p50      {:>10} µs\n  processing p99      {:>10} µs\n  wall time           {:>10.2} s\n\n\
+         sagas (virtual time: {:.0} s)\n\
+         \n  started             {:>10}\n  completed           {:>10}\n  compensated         {:>10}\n  failed              {:>10}\n  unfinished          {:>10}\n  compensations       {:>10}\n  escalations         {:>10}\n  agent results       {:>10}\n\n",
+        s.anomalies_in, s.commands_out, s.correlated, s.dead_letters, s.rekeyed, s.events_per_second, s.processing_p50_us, s.processing_p99_us, s.wall_seconds,
+        s.virtual_seconds, s.sagas_started, s.sagas_completed, s.sagas_compensated, s.sagas_failed, s.sagas_unfinished,
+        s.saga_compensations, s.saga_escalations, s.agent_results
     )
 }

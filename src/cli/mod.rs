@@ -3,6 +3,7 @@
 mod agents;
 mod bench;
 mod demo;
+mod demo_agents;
 mod eval;
 mod patterns;
 mod produce;
@@ -15,7 +16,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub use produce::encode as encode_synthetic;
-pub use summary::latency_histogram;
 
 /// Aura Orchestrator: turns TDA anomaly events on Kafka into agent commands, exactly once.
 ///

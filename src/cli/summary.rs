@@ -2,12 +2,6 @@
 
 use hdrhistogram::Histogram;
 
-/// A histogram for latencies in microseconds, from 1 µs to 10 minutes at 3 significant
-/// digits. Bounded, so `saturating_record` clamps instead of silently losing range.
-pub fn latency_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds")
-}
-
 /// A latency histogram as text bars, one per power-of-two bucket of microseconds.
 pub fn histogram_plot(h: &Histogram<u64>) -> String {
     if h.is_empty() {

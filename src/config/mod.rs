@@ -4,6 +4,7 @@
 //! `processing.guarantee`, `commit.interval.ms`), so a Kafka Streams user finds them where
 //! they expect. Every problem is reported at once, each naming the file, the field and the value.
 
+mod correlation;
 mod error;
 mod kafka;
 mod sagas;
@@ -16,6 +17,7 @@ use serde::Deserialize;
 
 use crate::semantic::SemanticConfig;
 
+pub use correlation::CorrelationConfig;
 pub use error::{ConfigError, Problem};
 pub use kafka::{KafkaConfig, ProcessingGuarantee};
 pub use sagas::SagasConfig;
@@ -40,8 +42,10 @@ pub struct Config {
     pub semantic: SemanticConfig,
     /// The pattern library file; without it, the built-in `topologies/patterns.toml`.
     pub patterns: Option<PathBuf>,
-    /// Durable sagas (off by default while the saga processor is new).
+    /// Durable sagas (on by default).
     pub sagas: SagasConfig,
+    /// Which anomalies make one incident.
+    pub correlation: CorrelationConfig,
 }
 
 /// Where the schema registry is.
@@ -95,6 +99,7 @@ impl Config {
         self.kafka.validate(&mut problems);
         self.topics.validate(&mut problems);
         self.validation.validate(&mut problems);
+        self.correlation.validate(&mut problems);
         if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
             problems.push(Problem::new(
                 "http.listen",

@@ -27,6 +27,11 @@ pub struct TopicsConfig {
     pub compensations: String,
     /// Output: escalations to a higher layer, keyed by saga id.
     pub escalations: String,
+    /// Output: anomalies that joined an incident without a command of their own, keyed by
+    /// incident id.
+    pub correlations: String,
+    /// Output: consensus decisions, keyed by saga id.
+    pub decisions: String,
 }
 
 impl Default for TopicsConfig {
@@ -41,6 +46,8 @@ impl Default for TopicsConfig {
             sagas: "orchestration.sagas".into(),
             compensations: "orchestration.compensations".into(),
             escalations: "orchestration.escalations".into(),
+            correlations: "orchestration.correlations".into(),
+            decisions: "orchestration.decisions".into(),
         }
     }
 }
@@ -57,6 +64,8 @@ impl TopicsConfig {
             ("topics.sagas", &self.sagas),
             ("topics.compensations", &self.compensations),
             ("topics.escalations", &self.escalations),
+            ("topics.correlations", &self.correlations),
+            ("topics.decisions", &self.decisions),
         ] {
             let legal = !name.is_empty()
                 && name.len() <= 249
@@ -77,15 +86,16 @@ impl TopicsConfig {
 /// The internal topics of one application (`group.id`), named as Kafka Streams names them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InternalTopics {
-    /// Routed incidents re-keyed by saga id, co-partitioned with `agent.results`.
-    pub saga_triggers: String,
+    /// Anomalies re-keyed by correlation key, co-partitioned with the incident tasks' other
+    /// inputs (docs/KEYS.md).
+    pub rekey: String,
     group_id: String,
 }
 
 impl InternalTopics {
     pub fn new(group_id: &str) -> Self {
         Self {
-            saga_triggers: format!("{group_id}-saga-triggers-repartition"),
+            rekey: format!("{group_id}-anomalies-repartition"),
             group_id: group_id.to_string(),
         }
     }

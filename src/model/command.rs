@@ -1,5 +1,5 @@
 //! Output commands: `aura.v1.AgentCommand` (`orchestration.commands`) and
-//! `aura.v1.CompensationCommand` (`orchestration.compensations`), both keyed by `saga_id`.
+//! `aura.v1.CompensationCommand` (`orchestration.compensations`), keyed by the correlation key and by `saga_id`.
 
 use std::collections::HashMap;
 
@@ -38,6 +38,10 @@ pub struct AgentCommand {
     pub attributes: HashMap<String, String>,
     /// Milliseconds since the Unix epoch.
     pub issued_at: i64,
+    /// The key of the agent's answer (result or vote): the incident's correlation key, so the
+    /// answer lands in the partition that holds the saga (docs/KEYS.md).
+    #[serde(default)]
+    pub partition_key: String,
 }
 
 /// An instruction to undo a completed step; a failed saga issues these in reverse step order.
@@ -57,4 +61,7 @@ pub struct CompensationCommand {
     pub reason: String,
     /// Milliseconds since the Unix epoch.
     pub issued_at: i64,
+    /// The key of the agent's answer, as on [`AgentCommand::partition_key`].
+    #[serde(default)]
+    pub partition_key: String,
 }

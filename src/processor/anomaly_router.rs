@@ -9,34 +9,27 @@ use crate::semantic::Engine;
 use crate::table::Table;
 
 use super::enrich::enrich;
-use super::{validate, Event, Output, ProcessError, Processor};
+use super::{validate, ProcessError};
 
 /// Settings of the chain that are not validation limits.
 #[derive(Debug, Clone)]
 pub struct RouterSettings {
     pub validation: ValidationConfig,
-    /// Anomalies of one correlation key within one window of this many milliseconds belong
-    /// to one incident, so they share a saga id.
-    pub incident_window_ms: i64,
     /// How long an agent has to act on a command.
     pub command_deadline_ms: i64,
-    /// When true the routed incident goes to the saga processor (re-keyed by saga id) instead
-    /// of straight to the agents as one command.
-    pub sagas: bool,
 }
 
 impl Default for RouterSettings {
     fn default() -> Self {
         Self {
             validation: ValidationConfig::default(),
-            incident_window_ms: 5 * 60 * 1000,
             command_deadline_ms: 60 * 1000,
-            sagas: false,
         }
     }
 }
 
-/// Turns each valid anomaly into one command for the agent best suited to it.
+/// Turns a valid anomaly into the command for the agent best suited to it. The incident it
+/// belongs to (and so its `saga_id`) is decided after, by correlation ([`super::IncidentTask`]).
 pub struct AnomalyRouter {
     settings: RouterSettings,
     contexts: Arc<Table<TdaContext>>,
@@ -65,6 +58,17 @@ impl AnomalyRouter {
         }
     }
 
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Validates, enriches and assesses the anomaly: the routed command, with an empty
+    /// `saga_id` for the incident to fill in.
+    pub fn route(&self, anomaly: TdaAnomaly, now_ms: i64) -> Result<AgentCommand, ProcessError> {
+        validate(&anomaly, &self.settings.validation, now_ms)?;
+        Ok(self.command_for(anomaly, now_ms))
+    }
+
     fn command_for(&self, anomaly: TdaAnomaly, now_ms: i64) -> AgentCommand {
         let enriched = enrich(anomaly, &self.contexts);
         let assessment = self
@@ -72,8 +76,6 @@ impl AnomalyRouter {
             .assess(&enriched.anomaly, enriched.context.as_deref(), now_ms);
         let a = enriched.anomaly;
         let route = assessment.route;
-        let incident_bucket = a.detected_at.div_euclid(self.settings.incident_window_ms);
-        let saga_id = format!("{}@{}", a.correlation_id, incident_bucket);
         let mut attributes = enriched
             .context
             .as_ref()
@@ -89,7 +91,8 @@ impl AnomalyRouter {
         let step = "step-1";
         AgentCommand {
             command_id: format!("{}/{step}/1", a.anomaly_id),
-            saga_id,
+            saga_id: String::new(),
+            partition_key: a.correlation_id.clone(),
             correlation_id: a.correlation_id,
             anomaly_ids: vec![a.anomaly_id],
             workflow: route.workflow,
@@ -107,33 +110,6 @@ impl AnomalyRouter {
             attributes,
             issued_at: now_ms,
         }
-    }
-}
-
-impl Processor for AnomalyRouter {
-    fn name(&self) -> &'static str {
-        "anomaly-router"
-    }
-
-    fn process(
-        &mut self,
-        event: Event,
-        now_ms: i64,
-        out: &mut Vec<Output>,
-    ) -> Result<(), ProcessError> {
-        let Event::Anomaly(anomaly) = event else {
-            return Err(ProcessError::Failed(
-                "only anomalies reach the anomaly router".into(),
-            ));
-        };
-        validate(&anomaly, &self.settings.validation, now_ms)?;
-        let command = self.command_for(anomaly, now_ms);
-        out.push(if self.settings.sagas {
-            Output::SagaTrigger(command)
-        } else {
-            Output::Command(command)
-        });
-        Ok(())
     }
 }
 
@@ -164,25 +140,19 @@ mod tests {
         }
     }
 
-    fn run(a: TdaAnomaly, contexts: Arc<Table<TdaContext>>) -> Result<Vec<Output>, ProcessError> {
+    fn run(a: TdaAnomaly, contexts: Arc<Table<TdaContext>>) -> Result<AgentCommand, ProcessError> {
         let engine = Arc::new(Engine::new(
             SemanticConfig::default(),
             PatternLibrary::builtin(),
         ));
-        let mut router = AnomalyRouter::new(RouterSettings::default(), contexts, engine);
-        let mut out = Vec::new();
-        router.process(Event::Anomaly(a), 600_000, &mut out)?;
-        Ok(out)
+        AnomalyRouter::new(RouterSettings::default(), contexts, engine).route(a, 600_000)
     }
 
     #[test]
     fn a_valid_anomaly_gives_one_complete_explained_command() {
-        let out = run(anomaly(&["svc-a"], Severity::Low), Default::default()).unwrap();
-        let [Output::Command(c)] = out.as_slice() else {
-            panic!("one command expected: {out:?}")
-        };
+        let c = run(anomaly(&["svc-a"], Severity::Low), Default::default()).unwrap();
         assert_eq!(c.anomaly_ids, vec!["a-1".to_string()]);
-        assert_eq!(c.saga_id, "checkout@2");
+        assert_eq!(c.partition_key, "checkout");
         assert!(!c.workflow.is_empty() && !c.explanation.is_empty());
         assert!((0.0..=1.0).contains(&c.urgency) && (0.0..=1.0).contains(&c.complexity));
         assert_eq!(c.deadline, 660_000);
@@ -190,14 +160,11 @@ mod tests {
 
     #[test]
     fn several_entities_do_not_route_as_a_plain_pipeline_when_confident() {
-        let out = run(
+        let c = run(
             anomaly(&["a", "b", "c"], Severity::Critical),
             Default::default(),
         )
         .unwrap();
-        let [Output::Command(c)] = out.as_slice() else {
-            panic!()
-        };
         if c.pattern_id.is_some()
             && c.complexity <= 0.8
             && c.coordination != Coordination::Consensus
@@ -222,10 +189,7 @@ mod tests {
                 updated_at: 0,
             }),
         );
-        let out = run(anomaly(&["a"], Severity::Low), contexts).unwrap();
-        let Output::Command(c) = &out[0] else {
-            panic!("{out:?}")
-        };
+        let c = run(anomaly(&["a"], Severity::Low), contexts).unwrap();
         assert_eq!(
             c.attributes.get("team").map(String::as_str),
             Some("payments")

@@ -6,36 +6,45 @@
 
 mod anomaly_router;
 mod enrich;
+mod incident_task;
+mod incidents;
+mod rekey;
 mod saga;
 mod saga_gauges;
 mod validate;
 
 pub use anomaly_router::{AnomalyRouter, RouterSettings};
+pub use incident_task::{Home, IncidentTask};
+pub use incidents::{incident_key, Correlation, IncidentStore, INCIDENT_STORE};
+pub use rekey::Rekeyer;
 pub use saga::{SagaProcessor, SAGA_STORE};
 pub use validate::{validate, ValidationError};
 
 use crate::model::{
-    AgentCommand, AgentResult, CompensationCommand, Escalation, SagaEvent, TdaAnomaly,
+    AgentCommand, AgentResult, CompensationCommand, CorrelationEvent, Escalation, SagaEvent,
+    TdaAnomaly,
 };
 
 /// A decoded input record.
 #[derive(Debug, Clone)]
 pub enum Event {
-    /// An anomaly from `tda.anomalies`.
+    /// An anomaly from `tda.anomalies`, or from the re-key topic.
     Anomaly(TdaAnomaly),
-    /// A routed incident, re-keyed by saga id: starts or joins a saga.
-    SagaTrigger(AgentCommand),
     /// An agent's answer from `agent.results`.
     AgentResult(AgentResult),
 }
 
-/// What processors emit; the runtime picks the topic and key for each.
+/// What processors emit; the runtime picks the topic and key for each (`crate::topology`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
-    /// To `orchestration.commands`, keyed by saga id.
+    /// To `orchestration.commands`, keyed by the correlation key (`partition_key`).
     Command(AgentCommand),
-    /// To the saga repartition topic, keyed by saga id: the routed incident.
-    SagaTrigger(AgentCommand),
+    /// To `orchestration.correlations`, keyed by incident id: anomalies that joined an
+    /// incident without a command of their own.
+    Correlation(CorrelationEvent),
+    /// To the re-key topic, keyed by correlation id: an anomaly that arrived in a partition
+    /// other than its correlation key's (docs/KEYS.md).
+    Rekeyed(TdaAnomaly),
     /// To `orchestration.sagas`.
     SagaEvent(SagaEvent),
     /// To `orchestration.compensations`.
@@ -51,10 +60,13 @@ pub enum Output {
 }
 
 impl Output {
-    /// The record key: the saga id for everything saga-related.
+    /// The record key (docs/KEYS.md): the correlation key for commands and re-keyed anomalies,
+    /// the incident id for correlations, the saga id for the rest of the saga's records.
     pub fn key(&self) -> &str {
         match self {
-            Output::Command(c) | Output::SagaTrigger(c) => &c.saga_id,
+            Output::Command(c) => &c.partition_key,
+            Output::Correlation(c) => &c.incident_id,
+            Output::Rekeyed(a) => &a.correlation_id,
             Output::SagaEvent(e) => &e.saga_id,
             Output::Compensation(c) => &c.saga_id,
             Output::Escalation(e) => &e.saga_id,

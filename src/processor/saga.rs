@@ -1,6 +1,7 @@
 //! The saga processor: one partition's sagas, keyed by saga id. Routed incidents start or
-//! join sagas, agent results move them on, and due timers (timeouts, retries, expiry) fire on
-//! ticks. Every changed saga is written through to the `sagas` store's changelog in the same
+//! join sagas ([`SagaProcessor::on_incident`], called by [`super::IncidentTask`] in the same
+//! task and transaction), agent results move them on, and due timers (timeouts, retries,
+//! expiry) fire on ticks. Every changed saga is written through to the `sagas` store's changelog in the same
 //! transaction as the records it caused.
 //!
 //! It also keeps this task's share of the saga gauges ([`GaugeShare`]) and counts each input's
@@ -74,7 +75,28 @@ impl SagaProcessor {
     }
 }
 
-/// The saga a routed incident starts: the route's choices travel in the trigger.
+impl SagaProcessor {
+    /// Starts the incident's saga, or joins its anomaly to the running one. `incident` is the
+    /// routed command of the incident's newest anomaly, with the incident id as `saga_id`.
+    pub fn on_incident(
+        &mut self,
+        incident: AgentCommand,
+        now_ms: i64,
+        out: &mut Vec<Output>,
+    ) -> Result<(), ProcessError> {
+        let saga_id = incident.saga_id.clone();
+        let effects = self
+            .store
+            .start_or_join(&self.engine, start_of(incident), now_ms)
+            .map_err(|e| ProcessError::Failed(e.to_string()))?;
+        self.count("trigger", &effects);
+        self.emit(&saga_id, effects, out);
+        self.gauges.publish(self.store.census());
+        Ok(())
+    }
+}
+
+/// The saga a routed incident starts: the route's choices travel in the command.
 fn start_of(trigger: AgentCommand) -> SagaStart {
     SagaStart {
         saga_id: trigger.saga_id,
@@ -104,15 +126,6 @@ impl Processor for SagaProcessor {
         out: &mut Vec<Output>,
     ) -> Result<(), ProcessError> {
         match event {
-            Event::SagaTrigger(trigger) => {
-                let saga_id = trigger.saga_id.clone();
-                let effects = self
-                    .store
-                    .start_or_join(&self.engine, start_of(trigger), now_ms)
-                    .map_err(|e| ProcessError::Failed(e.to_string()))?;
-                self.count("trigger", &effects);
-                self.emit(&saga_id, effects, out);
-            }
             Event::AgentResult(result) => {
                 let effects = self.store.on_result(&self.engine, &result, now_ms);
                 self.count("result", &effects);
@@ -175,8 +188,8 @@ mod tests {
         Arc::new(SagaEngine::new(workflows, SagaConfig::default()))
     }
 
-    fn trigger(saga_id: &str) -> Event {
-        Event::SagaTrigger(AgentCommand {
+    fn trigger(saga_id: &str) -> AgentCommand {
+        AgentCommand {
             command_id: format!("{saga_id}/route"),
             saga_id: saga_id.into(),
             correlation_id: "checkout".into(),
@@ -195,7 +208,8 @@ mod tests {
             explanation: "test".into(),
             attributes: Default::default(),
             issued_at: T0,
-        })
+            partition_key: "checkout".into(),
+        }
     }
 
     fn gauges(m: &Metrics) -> (i64, i64, i64, i64) {
@@ -214,9 +228,9 @@ mod tests {
         let mut first = SagaProcessor::new(engine(), &m.sagas);
         let mut second = SagaProcessor::new(engine(), &m.sagas);
         let mut out = Vec::new();
-        first.process(trigger("a"), T0, &mut out).unwrap();
-        first.process(trigger("b"), T0, &mut out).unwrap();
-        second.process(trigger("c"), T0, &mut out).unwrap();
+        first.on_incident(trigger("a"), T0, &mut out).unwrap();
+        first.on_incident(trigger("b"), T0, &mut out).unwrap();
+        second.on_incident(trigger("c"), T0, &mut out).unwrap();
         // Every running saga waits on its step's timeout.
         assert_eq!(gauges(&m), (3, 0, 3, 3));
 
@@ -241,8 +255,8 @@ mod tests {
         let m = Metrics::new();
         let mut p = SagaProcessor::new(engine(), &m.sagas);
         let mut out = Vec::new();
-        p.process(trigger("a"), T0, &mut out).unwrap();
-        p.process(trigger("a"), T0 + 1, &mut out).unwrap();
+        p.on_incident(trigger("a"), T0, &mut out).unwrap();
+        p.on_incident(trigger("a"), T0 + 1, &mut out).unwrap();
         let command = out
             .iter()
             .find_map(|o| match o {
@@ -280,7 +294,7 @@ mod tests {
     fn a_query_answers_the_state_of_a_saga_the_task_holds() {
         let m = Metrics::new();
         let mut p = SagaProcessor::new(engine(), &m.sagas);
-        p.process(trigger("a"), T0, &mut Vec::new()).unwrap();
+        p.on_incident(trigger("a"), T0, &mut Vec::new()).unwrap();
         let state = p.query(SAGA_STORE, "a").unwrap();
         assert_eq!(state["saga_id"], "a");
         assert_eq!(state["status"], "RUNNING");

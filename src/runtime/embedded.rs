@@ -5,7 +5,6 @@
 //! ([`EmbeddedLog::commit`]), so processing is exactly-once by construction.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 
 use super::{InputRecord, OutputRecord};
@@ -97,6 +96,14 @@ impl EmbeddedLog {
         inner.offsets.get(&key).copied().unwrap_or(0)
     }
 
+    /// Appends `outputs` with no input offset to move (a timer's outputs), atomically.
+    pub fn append_all(&self, outputs: Vec<OutputRecord>, timestamp_ms: i64) {
+        let mut inner = self.inner.lock().expect("log lock poisoned");
+        for output in outputs {
+            append_locked(&mut inner, output, timestamp_ms);
+        }
+    }
+
     /// Appends `outputs` and moves the group's offset to `next_offset`, atomically.
     pub fn commit(
         &self,
@@ -124,12 +131,12 @@ fn append_locked(inner: &mut Inner, record: OutputRecord, timestamp_ms: i64) -> 
         .or_insert_with(|| Topic {
             partitions: vec![Vec::new()],
         });
-    let n = topic.partitions.len() as u64;
-    let partition = record.key.as_ref().map_or(0, |k| {
-        let mut h = DefaultHasher::new();
-        k.hash(&mut h);
-        (h.finish() % n) as i32
-    });
+    // Kafka's default partitioner, so a key lands where it would on a broker (docs/KEYS.md).
+    let n = topic.partitions.len() as i32;
+    let partition = record
+        .key
+        .as_ref()
+        .map_or(0, |k| super::partitioner::partition_for(k, n));
     let log = &mut topic.partitions[partition as usize];
     let offset = log.len() as i64;
     log.push(InputRecord {

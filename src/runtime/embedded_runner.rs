@@ -1,80 +1,125 @@
-//! Runs a topology over the [`EmbeddedLog`]: one task per input partition, records in
-//! offset order, each record's outputs and offset committed together.
+//! Runs the service's topology over the [`EmbeddedLog`], as Kafka Streams' `TopologyTestDriver`
+//! runs a topology without a broker: the same processors `aura run` builds (one task per
+//! partition, each restored from its changelogs in the log), records in offset order, timers
+//! fired by [`EmbeddedRunner::tick`] at a time the caller chooses, so virtual time works.
+//!
+//! Delivery rule: each record's outputs (state writes to the changelog topics included) and
+//! its next offset are applied to the log together ([`EmbeddedLog::commit`]).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
 use crate::processor::Processor;
+use crate::topology::Topology;
 
+use super::kafka::MakeProcessor;
 use super::{EmbeddedLog, RecordHandler};
 
-/// Processing-time distribution of one run, in microseconds.
-pub struct RunStats {
-    pub records: u64,
+/// Records a partition reads per round, so one busy partition does not hold up the others.
+const BATCH: usize = 512;
+
+pub struct EmbeddedRunner {
+    log: Arc<EmbeddedLog>,
+    handler: RecordHandler,
+    group: String,
+    /// The stream inputs, read by every task at its own partition.
+    inputs: Vec<String>,
+    tasks: Vec<Box<dyn Processor>>,
+    /// Processing time of each record, in microseconds.
     pub processing_us: Histogram<u64>,
 }
 
-pub struct EmbeddedRunner {
-    pub log: Arc<EmbeddedLog>,
-    pub handler: RecordHandler,
-    pub group: String,
-    pub input_topic: String,
-}
-
 impl EmbeddedRunner {
-    /// Processes every partition of the input topic up to its current end.
-    pub async fn run_to_end<F>(
-        &self,
-        make_processor: F,
-        now_ms: impl Fn() -> i64 + Send + Sync + 'static,
-    ) -> RunStats
-    where
-        F: Fn() -> Box<dyn Processor>,
-    {
-        let now_ms = Arc::new(now_ms);
-        let stats = Arc::new(Mutex::new(crate::cli::latency_histogram()));
-        let mut tasks = Vec::new();
-        for partition in 0..self.log.partitions(&self.input_topic) {
-            let (log, handler, group, topic) = (
-                self.log.clone(),
-                self.handler.clone(),
-                self.group.clone(),
-                self.input_topic.clone(),
-            );
-            let (stats, now_ms) = (stats.clone(), now_ms.clone());
-            let mut processor = make_processor();
-            tasks.push(async move {
-                let mut local = crate::cli::latency_histogram();
-                let end = log.end_offset(&topic, partition);
-                let mut offset = log.committed(&group, &topic, partition);
-                while offset < end {
-                    for record in log.read(&topic, partition, offset, 512) {
+    /// Creates the topology's topics with `partitions` partitions each, then one task per
+    /// partition, restored from whatever its changelogs in `log` hold.
+    pub fn new(
+        log: Arc<EmbeddedLog>,
+        handler: RecordHandler,
+        group: &str,
+        make_processor: &MakeProcessor,
+        partitions: i32,
+    ) -> Self {
+        let topology: &Topology = handler.topology();
+        let inputs: Vec<String> = topology
+            .inputs
+            .iter()
+            .filter(|i| i.reading == crate::topology::Reading::Stream)
+            .map(|i| i.topic.clone())
+            .collect();
+        for topic in inputs.iter().chain(&topology.changelogs()) {
+            log.create_topic(topic, partitions);
+        }
+        for o in &topology.outputs {
+            log.create_topic(&o.topic, partitions);
+        }
+        let mut tasks: Vec<Box<dyn Processor>> = (0..partitions).map(make_processor).collect();
+        for (partition, task) in tasks.iter_mut().enumerate() {
+            for store in task.stores() {
+                let changelog = topology.internal.changelog(store);
+                let end = log.end_offset(&changelog, partition as i32);
+                for record in log.read(&changelog, partition as i32, 0, end as usize) {
+                    let key = String::from_utf8_lossy(record.key.as_deref().unwrap_or_default());
+                    task.restore(store, &key, record.value.as_deref());
+                }
+            }
+        }
+        Self {
+            log,
+            handler,
+            group: group.to_string(),
+            inputs,
+            tasks,
+            processing_us: crate::telemetry::latency_histogram(),
+        }
+    }
+
+    pub fn log(&self) -> &Arc<EmbeddedLog> {
+        &self.log
+    }
+
+    /// Processes every input record up to the log's end, again and again until no task's
+    /// outputs feed another record (a re-keyed anomaly, say); returns the records processed.
+    pub async fn run_until_idle(&mut self, now_ms: i64) -> u64 {
+        let mut total = 0;
+        loop {
+            let mut round = 0;
+            for (partition, task) in self.tasks.iter_mut().enumerate() {
+                let partition = partition as i32;
+                for topic in &self.inputs {
+                    let from = self.log.committed(&self.group, topic, partition);
+                    for record in self.log.read(topic, partition, from, BATCH) {
                         let started = Instant::now();
-                        let decoded = handler.decode(&record).await;
-                        let now = now_ms();
+                        let decoded = self.handler.decode(&record).await;
                         let outputs =
-                            handler.handle(processor.as_mut(), &record, decoded, now, started);
-                        local.saturating_record(started.elapsed().as_micros() as u64);
-                        log.commit(&group, (&topic, partition), record.offset + 1, outputs, now);
-                        offset = record.offset + 1;
+                            self.handler
+                                .handle(task.as_mut(), &record, decoded, now_ms, started);
+                        self.log.commit(
+                            &self.group,
+                            (topic, partition),
+                            record.offset + 1,
+                            outputs,
+                            now_ms,
+                        );
+                        self.processing_us
+                            .saturating_record(started.elapsed().as_micros() as u64);
+                        round += 1;
                     }
                 }
-                stats
-                    .lock()
-                    .expect("stats lock poisoned")
-                    .add(&local)
-                    .expect("same bounds");
-            });
+            }
+            if round == 0 {
+                return total;
+            }
+            total += round;
         }
-        futures::future::join_all(tasks).await;
-        let processing_us = Arc::try_unwrap(stats)
-            .map(|m| m.into_inner().expect("stats lock poisoned"))
-            .unwrap_or_else(|arc| arc.lock().expect("stats lock poisoned").clone());
-        RunStats {
-            records: processing_us.len(),
-            processing_us,
+    }
+
+    /// Fires every task's due timers at `now_ms`.
+    pub fn tick(&mut self, now_ms: i64) {
+        for task in &mut self.tasks {
+            let outputs = self.handler.tick(task.as_mut(), now_ms);
+            self.log.append_all(outputs, now_ms);
         }
     }
 }

@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 use tracing::warn;
 
 use crate::codec::{Codec, CodecError};
-use crate::config::{InternalTopics, TopicsConfig};
+use crate::config::InternalTopics;
 use crate::dead_letter::{stage_label, Rejection};
-use crate::model::{AgentCommand, AgentResult, TdaAnomaly};
+use crate::model::{AgentResult, TdaAnomaly};
 use crate::processor::{Event, Output, ProcessError, Processor};
 use crate::telemetry::Metrics;
+use crate::topology::{Input, OutputKind, Topology};
 
 use super::trace::{traceparent, TRACEPARENT};
 use super::{InputRecord, OutputRecord};
@@ -19,24 +20,25 @@ use super::{InputRecord, OutputRecord};
 #[derive(Clone)]
 pub struct RecordHandler {
     codec: Codec,
-    topics: TopicsConfig,
-    internal: InternalTopics,
+    topology: std::sync::Arc<Topology>,
     metrics: Metrics,
 }
 
 impl RecordHandler {
-    /// `group_id` names the internal topics (repartition, changelogs).
-    pub fn new(codec: Codec, topics: TopicsConfig, group_id: &str, metrics: Metrics) -> Self {
+    pub fn new(codec: Codec, topology: Topology, metrics: Metrics) -> Self {
         Self {
             codec,
-            topics,
-            internal: InternalTopics::new(group_id),
+            topology: std::sync::Arc::new(topology),
             metrics,
         }
     }
 
     pub fn internal_topics(&self) -> &InternalTopics {
-        &self.internal
+        &self.topology.internal
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -83,20 +85,18 @@ impl RecordHandler {
         }
     }
 
-    /// The event a topic carries: anomalies, routed incidents or agent results.
+    /// The event a topic carries, as the topology declares it.
     async fn decode_value(&self, topic: &str, value: &[u8]) -> Result<Event, CodecError> {
-        if topic == self.internal.saga_triggers {
-            Ok(Event::SagaTrigger(
-                self.codec.decode::<AgentCommand>(value).await?,
-            ))
-        } else if topic == self.topics.agent_results {
-            Ok(Event::AgentResult(
-                self.codec.decode::<AgentResult>(value).await?,
-            ))
-        } else {
-            Ok(Event::Anomaly(
+        match self.topology.input(topic).map(|i| i.input) {
+            Some(Input::Anomalies | Input::Rekeyed) => Ok(Event::Anomaly(
                 self.codec.decode::<TdaAnomaly>(value).await?,
-            ))
+            )),
+            Some(Input::AgentResults) => Ok(Event::AgentResult(
+                self.codec.decode::<AgentResult>(value).await?,
+            )),
+            Some(Input::Context) | None => Err(CodecError::TopicNotRegistered {
+                topic: format!("{topic} (not a stream input of the topology)"),
+            }),
         }
     }
 
@@ -134,56 +134,34 @@ impl RecordHandler {
     }
 
     fn encode(&self, output: &Output, input: &InputRecord) -> Result<OutputRecord, Rejection> {
-        let t = &self.topics;
-        let (topic, value, correlation_id, id) = match output {
-            Output::Command(c) => (
-                &t.commands,
-                self.codec.encode(&t.commands, c),
-                &c.correlation_id,
-                &c.command_id,
-            ),
-            Output::SagaTrigger(c) => {
-                let topic = &self.internal.saga_triggers;
-                (
-                    topic,
-                    self.codec.encode(topic, c),
-                    &c.correlation_id,
-                    &c.command_id,
-                )
-            }
-            Output::SagaEvent(e) => (
-                &t.sagas,
-                self.codec.encode(&t.sagas, e),
-                &e.correlation_id,
-                &e.saga_id,
-            ),
-            Output::Compensation(c) => (
-                &t.compensations,
-                self.codec.encode(&t.compensations, c),
-                &c.correlation_id,
-                &c.command_id,
-            ),
-            Output::Escalation(e) => (
-                &t.escalations,
-                self.codec.encode(&t.escalations, e),
-                &e.correlation_id,
-                &e.saga_id,
-            ),
-            Output::State { store, key, value } => {
-                // Changelogs hold the store's own bytes, with no trace: they are state, not events.
-                return Ok(OutputRecord {
-                    topic: self.internal.changelog(store),
-                    key: Some(key.as_bytes().to_vec()),
-                    value: value.clone(),
-                    headers: vec![],
-                });
-            }
+        let Some(kind) = OutputKind::of(output) else {
+            let Output::State { store, key, value } = output else {
+                unreachable!("only state writes have no output kind")
+            };
+            // Changelogs hold the store's own bytes, with no trace: they are state, not events.
+            return Ok(OutputRecord {
+                topic: self.topology.internal.changelog(store),
+                key: Some(key.as_bytes().to_vec()),
+                value: value.clone(),
+                headers: vec![],
+            });
+        };
+        let topic = self.topology.topic(kind);
+        let c = &self.codec;
+        let (value, correlation_id, id) = match output {
+            Output::Command(x) => (c.encode(topic, x), &x.correlation_id, &x.command_id),
+            Output::Correlation(x) => (c.encode(topic, x), &x.correlation_id, &x.incident_id),
+            Output::Rekeyed(x) => (c.encode(topic, x), &x.correlation_id, &x.anomaly_id),
+            Output::SagaEvent(x) => (c.encode(topic, x), &x.correlation_id, &x.saga_id),
+            Output::Compensation(x) => (c.encode(topic, x), &x.correlation_id, &x.command_id),
+            Output::Escalation(x) => (c.encode(topic, x), &x.correlation_id, &x.saga_id),
+            Output::State { .. } => unreachable!("handled above"),
         };
         let value = value
             .map_err(|e| Rejection::produce(format!("cannot encode output for {topic}: {e}")))?;
         let trace = traceparent(input.header(TRACEPARENT), correlation_id, id);
         Ok(OutputRecord {
-            topic: topic.clone(),
+            topic: topic.to_string(),
             key: Some(output.key().as_bytes().to_vec()),
             value: Some(value),
             headers: vec![(TRACEPARENT.into(), trace.into_bytes())],
@@ -225,14 +203,12 @@ impl RecordHandler {
             .with_label_values(&[stage_label(rejection.stage), &rejection.code])
             .inc();
         let letter = rejection.into_dead_letter(record, now_ms);
-        let value = self
-            .codec
-            .encode(&self.topics.dead_letters, &letter)
-            .expect(
-                "a DeadLetter always encodes: its schema is embedded and registered at start-up",
-            );
+        let topic = self.topology.topic(OutputKind::DeadLetter);
+        let value = self.codec.encode(topic, &letter).expect(
+            "a DeadLetter always encodes: its schema is embedded and registered at start-up",
+        );
         OutputRecord {
-            topic: self.topics.dead_letters.clone(),
+            topic: topic.to_string(),
             key: record.key.clone(),
             value: Some(value),
             headers: record.headers.clone(),

@@ -13,7 +13,7 @@ mod record;
 pub mod trace;
 
 pub use embedded::EmbeddedLog;
-pub use embedded_runner::{EmbeddedRunner, RunStats};
+pub use embedded_runner::EmbeddedRunner;
 pub use handler::RecordHandler;
 pub use queries::StateQueries;
 pub use readiness::Readiness;

@@ -288,6 +288,7 @@ impl Tx<'_> {
                 attempt: b.attempt,
                 reason: format!("not needed: {why}"),
                 issued_at: self.now,
+                partition_key: s.correlation_id.clone(),
             }));
             if let Some(b) = s.current.as_mut().and_then(|r| r.branches.get_mut(i)) {
                 b.state = BranchState::Cancelled;

@@ -147,6 +147,7 @@ impl<'a> Tx<'a> {
             explanation: s.route.explanation.clone(),
             attributes: s.route.attributes.clone(),
             issued_at: self.now,
+            partition_key: s.correlation_id.clone(),
         }
     }
 
@@ -434,6 +435,7 @@ impl<'a> Tx<'a> {
             attempt,
             reason,
             issued_at: self.now,
+            partition_key: s.correlation_id.clone(),
         }));
         s.current = Some(Run::new(&step.name, attempt));
         let timeout = comp.timeout_ms.unwrap_or(step.timeout_ms);

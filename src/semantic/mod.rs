@@ -38,6 +38,7 @@ pub use dataset::{Label, LabelledAnomaly, RouteLabel};
 pub use engine::{Assessment, Engine};
 pub use patterns::PatternLibrary;
 pub use routing::{Route, RouterStats};
+pub use sliced_wasserstein::SlicedWasserstein;
 
 #[cfg(test)]
 mod fixtures;

@@ -193,6 +193,7 @@ mod tests {
             attempt: 1,
             reason: String::new(),
             issued_at: 0,
+            partition_key: "incident-1".into(),
         }
     }
 

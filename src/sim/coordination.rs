@@ -133,6 +133,7 @@ mod tests {
             explanation: String::new(),
             attributes: HashMap::from([(OPTIONS_ATTRIBUTE.to_string(), "a,b".to_string())]),
             issued_at: 0,
+            partition_key: "c".into(),
         }
     }
 

@@ -1,6 +1,7 @@
-//! Simulation: agents that answer commands with configurable latency and failure, and a
-//! virtual-time run of sagas against them. The demo uses it in process; the same agent logic
-//! will answer on Kafka for `aura agents`.
+//! Simulation: agents that answer commands with configurable latency and failure. The demo
+//! runs them in process against the embedded log; `aura agents` runs the same logic on Kafka;
+//! [`run_sagas`] runs them against the saga engine alone, in virtual time, for tests of whole
+//! workflows.
 
 pub mod agents;
 pub mod coordination;

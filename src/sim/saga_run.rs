@@ -1,12 +1,9 @@
-//! Sagas against simulated agents under virtual time: every start, result and timer happens
-//! at its own simulated instant, so an hour of retries and timeouts runs in milliseconds and
-//! the same seed always gives the same run.
+//! Sagas against simulated agents under virtual time, on the engine alone (no log, no codec):
+//! every start, result, vote and timer happens at its own simulated instant, so an hour of
+//! retries and timeouts runs in milliseconds and the same seed always gives the same run.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::time::Instant;
-
-use hdrhistogram::Histogram;
 
 use crate::model::{AgentResult, AgentVote, ConsensusOutcome, SagaEventKind};
 use crate::saga::state::{parse_command_id, Part};
@@ -38,8 +35,6 @@ pub struct SagaRunStats {
     pub results_ignored: u64,
     /// Still running when the run ended (should be none).
     pub sagas_unfinished: u64,
-    /// Wall-clock cost of starting (or joining) a saga, in microseconds.
-    pub start_us: Option<Histogram<u64>>,
 }
 
 enum Arrival {
@@ -54,10 +49,7 @@ pub fn run_sagas(
     triggers: Vec<(i64, SagaStart)>,
     agents: &mut SimulatedAgents,
 ) -> SagaRunStats {
-    let mut stats = SagaRunStats {
-        start_us: Some(crate::cli::latency_histogram()),
-        ..Default::default()
-    };
+    let mut stats = SagaRunStats::default();
     let mut store = SagaStore::new();
     // (time, sequence) orders arrivals; the sequence keeps equal times in arrival order.
     let mut queue: BinaryHeap<Reverse<(i64, u64)>> = BinaryHeap::new();
@@ -87,12 +79,8 @@ pub fn run_sagas(
                 let Reverse((now, id)) = queue.pop().expect("peeked");
                 match arrivals.remove(&id).expect("queued") {
                     Arrival::Start(start) => {
-                        let began = Instant::now();
                         let is_new = store.get(&start.saga_id).is_none();
                         let fx = store.start_or_join(engine, *start, now);
-                        if let Some(h) = stats.start_us.as_mut() {
-                            h.saturating_record(began.elapsed().as_micros() as u64);
-                        }
                         match fx {
                             Ok(fx) => {
                                 if is_new {

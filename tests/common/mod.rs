@@ -43,6 +43,7 @@ pub struct TestTopics {
     pub sagas: String,
     pub compensations: String,
     pub escalations: String,
+    pub correlations: String,
     pub group: String,
 }
 
@@ -60,6 +61,7 @@ impl TestTopics {
             sagas: name("sagas"),
             compensations: name("compensations"),
             escalations: name("escalations"),
+            correlations: name("correlations"),
             group: name("group"),
         }
     }
@@ -100,6 +102,7 @@ agent_votes = "{votes}"
 sagas = "{sagas}"
 compensations = "{compensations}"
 escalations = "{escalations}"
+correlations = "{correlations}"
 
 [http]
 listen = "127.0.0.1:0"
@@ -118,6 +121,7 @@ listen = "127.0.0.1:0"
             sagas = self.sagas,
             compensations = self.compensations,
             escalations = self.escalations,
+            correlations = self.correlations,
         );
         std::fs::write(&path, text).unwrap();
         path

@@ -145,6 +145,7 @@ pub fn command() -> AgentCommand {
         explanation: "pattern memory-leak (0.82); urgency 0.91 = severity 0.75 + score 0.87, amplified x1.3 by baseline departure; 2 entities -> fan-out".into(),
         attributes: map(&[("team", "payments".to_string()), ("tier", "1".to_string())]),
         issued_at: NOW + 12,
+        partition_key: "payments-api".into(),
     }
 }
 
@@ -175,6 +176,7 @@ pub fn compensation() -> CompensationCommand {
         attempt: 1,
         reason: "step remediate failed after 5 attempts".into(),
         issued_at: NOW + 90_000,
+        partition_key: "payments-api".into(),
     }
 }
 

@@ -259,7 +259,7 @@ async fn read_commands(
         .set("socket.nagle.disable", "true")
         .create()?;
     consumer.subscribe(&[&topic])?;
-    let mut histogram = super::super::summary::latency_histogram();
+    let mut histogram = crate::telemetry::latency_histogram();
     let (mut seen, mut last) = (0u64, Instant::now());
     while seen < expected {
         let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())

@@ -69,6 +69,20 @@ pub async fn ensure_copartitioned(
     Ok(expected as i32)
 }
 
+/// The partition count of `topic`, created with `partitions` first if it does not exist (as a
+/// TDA producer's topic may not yet when Aura starts first).
+pub async fn ensure_partitions(
+    kafka: &KafkaConfig,
+    topic: &str,
+    partitions: i32,
+) -> Result<i32, RuntimeError> {
+    let admin = Admin::new(kafka)?;
+    admin
+        .create(&[admin.new_topic(topic, partitions, &[])])
+        .await?;
+    Ok(admin.partition_count(topic)? as i32)
+}
+
 /// One admin client, for every step of a check.
 struct Admin {
     client: AdminClient<DefaultClientContext>,

@@ -24,7 +24,7 @@ use crate::table::Table;
 
 use super::{Readiness, RecordHandler, StateQueries};
 
-pub use admin::{ensure_copartitioned, ensure_topics};
+pub use admin::{ensure_copartitioned, ensure_partitions, ensure_topics};
 pub use committer::Committer;
 
 /// What the Kafka runtime runs.
@@ -42,9 +42,12 @@ pub struct KafkaSettings {
 /// the same task, which owns the state of every key hashed to `p`.
 pub struct SubTopology {
     pub topics: Vec<String>,
-    /// Makes the processor of one task.
-    pub make_processor: Box<dyn Fn() -> Box<dyn Processor> + Send + Sync>,
+    /// Makes the processor of one task, given its partition.
+    pub make_processor: MakeProcessor,
 }
+
+/// Makes the processor of the task that owns one partition.
+pub type MakeProcessor = Box<dyn Fn(i32) -> Box<dyn Processor> + Send + Sync>;
 
 impl KafkaSettings {
     /// The sub-topology that reads `topic`.
@@ -102,9 +105,11 @@ pub async fn run(
     let outputs = [
         &topics.commands,
         &topics.dead_letters,
+        &topics.correlations,
         &topics.sagas,
         &topics.compensations,
         &topics.escalations,
+        &topics.decisions,
     ];
     ensure_topics(&settings.kafka, &outputs.map(String::as_str), &[]).await?;
     ensure_topics(

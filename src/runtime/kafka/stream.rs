@@ -93,7 +93,7 @@ pub async fn run_generation(
             records: rx,
             handler: handler.clone(),
             committer: committer.clone(),
-            processor: (settings.subtopologies[subtopology].make_processor)(),
+            processor: (settings.subtopologies[subtopology].make_processor)(partition),
             failures: failures_tx.clone(),
             kafka: kafka.clone(),
             readiness: readiness.clone(),
