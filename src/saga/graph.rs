@@ -210,4 +210,28 @@ mod tests {
         let leak = all.get("memory-leak-remediation").unwrap().to_mermaid();
         assert!(leak.contains("n1 -->|\"otherwise\"| done"), "{leak}");
     }
+
+    #[test]
+    fn coordination_steps_show_their_crew_join_vote_plan_escalation_and_loops() {
+        let all = Workflows::builtin().unwrap();
+        let cascade = all.get("cascade-containment").unwrap().to_mermaid();
+        for want in [
+            "consensus [ANALYST, ANALYST, SUPERVISOR]: vote-contain-or-hold",
+            "options contain | hold; quorum 2, weights Layer, deadline 60000 ms",
+            "n1 -->|\"decision == contain\"| n3",
+            "n1 -->|\"TIED or NO_QUORUM\"| n2",
+            "escalate to strategic: SUPERVISOR approve-containment (300000 ms, approval (timeout: rejected))",
+        ] {
+            assert!(cascade.contains(want), "{want:?} in {cascade}");
+        }
+        let crew = all.get("partition-recovery").unwrap().to_dot();
+        assert!(crew.contains("fan-out [OBSERVER, OBSERVER, OBSERVER]: probe-links\\njoin quorum(2), deadline 30000 ms"), "{crew}");
+        let plan = all.get("change-rollback").unwrap().to_mermaid();
+        assert!(plan.contains("supervisor SUPERVISOR: plan-rollback<br/><= 5 sub-tasks, join all, then confirm-rollback"), "{plan}");
+        let looped = all.get("contention-relief").unwrap().to_mermaid();
+        assert!(
+            looped.contains("n2 -->|\"balanced == false; at most 2x\"| n3"),
+            "{looped}"
+        );
+    }
 }

@@ -274,3 +274,79 @@ mod completion {
         assert!(stats.escalations > 0 && stats.votes > 0, "{stats:?}");
     }
 }
+
+/// `aura produce`'s default mix, routed by the real anomaly chain, reaches the coordination
+/// workflows: at least one incident in twenty gets a consensus, and some a fan-out.
+#[cfg(test)]
+mod mix {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use crate::config::Config;
+    use crate::generator::Generator;
+    use crate::model::SagaEventKind;
+    use crate::processor::{Event, Output};
+    use crate::saga::kinds::StepKind;
+    use crate::saga::Workflows;
+    use crate::semantic::{Engine, PatternLibrary, SemanticConfig};
+    use crate::telemetry::Metrics;
+
+    /// Sagas started per step kind their workflow holds, out of how many started.
+    fn started_by_kind(sources: usize, events: usize) -> (HashMap<&'static str, usize>, usize) {
+        let engine = Arc::new(Engine::new(
+            SemanticConfig::default(),
+            PatternLibrary::builtin(),
+        ));
+        let metrics = Metrics::new();
+        let make =
+            crate::app::incident_tasks(&Config::default(), &metrics, Arc::default(), engine, 1)
+                .unwrap();
+        let mut task = make(0);
+        let workflows = Workflows::builtin().unwrap();
+        // `aura produce` with no flags: scenario mixed, seed 1, noise 0.3.
+        let mut generator = Generator::for_scenario("mixed", 1, 0.3, sources, 0.0).unwrap();
+        let (mut by_kind, mut started) = (HashMap::new(), 0);
+        let mut out = Vec::new();
+        let now = 1_800_000_000_000;
+        for i in 0..events {
+            let at = now + i as i64;
+            task.process(Event::Anomaly(generator.anomaly(at)), at, &mut out)
+                .unwrap();
+            for o in out.drain(..) {
+                let Output::SagaEvent(e) = o else { continue };
+                if e.kind != SagaEventKind::Started {
+                    continue;
+                }
+                started += 1;
+                let wf = workflows.get(&e.workflow).unwrap();
+                for kind in [StepKind::Consensus, StepKind::FanOut, StepKind::Supervisor] {
+                    if wf.steps.iter().any(|s| s.kind() == kind) {
+                        *by_kind.entry(kind.name()).or_insert(0) += 1;
+                    }
+                }
+            }
+        }
+        (by_kind, started)
+    }
+
+    #[test]
+    fn the_default_produce_mix_sends_one_incident_in_twenty_through_a_consensus() {
+        for (sources, events) in [(50, 1_000), (1 << 40, 2_000)] {
+            let (by_kind, started) = started_by_kind(sources, events);
+            let share = |k: &str| by_kind.get(k).copied().unwrap_or(0) as f64 / started as f64;
+            assert!(started >= 40, "{sources} sources: {started} sagas");
+            assert!(
+                share("consensus") >= 0.05,
+                "{sources} sources: {by_kind:?} of {started}"
+            );
+            assert!(
+                share("fan_out") > 0.0,
+                "{sources} sources: {by_kind:?} of {started}"
+            );
+            assert!(
+                share("supervisor") > 0.0,
+                "{sources} sources: {by_kind:?} of {started}"
+            );
+        }
+    }
+}
