@@ -447,3 +447,38 @@ fn a_bounded_loop_repeats_with_fresh_command_ids_then_takes_the_next_edge() {
     );
     assert_eq!(s.loops.get("verify>remediate"), Some(&2));
 }
+
+#[test]
+fn a_restart_mid_fan_out_keeps_the_branches_and_joins_once() {
+    let e = engine(&CREW.replace("join = \"all\"", "join = \"quorum(2)\""));
+    let mut store = SagaStore::new();
+    let mut req = start_req("s1", "an-1");
+    req.workflow = "crew".into();
+    let fx = store.start_or_join(&e, req, T0).unwrap();
+    let fx = store.on_result(&e, &ok(&only_command(&fx), T0 + 10), T0 + 10);
+    let branches = commands(&fx);
+    store.on_result(&e, &ok(&branches[0], T0 + 20), T0 + 20);
+    let record = store.record("s1").unwrap().to_vec();
+    drop(store);
+    let mut restored = SagaStore::new();
+    restored.insert_record(&record).unwrap();
+    assert_eq!(
+        restored
+            .on_result(&e, &ok(&branches[0], T0 + 30), T0 + 30)
+            .ignored,
+        Some(Ignored::Duplicate)
+    );
+    let fx = restored.on_result(&e, &ok(&branches[2], T0 + 31), T0 + 31);
+    assert_eq!(
+        (fx.cancels().count(), only_command(&fx).step.as_str()),
+        (1, "report")
+    );
+    let s = restored.get("s1").unwrap();
+    assert_eq!(
+        s.done
+            .iter()
+            .filter(|d| d.step == "investigate" && d.branch.is_none())
+            .count(),
+        1
+    );
+}

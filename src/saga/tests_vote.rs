@@ -356,3 +356,36 @@ fn the_state_with_votes_in_flight_stays_under_2_kb() {
     let back: SagaState = serde_json::from_str(&json).unwrap();
     assert_eq!(back, s);
 }
+
+#[test]
+fn a_restart_mid_consensus_restores_the_votes_and_decides_once() {
+    let e = engine(VOTE);
+    let mut store = SagaStore::new();
+    let mut req = start_req("s1", "an-1");
+    req.workflow = "vote".into();
+    let fx = store.start_or_join(&e, req, T0).unwrap();
+    let ballots: Vec<AgentCommand> = fx.commands().cloned().collect();
+    let first = vote(&ballots[0], "a1", "remediate");
+    store.on_vote(&e, &first, T0 + 10);
+    // The process dies after committing the first vote; a new owner restores the changelog.
+    let record = store.record("s1").unwrap().to_vec();
+    drop(store);
+    let mut restored = SagaStore::new();
+    restored.insert_record(&record).unwrap();
+    assert_eq!(restored.timers().len(), 1, "the voting deadline survives");
+    // The vote is delivered again (its offset was committed with the state, but an agent may
+    // resend): counted once. The second vote decides.
+    assert_eq!(
+        restored.on_vote(&e, &first, T0 + 20).ignored,
+        Some(Ignored::Duplicate)
+    );
+    let fx = restored.on_vote(&e, &vote(&ballots[2], "s9", "remediate"), T0 + 30);
+    assert_eq!(decision(&fx).voters, ["a1", "s9"]);
+    // Nothing can decide it again: the deadline timer was cleared, later votes are late.
+    assert!(restored
+        .fire_due(&e, T0 + 10_000)
+        .iter()
+        .all(|(_, fx)| fx.decisions().count() == 0));
+    let fx = restored.on_vote(&e, &vote(&ballots[1], "a2", "rollback"), T0 + 40);
+    assert_eq!(fx.ignored, Some(Ignored::Late));
+}
