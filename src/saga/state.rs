@@ -119,17 +119,29 @@ pub struct Branch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
     /// 1-based; a failed branch is re-issued at once while the step has attempts left.
+    /// Defaults (attempt 1, waiting) are left out of the JSON: most branches are in them.
+    #[serde(default = "first_attempt", skip_serializing_if = "is_first_attempt")]
     pub attempt: i32,
+    #[serde(default, skip_serializing_if = "BranchState::is_waiting")]
     pub state: BranchState,
     /// A ballot's counted vote.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vote: Option<Vote>,
 }
 
+fn first_attempt() -> i32 {
+    1
+}
+
+fn is_first_attempt(n: &i32) -> bool {
+    *n == 1
+}
+
 /// Where one branch stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BranchState {
+    #[default]
     Waiting,
     Succeeded,
     /// Failed on its last attempt.
@@ -138,6 +150,12 @@ pub enum BranchState {
     Cancelled,
     /// A ballot whose vote was counted.
     Voted,
+}
+
+impl BranchState {
+    fn is_waiting(&self) -> bool {
+        *self == BranchState::Waiting
+    }
 }
 
 /// A vote as counted: who, for what, with which weight.
