@@ -163,11 +163,11 @@ impl<'a> Tx<'a> {
             .unwrap_or(0);
         match step.kind() {
             StepKind::Task | StepKind::Supervisor => {
-                s.current = Some(Run::new(&step.name, base + 1));
+                s.current = Some(Run {
+                    base,
+                    ..Run::new(&step.name, base + 1)
+                });
                 self.issue_step(s, step, base + 1);
-                if let Some(run) = s.current.as_mut() {
-                    run.base = base;
-                }
             }
             StepKind::FanOut => self.start_fan_out(s, step),
             StepKind::Consensus => self.start_vote(s, step),
