@@ -100,7 +100,7 @@ pub struct ConsensusSpec {
     /// How a vote is weighted.
     #[serde(default)]
     pub weights: Weighting,
-    /// The largest weight one vote may claim (`weights = "claimed"`).
+    /// The largest weight one vote may claim (`weights = "confidence"`).
     #[serde(default = "one")]
     pub max_weight: f64,
     /// The step taken after a tie or a missing quorum; `None` fails the step (and so the saga,
@@ -136,7 +136,7 @@ pub enum Weighting {
     /// The voter's layer: an observer 1, an analyst 2, a supervisor 3.
     Layer,
     /// The weight the vote claims (the agent's routing confidence), capped at `max_weight`.
-    Claimed,
+    Confidence,
 }
 
 /// A supervisor: the step's command asks the supervisor for a plan; its result's `plan` output

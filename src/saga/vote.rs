@@ -43,7 +43,7 @@ fn weight(spec: &ConsensusSpec, b: &Branch, i: usize, claimed: Option<f64>) -> f
         Weighting::Equal => 1.0,
         Weighting::Declared => spec.voters.get(i).map_or(1.0, |v| v.weight),
         Weighting::Layer => layer_weight(b.agent_type),
-        Weighting::Claimed => {
+        Weighting::Confidence => {
             let w = claimed.unwrap_or(spec.max_weight);
             if w.is_finite() {
                 w.clamp(0.0, spec.max_weight)
@@ -308,5 +308,56 @@ impl Tx<'_> {
                 self.give_up(s, step, round, at_deadline, why);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::saga::kinds::VoterSpec;
+
+    #[test]
+    fn votes_weigh_as_the_workflow_says() {
+        let voter = |agent_type, weight| VoterSpec { agent_type, weight };
+        let mut spec = ConsensusSpec {
+            options: vec!["a".into(), "b".into()],
+            voters: vec![
+                voter(AgentType::Observer, 0.5),
+                voter(AgentType::Supervisor, 4.0),
+            ],
+            count: None,
+            quorum: 1,
+            weights: Weighting::Equal,
+            max_weight: 2.0,
+            on_escalate: None,
+        };
+        let ballot = |agent_type| Branch {
+            agent_type,
+            action: None,
+            attempt: 1,
+            state: BranchState::Waiting,
+            vote: None,
+        };
+        let (o, s) = (ballot(AgentType::Observer), ballot(AgentType::Supervisor));
+        assert_eq!(weight(&spec, &s, 1, Some(9.0)), 1.0);
+        spec.weights = Weighting::Declared;
+        assert_eq!(
+            (weight(&spec, &o, 0, None), weight(&spec, &s, 1, None)),
+            (0.5, 4.0)
+        );
+        spec.weights = Weighting::Layer;
+        assert_eq!(
+            (weight(&spec, &o, 0, None), weight(&spec, &s, 1, None)),
+            (1.0, 3.0)
+        );
+        spec.weights = Weighting::Confidence;
+        assert_eq!(weight(&spec, &o, 0, Some(0.7)), 0.7);
+        assert_eq!(weight(&spec, &o, 0, Some(9.0)), 2.0, "capped at max_weight");
+        assert_eq!(weight(&spec, &o, 0, Some(f64::NAN)), 0.0);
+        assert_eq!(
+            weight(&spec, &o, 0, None),
+            2.0,
+            "the most a pending ballot can add"
+        );
     }
 }
