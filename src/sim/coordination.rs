@@ -84,11 +84,12 @@ impl SimulatedAgents {
         Some((at, vote))
     }
 
-    /// A supervisor's plan for a plan request: 1 to `plan.max_subtasks` sub-tasks, as the
-    /// `plan` output (`AGENT_TYPE:action;...`); `None` for any other command.
-    pub fn plan(&mut self, command: &AgentCommand) -> Option<String> {
+    /// A supervisor's plan for a plan request: as many sub-tasks as `plan.max_subtasks`
+    /// allows (up to five), as the `plan` output (`AGENT_TYPE:action;...`); `None` for any
+    /// other command.
+    pub fn plan(&self, command: &AgentCommand) -> Option<String> {
         let max: usize = command.attributes.get(PLAN_ATTRIBUTE)?.parse().ok()?;
-        let n = self.rng().random_range(1..=max.clamp(1, SUBTASKS.len()));
+        let n = max.clamp(1, SUBTASKS.len());
         let tasks: Vec<String> = SUBTASKS[..n]
             .iter()
             .map(|(t, a)| format!("{t}:{a}"))
@@ -191,16 +192,16 @@ mod tests {
     }
 
     #[test]
-    fn plans_stay_within_the_requested_bound() {
-        let mut agents = SimulatedAgents::new(AgentProfile::default(), 5);
+    fn plans_fill_the_requested_bound() {
+        let agents = SimulatedAgents::new(AgentProfile::default(), 5);
         let mut c = ballot("s", 0);
         assert_eq!(agents.plan(&c), None);
         c.attributes = HashMap::from([(PLAN_ATTRIBUTE.to_string(), "3".to_string())]);
-        for _ in 0..50 {
-            let plan = agents.plan(&c).unwrap();
-            let n = plan.split(';').count();
-            assert!((1..=3).contains(&n), "{plan}");
-        }
+        let plan = agents.plan(&c).unwrap();
+        assert_eq!(
+            plan,
+            "OBSERVER:snapshot-state;ANALYST:check-dependencies;SUPERVISOR:apply-change"
+        );
     }
 }
 
