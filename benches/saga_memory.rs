@@ -93,7 +93,6 @@ fn main() {
             _ => None,
         });
         if let (true, Some(c)) = (answer_first, first) {
-            out.clear();
             let result = AgentResult {
                 command_id: c.command_id,
                 saga_id: c.saga_id,

@@ -213,3 +213,96 @@ async fn an_escalation_to_strategic_waits_for_approval_and_times_out_into_its_ou
     }
     assert!(service.stop().success());
 }
+
+/// SIGKILL while crews are out: the restarted instance restores their branches from the
+/// changelog, every saga still ends, and no event, cancel or compensation is written twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn crews_in_flight_survive_a_sigkill_and_join_once() {
+    let topics = TestTopics::new("crew-kill");
+    create_topic(&topics.anomalies, 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(folder("crew").join("triage.toml")).unwrap();
+    let workflows = dir.path().join("workflows");
+    std::fs::create_dir(&workflows).unwrap();
+    // Timeouts of a minute: read_committed agents see no command until the killed instance's
+    // open transaction is aborted, and that wait must not time steps out.
+    let quorum = text
+        .replace("join = \"all\"", "join = \"quorum(2)\"")
+        .replace("timeout_ms = 5000", "timeout_ms = 60000")
+        .replace("timeout_ms = 10000", "timeout_ms = 60000");
+    std::fs::write(workflows.join("triage.toml"), quorum).unwrap();
+    let extra = format!(
+        "[sagas]\nenabled = true\nworkflows = {:?}\n\n[semantic.matcher]\nradius_factor = 1e-12\n",
+        workflows.display().to_string()
+    );
+    let config = topics.write_config_with(dir.path(), "exactly_once_v2", &extra);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let static_member = text.replace("[kafka]\n", "[kafka]\n\"static.membership\" = true\n");
+    std::fs::write(&config, static_member).unwrap();
+    let sagas = 200;
+    produce_anomalies_from(&topics.anomalies, sagas, 1_000_000_000_000_000, 73).await;
+    let first = Service::start(&config, "crew-victim", dir.path());
+    // Slow agents, so that crews are out when the service dies.
+    let flags = ["--latency-ms", "300..1500", "--failure-rate", "0"];
+    let _agents = start_agents_with(&topics, dir.path(), &flags);
+    // Kill once many branches are committed as started.
+    read_committed(&topics.sagas, Duration::from_secs(90), |r| r.len() >= 600);
+    first.kill();
+    let second = Service::start(&config, "crew-victim", dir.path());
+    let histories = saga_histories(
+        &topics.sagas,
+        sagas as usize,
+        Duration::from_secs(3),
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(histories.len(), sagas as usize, "{}", second.log_text());
+    assert_eq!(
+        duplicates(&histories),
+        0,
+        "read_committed sees no duplicated event"
+    );
+    let issued = compensations(&topics.compensations, 1).await;
+    let mut cancels = 0;
+    for (saga, h) in &histories {
+        assert!(is_terminal(last_kind(h)), "{saga}: {h:#?}");
+        let closed = h
+            .iter()
+            .filter(|e| e.step.as_deref() == Some("investigate") && e.command_id.is_none())
+            .count();
+        assert!(
+            closed <= 1,
+            "{saga}: the crew closed {closed} times: {h:#?}"
+        );
+        let ids: Vec<&str> = issued
+            .get(saga)
+            .into_iter()
+            .flatten()
+            .map(|c| c.command_id.as_str())
+            .collect();
+        let unique: std::collections::HashSet<&&str> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "{saga}: {ids:?}");
+        cancels += ids.iter().filter(|id| id.contains("/cancel/")).count();
+    }
+    let completed = histories
+        .values()
+        .filter(|h| last_kind(h) == K::Completed)
+        .count();
+    let why: Vec<String> = histories
+        .values()
+        .filter(|h| last_kind(h) != K::Completed)
+        .filter_map(|h| h.iter().rev().find(|e| e.kind == K::Compensating))
+        .filter_map(|e| e.reason.clone())
+        .take(3)
+        .collect();
+    eprintln!("crew kill: {completed} of {sagas} completed, {cancels} cancels; others: {why:#?}");
+    assert_eq!(
+        completed, sagas as usize,
+        "agents never fail here: {why:#?}"
+    );
+    assert_eq!(
+        cancels, sagas as usize,
+        "one cancel per crew, the third branch's"
+    );
+    assert!(second.stop().success());
+}
