@@ -2,15 +2,21 @@
 #
 #   docker build -t aura-orchestrator .
 #   docker run --rm aura-orchestrator --help
-#   docker run --rm -p 8080:8080 -e AURA_BOOTSTRAP_SERVERS=host:9092 aura-orchestrator
+#   docker run --rm -p 8080:8080 \
+#       -e AURA_BOOTSTRAP_SERVERS=broker.example.com:9092 \
+#       -e AURA_SCHEMA_REGISTRY_URL=http://registry.example.com:8081 \
+#       -e AURA_INSTANCE_ID=aura-0 aura-orchestrator
 #
-# The default command runs the service with /etc/aura/aura.toml (a copy of deploy/aura.toml; mount
-# your own over it). Flags and AURA_* variables override the file (see `aura run --help`).
+# The default command runs the service with /etc/aura/aura.toml, a copy of deploy/aura.toml. That file
+# is the compose stack's: it names the hosts `kafka` and `schema-registry`, which exist only inside
+# docker-compose.yml's network. Anywhere else, point Aura at your own broker and registry, as above
+# (an empty AURA_SCHEMA_REGISTRY_URL means the embedded schema catalog), or mount your own file over
+# /etc/aura/aura.toml. Flags and AURA_* variables override the file (see `aura run --help`).
 #
 # Works with BuildKit and with the classic builder: no cache mounts, the dependency layer is cached
 # by the Docker layer cache alone.
 
-# Cargo.toml says rust-version = 1.88, but Cargo.lock pins uuid 1.29.3, which needs rustc 1.89.
+# Cargo.toml's rust-version (1.89) is what Cargo.lock needs: uuid 1.29.3 requires rustc 1.89.
 ARG RUST_VERSION=1.91
 ARG DEBIAN_RELEASE=bookworm
 

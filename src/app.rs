@@ -46,6 +46,10 @@ pub async fn run_on_kafka(
         }
     });
     let contexts: Arc<Table<_>> = Arc::default();
+    metrics.watch_context_table({
+        let contexts = contexts.clone();
+        move || contexts.len()
+    });
     let plan = partition_plan(config, &topology).await?;
     info!(
         path = if plan.one_hop { "one-hop" } else { "re-key" },

@@ -19,6 +19,7 @@
 //!   learns, urgency, complexity and cached capability routing.
 //! - [`sim`]: simulated agents and a virtual-time saga run (the demo's agents).
 //! - [`telemetry`]: every metric, named in one place.
+//! - [`lag`]: a consumer group's lag as the broker sees it (`aura lag`), without joining it.
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz` and `/sagas/{id}`.
 //! - [`generator`]: synthetic, realistic anomalies (and malformed ones) for `produce` and `demo`.
 //! - [`topology`]: every input and output topic declared once: what it carries, its schema,
@@ -35,6 +36,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod generator;
 pub mod http;
+pub mod lag;
 pub mod model;
 pub mod processor;
 pub mod runtime;

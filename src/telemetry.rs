@@ -19,6 +19,9 @@ const LATENCY_BUCKETS: &[f64] = &[
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// Unprefixed metrics every Prometheus exporter has: `process_*` (CPU, memory, file
+    /// descriptors, start time) from /proc.
+    process: Registry,
     /// Records consumed, by topic.
     pub records_in: IntCounterVec,
     /// Records produced, by topic.
@@ -42,8 +45,6 @@ pub struct Metrics {
     pub consumer_lag: IntGaugeVec,
     /// Consumer group rebalances seen by this instance.
     pub rebalances: IntCounter,
-    /// Rows in the `tda.context` table.
-    pub context_rows: IntGauge,
     /// Transient failures retried (registry or broker unavailable), by kind.
     pub transient_retries: IntCounterVec,
     /// How long a task took to restore its stores from their changelogs.
@@ -173,7 +174,6 @@ impl Metrics {
             partitions_assigned: gauge("partitions_assigned", "Input partitions owned"),
             consumer_lag,
             rebalances,
-            context_rows: gauge("context_table_rows", "Rows in the tda.context table"),
             restore_seconds: histogram(
                 "restore_seconds",
                 "Time one task took to restore its stores",
@@ -189,17 +189,165 @@ impl Metrics {
                 "rekeyed_total",
                 "Anomalies re-keyed to their correlation key's partition",
             ),
-            registry,
+            process: process_registry(),
+            registry: with_build_info(registry),
         }
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("text encoding cannot fail");
-        String::from_utf8(buf).expect("Prometheus text is UTF-8")
+        render(&[&self.registry, &self.process])
+    }
+
+    /// Exports `aura_context_table_rows`, the rows of the `tda.context` table, read from
+    /// `rows` at every scrape. Registered once, like [`Metrics::watch_route_cache`].
+    pub fn watch_context_table(&self, rows: impl Fn() -> usize + Send + Sync + 'static) {
+        let gauge = IntGauge::new("context_table_rows", "Rows in the tda.context table")
+            .expect("valid metric");
+        let _ = self
+            .registry
+            .register(Box::new(ScrapedGauge { gauge, read: rows }));
+    }
+}
+
+/// What `aura lag --serve` exports: a group's lag as the broker sees it, so the dashboard's lag
+/// panel and the lag alerts keep working while every instance of the group is down.
+#[derive(Clone)]
+pub struct GroupLagMetrics {
+    registry: Registry,
+    process: Registry,
+    /// `aura_group_committed_offset{group, topic, partition}`.
+    pub committed: IntGaugeVec,
+    /// `aura_group_end_offset{group, topic, partition}`: the high watermark.
+    pub end: IntGaugeVec,
+    /// `aura_group_lag{group, topic, partition}`: end minus committed offset.
+    pub lag: IntGaugeVec,
+    /// `aura_group_partition_owned{group, topic, partition}`: 1 while a member owns it, else 0.
+    pub owned: IntGaugeVec,
+    /// `aura_group_members{group}`.
+    pub members: IntGaugeVec,
+    /// `aura_group_lag_refreshes_total{group, outcome}`: `ok` or `error` (broker unreachable).
+    pub refreshes: IntCounterVec,
+    /// `aura_group_lag_last_success_timestamp_seconds{group}`: when the values above were read.
+    pub last_success: IntGaugeVec,
+}
+
+impl GroupLagMetrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("aura".into()), None).expect("valid prefix");
+        let gauges = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let partition = &["group", "topic", "partition"];
+        let refreshes = IntCounterVec::new(
+            Opts::new(
+                "group_lag_refreshes_total",
+                "Lag reads from the broker by outcome",
+            ),
+            &["group", "outcome"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(refreshes.clone()))
+            .expect("unique metric");
+        Self {
+            committed: gauges(
+                "group_committed_offset",
+                "The group's committed offset per partition",
+                partition,
+            ),
+            end: gauges(
+                "group_end_offset",
+                "End offset (high watermark) per partition",
+                partition,
+            ),
+            lag: gauges(
+                "group_lag",
+                "Records not yet committed by the group per partition, from the broker",
+                partition,
+            ),
+            owned: gauges(
+                "group_partition_owned",
+                "1 while a group member owns the partition, else 0",
+                partition,
+            ),
+            members: gauges("group_members", "Members of the consumer group", &["group"]),
+            last_success: gauges(
+                "group_lag_last_success_timestamp_seconds",
+                "Unix time of the last successful lag read",
+                &["group"],
+            ),
+            refreshes,
+            process: process_registry(),
+            registry: with_build_info(registry),
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        render(&[&self.registry, &self.process])
+    }
+}
+
+impl Default for GroupLagMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The text exposition of several registries, one after the other.
+fn render(registries: &[&Registry]) -> String {
+    let families: Vec<MetricFamily> = registries.iter().flat_map(|r| r.gather()).collect();
+    let mut buf = Vec::new();
+    TextEncoder::new()
+        .encode(&families, &mut buf)
+        .expect("text encoding cannot fail");
+    String::from_utf8(buf).expect("Prometheus text is UTF-8")
+}
+
+/// A registry with the `process_*` collector, where the platform has one (Linux /proc).
+fn process_registry() -> Registry {
+    let registry = Registry::new();
+    #[cfg(target_os = "linux")]
+    registry
+        .register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("unique metric");
+    registry
+}
+
+/// Adds `<prefix>_build_info{version}` = 1 to `registry`: which build runs where, the usual way
+/// (join it on `instance` to label other series with the version).
+fn with_build_info(registry: Registry) -> Registry {
+    let info = IntGaugeVec::new(
+        Opts::new("build_info", "The running build; always 1"),
+        &["version"],
+    )
+    .expect("valid metric");
+    info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    registry.register(Box::new(info)).expect("unique metric");
+    registry
+}
+
+/// A gauge whose value is read when scraped, from state owned elsewhere.
+struct ScrapedGauge<F> {
+    gauge: IntGauge,
+    read: F,
+}
+
+impl<F: Fn() -> usize + Send + Sync> Collector for ScrapedGauge<F> {
+    fn desc(&self) -> Vec<&Desc> {
+        self.gauge.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.gauge.set((self.read)() as i64);
+        self.gauge.collect()
     }
 }
 
@@ -249,6 +397,12 @@ impl Default for Metrics {
     }
 }
 
+/// A histogram for latencies in microseconds, from 1 µs to 10 minutes at 3 significant
+/// digits. Bounded, so `saturating_record` clamps instead of silently losing range.
+pub fn latency_histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,6 +425,30 @@ mod tests {
     }
 
     #[test]
+    fn process_build_info_and_context_rows_are_exported() {
+        let m = Metrics::new();
+        let rows = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(7));
+        let seen = rows.clone();
+        m.watch_context_table(move || seen.load(std::sync::atomic::Ordering::Relaxed));
+        let text = m.render();
+        assert!(text.contains("aura_context_table_rows 7"), "{text}");
+        let info = format!(
+            "aura_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&info), "{text}");
+        #[cfg(target_os = "linux")]
+        for name in [
+            "process_resident_memory_bytes ",
+            "process_start_time_seconds ",
+        ] {
+            assert!(text.contains(name), "{name} missing:\n{text}");
+        }
+        rows.store(9, std::sync::atomic::Ordering::Relaxed);
+        assert!(m.render().contains("aura_context_table_rows 9"));
+    }
+
+    #[test]
     fn route_cache_lookups_follow_the_routers_own_counts() {
         use std::sync::atomic::{AtomicU64, Ordering};
         let m = Metrics::new();
@@ -288,10 +466,4 @@ mod tests {
             .render()
             .contains("aura_route_cache_lookups_total{result=\"hit\"} 5"));
     }
-}
-
-/// A histogram for latencies in microseconds, from 1 µs to 10 minutes at 3 significant
-/// digits. Bounded, so `saturating_record` clamps instead of silently losing range.
-pub fn latency_histogram() -> hdrhistogram::Histogram<u64> {
-    hdrhistogram::Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds")
 }

@@ -1,7 +1,9 @@
 //! Interop with a client aura did not write: Python confluent-kafka's AvroSerializer produces the
 //! anomalies, with a newer TdaAnomaly writer schema than aura's (one extra optional field) that it
 //! registers itself, and its AvroDeserializer decodes the commands aura emits. Needs the real
-//! broker and registry (`scripts/test`) and tests/interop/requirements.txt installed.
+//! broker and registry (`scripts/test`) and a Python with tests/interop/requirements.txt installed:
+//! `scripts/test` makes one in a virtual environment (`scripts/python-env`) and names its python in
+//! AURA_TEST_PYTHON.
 
 mod common;
 
@@ -20,19 +22,30 @@ fn client_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/python_client.py")
 }
 
+/// The Python that has the client's dependencies: AURA_TEST_PYTHON (set by `scripts/test`), else
+/// `python3`, which then needs them installed some other way.
+fn python() -> String {
+    std::env::var("AURA_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
 /// Fails loudly, never skips, when the Python client cannot run.
 fn require_python_client() {
-    let probe = Command::new("python3")
+    let python = python();
+    let probe = Command::new(&python)
         .args(["-c", "import confluent_kafka, fastavro"])
         .output();
     match probe {
         Ok(out) if out.status.success() => {}
         Ok(out) => panic!(
-            "python3 cannot import confluent_kafka: install tests/interop/requirements.txt \
-             (python3 -m pip install -r tests/interop/requirements.txt; scripts/test does this)\n{}",
+            "{python} cannot import confluent_kafka: run the tests with \
+             AURA_TEST_PYTHON=\"$(scripts/python-env)\" (a venv with tests/interop/requirements.txt; \
+             scripts/test does this)\n{}",
             String::from_utf8_lossy(&out.stderr)
         ),
-        Err(e) => panic!("cannot run python3 ({e}): the interop test needs it with tests/interop/requirements.txt"),
+        Err(e) => panic!(
+            "cannot run {python} ({e}): set AURA_TEST_PYTHON=\"$(scripts/python-env)\" \
+             (scripts/test does this)"
+        ),
     }
 }
 
@@ -45,11 +58,12 @@ fn run_client(args: &[&str], log: impl Fn() -> String) -> String {
         stdout,
         stderr,
     } = Command::new("timeout")
-        .args(["--kill-after=5", "120", "python3"])
+        .args(["--kill-after=5", "120"])
+        .arg(python())
         .arg(client_script())
         .args(args)
         .output()
-        .expect("run python3");
+        .expect("run the Python client");
     let stderr = String::from_utf8_lossy(&stderr);
     assert!(
         status.success(),

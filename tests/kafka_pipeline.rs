@@ -26,7 +26,7 @@ async fn decode_commands(codec: &Codec, records: &[Record]) -> Vec<AgentCommand>
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn n_anomalies_in_give_n_commands_out_with_metrics_and_readiness() {
+async fn n_anomalies_in_are_each_in_one_command_or_correlation_with_metrics_and_readiness() {
     let topics = TestTopics::new("pipeline");
     create_topic(&topics.anomalies, 3).await;
     let dir = tempfile::tempdir().unwrap();
@@ -34,24 +34,37 @@ async fn n_anomalies_in_give_n_commands_out_with_metrics_and_readiness() {
     let ids = produce_anomalies(&topics.anomalies, 300, 0.0, 0.0, 11).await;
     let service = Service::start(&config, "pipeline-0", dir.path());
 
-    let records = read_committed(&topics.commands, Duration::from_secs(60), |r| {
-        r.len() >= 300
-    });
+    // 300 anomalies about 20 correlation keys: each key's storm is one incident, so one
+    // command each, and every other anomaly is in a correlation event.
+    let seen = accounted_anomalies(
+        &topics,
+        300,
+        Duration::from_secs(2),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(seen.len(), 300, "log:\n{}", service.log_text());
+    assert!(seen.values().all(|n| *n == 1), "an anomaly accounted twice");
+    assert_eq!(
+        seen.keys().cloned().collect::<HashSet<_>>(),
+        ids.into_iter().collect::<HashSet<_>>()
+    );
+    let records = read_committed(&topics.commands, Duration::from_secs(10), |r| r.len() >= 20);
     let codec = Codec::with_registry(&registry(), &[]).await.unwrap();
     let commands = decode_commands(&codec, &records).await;
-    let seen: HashSet<String> = commands
-        .iter()
-        .flat_map(|c| c.anomaly_ids.clone())
-        .collect();
-    assert_eq!(commands.len(), 300, "log:\n{}", service.log_text());
-    assert_eq!(seen, ids.into_iter().collect::<HashSet<_>>());
-    for c in &commands {
+    assert_eq!(commands.len(), 20, "one command per incident");
+    for (c, r) in commands.iter().zip(&records) {
         assert!(!c.explanation.is_empty() && !c.command_id.is_empty() && c.deadline > c.issued_at);
+        assert_eq!(
+            r.key.as_deref(),
+            Some(c.partition_key.as_str()),
+            "keyed by the correlation key"
+        );
+        assert_eq!(c.partition_key, c.correlation_id);
         assert!(
-            records
-                .iter()
-                .any(|r| r.key.as_deref() == Some(c.saga_id.as_str())),
-            "commands are keyed by saga id"
+            c.saga_id.starts_with(&format!("{}@", c.correlation_id)),
+            "{}",
+            c.saga_id
         );
     }
 
@@ -184,17 +197,15 @@ async fn kill_and_restart(
     first.kill();
     let second = Service::start(&config, "victim", dir.path());
     let ids = producing.await.unwrap();
-    let records = read_until_idle(
-        &topics.commands,
+    let seen = accounted_anomalies(
+        &topics,
         n as usize,
         Duration::from_secs(3),
         Duration::from_secs(90),
-    );
-    let codec = Codec::with_registry(&registry(), &[]).await.unwrap();
-    let commands = decode_commands(&codec, &records).await;
+    )
+    .await;
     let log = second.log_text();
     second.stop();
-    let seen = counts(commands.into_iter().flat_map(|c| c.anomaly_ids));
     assert!(!seen.is_empty(), "no commands; log:\n{log}");
     (ids, seen)
 }
@@ -291,9 +302,13 @@ async fn every_bad_input_class_lands_in_the_dlq_and_the_good_records_around_it_a
     let letters = read_committed(&topics.dlq, Duration::from_secs(60), |r| {
         r.len() >= BAD_KINDS.len()
     });
-    let commands = read_committed(&topics.commands, Duration::from_secs(30), |r| {
-        r.len() >= good.len()
-    });
+    let seen = accounted_anomalies(
+        &topics,
+        good.len(),
+        Duration::from_secs(2),
+        Duration::from_secs(30),
+    )
+    .await;
     let log = service.log_text();
     assert_eq!(letters.len(), BAD_KINDS.len(), "log:\n{log}");
     let reader = Codec::with_registry(&registry(), &[]).await.unwrap();
@@ -335,32 +350,26 @@ async fn every_bad_input_class_lands_in_the_dlq_and_the_good_records_around_it_a
     ] {
         assert!(classes.contains(class), "{class} missing from {classes:?}");
     }
-    let command_ids: HashSet<String> = decode_commands(&reader, &commands)
-        .await
-        .into_iter()
-        .flat_map(|c| c.anomaly_ids)
-        .collect();
-    assert_eq!(command_ids, good.into_iter().collect::<HashSet<_>>());
+    let accounted: HashSet<String> = seen.into_keys().collect();
+    assert_eq!(accounted, good.into_iter().collect::<HashSet<_>>());
     service.stop();
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_input_topic_created_after_start_up_is_picked_up() {
+async fn a_missing_input_topic_is_created_co_partitioned_and_read() {
     let topics = TestTopics::new("late-topic");
     let dir = tempfile::tempdir().unwrap();
     let config = topics.write_stateless_config(dir.path(), "exactly_once_v2");
     let service = Service::start(&config, "late-0", dir.path());
-    // Let the service subscribe to a topic that does not exist yet.
+    // The anomaly topic does not exist: the service creates it with `output.partitions` (3),
+    // so its incidents line up with it, and the producer's records are read once they come.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    create_topic(&topics.anomalies, 2).await;
     let ids = produce_anomalies(&topics.anomalies, 50, 0.0, 0.0, 31).await;
-    let records = read_committed(&topics.commands, Duration::from_secs(60), |r| r.len() >= 50);
-    let codec = Codec::with_registry(&registry(), &[]).await.unwrap();
-    let seen: HashSet<String> = decode_commands(&codec, &records)
-        .await
-        .into_iter()
-        .flat_map(|c| c.anomaly_ids)
-        .collect();
+    let seen: HashSet<String> =
+        accounted_anomalies(&topics, 50, Duration::from_secs(2), Duration::from_secs(60))
+            .await
+            .into_keys()
+            .collect();
     assert_eq!(
         seen,
         ids.into_iter().collect::<HashSet<_>>(),

@@ -113,6 +113,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let (key, value) = encode(&codec, &topics.anomalies, generator.next_record(start_ms))?;
         log.append(
             OutputRecord {
+                partition: None,
                 topic: topics.anomalies.clone(),
                 key: Some(key),
                 value: Some(value),

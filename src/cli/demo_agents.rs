@@ -100,6 +100,7 @@ impl AgentsOnLog {
             let (key, result) = self.waiting.remove(&seq).expect("queued with its answer");
             log.append(
                 OutputRecord {
+                    partition: None,
                     topic: self.results.clone(),
                     key: Some(key.into_bytes()),
                     value: Some(codec.encode(&self.results, &result)?),

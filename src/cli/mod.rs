@@ -5,6 +5,7 @@ mod bench;
 mod demo;
 mod demo_agents;
 mod eval;
+mod lag;
 mod patterns;
 mod produce;
 mod run;
@@ -35,6 +36,7 @@ enum Command {
     Demo(demo::DemoArgs),
     Bench(bench::BenchArgs),
     Agents(agents::AgentsArgs),
+    Lag(lag::LagArgs),
     /// Build pattern libraries from labelled data (`fit`) or write labelled synthetic data
     /// (`generate`).
     Patterns(patterns::PatternsArgs),
@@ -52,6 +54,8 @@ pub fn main() -> ExitCode {
     init_tracing(match cli.command {
         Command::Demo(_) => "error",
         Command::Bench(_) => "warn,rdkafka=error",
+        // One-shot lag reads report a failure themselves; librdkafka's connection noise would bury it.
+        Command::Lag(ref args) if !args.serves() => "warn,rdkafka=off,librdkafka=off",
         _ => "info,rdkafka=warn",
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -65,6 +69,7 @@ pub fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Agents(args) => agents::run(args).await,
+            Command::Lag(args) => lag::run(args).await,
             Command::Patterns(args) => patterns::run(args),
             Command::Eval(args) => eval::run(args),
             Command::Topology(cmd) => topology::run(cmd),

@@ -36,7 +36,7 @@ impl CorrelationConfig {
         if self.gap_ms <= 0 {
             problems.push(Problem::new(
                 "correlation.gap_ms",
-                &self.gap_ms.to_string(),
+                self.gap_ms,
                 "must be > 0",
             ));
         }
@@ -44,7 +44,7 @@ impl CorrelationConfig {
             if !(d.is_finite() && d >= 0.0) {
                 problems.push(Problem::new(
                     "correlation.max_distance",
-                    &d.to_string(),
+                    d,
                     "must be a finite number >= 0",
                 ));
             }

@@ -69,7 +69,7 @@ impl EmbeddedLog {
             return Vec::new();
         };
         let start = (offset.max(0) as usize).min(log.len());
-        log[start..(start + max).min(log.len())].to_vec()
+        log[start..start.saturating_add(max).min(log.len())].to_vec()
     }
 
     /// Every record of a topic, partition by partition.
@@ -133,10 +133,12 @@ fn append_locked(inner: &mut Inner, record: OutputRecord, timestamp_ms: i64) -> 
         });
     // Kafka's default partitioner, so a key lands where it would on a broker (docs/KEYS.md).
     let n = topic.partitions.len() as i32;
-    let partition = record
-        .key
-        .as_ref()
-        .map_or(0, |k| super::partitioner::partition_for(k, n));
+    let partition = record.partition.unwrap_or_else(|| {
+        record
+            .key
+            .as_ref()
+            .map_or(0, |k| super::partitioner::partition_for(k, n))
+    });
     let log = &mut topic.partitions[partition as usize];
     let offset = log.len() as i64;
     log.push(InputRecord {
@@ -157,6 +159,7 @@ mod tests {
 
     fn rec(topic: &str, key: &str) -> OutputRecord {
         OutputRecord {
+            partition: None,
             topic: topic.into(),
             key: Some(key.into()),
             value: Some(vec![1]),

@@ -117,8 +117,8 @@ impl EmbeddedRunner {
 
     /// Fires every task's due timers at `now_ms`.
     pub fn tick(&mut self, now_ms: i64) {
-        for task in &mut self.tasks {
-            let outputs = self.handler.tick(task.as_mut(), now_ms);
+        for (partition, task) in self.tasks.iter_mut().enumerate() {
+            let outputs = self.handler.tick(task.as_mut(), partition as i32, now_ms);
             self.log.append_all(outputs, now_ms);
         }
     }

@@ -141,6 +141,7 @@ impl RecordHandler {
             // Changelogs hold the store's own bytes, with no trace: they are state, not events.
             return Ok(OutputRecord {
                 topic: self.topology.internal.changelog(store),
+                partition: Some(input.partition),
                 key: Some(key.as_bytes().to_vec()),
                 value: value.clone(),
                 headers: vec![],
@@ -162,20 +163,27 @@ impl RecordHandler {
         let trace = traceparent(input.header(TRACEPARENT), correlation_id, id);
         Ok(OutputRecord {
             topic: topic.to_string(),
+            partition: None,
             key: Some(output.key().as_bytes().to_vec()),
             value: Some(value),
             headers: vec![(TRACEPARENT.into(), trace.into_bytes())],
         })
     }
 
-    /// Runs a processor's timers at `now_ms` and encodes what they emit. A timer's output that
-    /// cannot be encoded is a bug in this service, not in any input: it is logged and dropped.
-    pub fn tick(&self, processor: &mut dyn Processor, now_ms: i64) -> Vec<OutputRecord> {
+    /// Runs the timers of the processor that owns `partition` at `now_ms` and encodes what they
+    /// emit. A timer's output that cannot be encoded is a bug in this service, not in any input:
+    /// it is logged and dropped.
+    pub fn tick(
+        &self,
+        processor: &mut dyn Processor,
+        partition: i32,
+        now_ms: i64,
+    ) -> Vec<OutputRecord> {
         let mut outputs = Vec::new();
         processor.on_tick(now_ms, &mut outputs);
         let none = InputRecord {
             topic: String::new(),
-            partition: -1,
+            partition,
             offset: -1,
             key: None,
             value: None,
@@ -209,6 +217,7 @@ impl RecordHandler {
         );
         OutputRecord {
             topic: topic.to_string(),
+            partition: None,
             key: record.key.clone(),
             value: Some(value),
             headers: record.headers.clone(),

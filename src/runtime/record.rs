@@ -26,6 +26,10 @@ impl InputRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputRecord {
     pub topic: String,
+    /// The partition to write to; `None` lets the key choose (Kafka's default partitioner).
+    /// A store's changelog record goes to its task's partition, whatever its key hashes to,
+    /// as in Kafka Streams: the task restores exactly that partition.
+    pub partition: Option<i32>,
     pub key: Option<Vec<u8>>,
     /// `None` is a tombstone (a deletion on a compacted topic).
     pub value: Option<Vec<u8>>,

@@ -276,6 +276,55 @@ pub struct Record {
     pub value: Vec<u8>,
 }
 
+/// Every anomaly the service accounted for, as an outside client sees it under read_committed
+/// with sagas off: each anomaly id in a command (`orchestration.commands`: an incident's first
+/// anomaly) or in a correlation event (`orchestration.correlations`: the anomalies that joined
+/// it), with how often it appears there, so a duplicate shows. Reads until at least `min` ids
+/// were seen and both topics were quiet for `idle`, or until `timeout`.
+pub async fn accounted_anomalies(
+    topics: &TestTopics,
+    min: usize,
+    idle: Duration,
+    timeout: Duration,
+) -> HashMap<String, usize> {
+    use aura::model::{AgentCommand, CorrelationEvent};
+    let codec = Codec::with_registry(&registry(), &[]).await.unwrap();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", unique("accounting"))
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer
+        .subscribe(&[&topics.commands, &topics.correlations])
+        .unwrap();
+    let deadline = Instant::now() + timeout;
+    let mut last = Instant::now();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut total = 0;
+    while Instant::now() < deadline && !(total >= min && last.elapsed() > idle) {
+        let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        last = Instant::now();
+        let value = m.payload().unwrap_or_default();
+        let ids = if m.topic() == topics.commands {
+            let c: AgentCommand = codec.decode(value).await.unwrap();
+            c.anomaly_ids
+        } else {
+            let e: CorrelationEvent = codec.decode(value).await.unwrap();
+            e.anomaly_ids
+        };
+        for id in ids {
+            total += 1;
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    seen
+}
+
 /// An `aura run` process.
 pub struct Service {
     child: Child,
@@ -368,6 +417,24 @@ pub fn http_address(service: &Service) -> String {
                 .to_string();
         }
         assert!(Instant::now() < deadline, "service never listened:\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The address a service logged on its `marker` line (`address=...`), e.g. `aura lag --serve`'s
+/// "lag exporter listening".
+pub fn logged_address(service: &Service, marker: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = service.log_text();
+        if let Some(line) = log.lines().find(|l| l.contains(marker)) {
+            let addr = line.split("address=").nth(1).unwrap();
+            let addr = addr.split_whitespace().next().unwrap();
+            return addr
+                .trim_matches(|c: char| !c.is_ascii_digit() && c != '.' && c != ':')
+                .to_string();
+        }
+        assert!(Instant::now() < deadline, "{marker:?} never logged:\n{log}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -58,6 +58,7 @@ fn copy_loop(
         if let Some(message) = consumer.poll(Duration::from_millis(1)) {
             let m = message?;
             let copy = OutputRecord {
+                partition: None,
                 topic: config.topics.commands.clone(),
                 key: m.key().map(<[u8]>::to_vec),
                 value: m.payload().map(<[u8]>::to_vec),

@@ -164,6 +164,9 @@ impl Committer {
         if let Some(key) = &output.key {
             record = record.key(key);
         }
+        if let Some(partition) = output.partition {
+            record = record.partition(partition);
+        }
         loop {
             match self.producer().send(record) {
                 Ok(()) => {

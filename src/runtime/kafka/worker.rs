@@ -121,7 +121,7 @@ pub async fn run(task: Task) {
                 if committer.epoch() != epoch {
                     return;
                 }
-                let outputs = handler.tick(processor.as_mut(), crate::clock::now_ms());
+                let outputs = handler.tick(processor.as_mut(), partition, crate::clock::now_ms());
                 outputs.iter().try_for_each(|o| committer.send(o))
             }
             Some(query) = asked.recv(), if registration.is_some() => {
@@ -149,13 +149,16 @@ fn restore(
 ) -> Result<u64, RuntimeError> {
     let started = Instant::now();
     let mut records = 0u64;
-    let consumer: BaseConsumer<EofIsNormal> = clients::restore_consumer(kafka)
-        .create_with_context(EofIsNormal)
-        .map_err(|e| RuntimeError::Client {
-            what: "restore consumer",
-            source: e,
-        })?;
     for (store, topic) in changelogs {
+        // A consumer per changelog: events of one store's partition (an end-of-partition, a
+        // fetched record) left in a shared consumer's queue would end or corrupt the next
+        // store's restore, as every store of a task has the same partition number.
+        let consumer: BaseConsumer<EofIsNormal> = clients::restore_consumer(kafka)
+            .create_with_context(EofIsNormal)
+            .map_err(|e| RuntimeError::Client {
+                what: "restore consumer",
+                source: e,
+            })?;
         let (low, high) = consumer
             .fetch_watermarks(topic, partition, Duration::from_secs(10))
             .map_err(|e| RuntimeError::Broker {
