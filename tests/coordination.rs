@@ -247,6 +247,7 @@ async fn crews_in_flight_survive_a_sigkill_and_join_once() {
     let _agents = start_agents_with(&topics, dir.path(), &flags);
     // Kill once many branches are committed as started.
     read_committed(&topics.sagas, Duration::from_secs(90), |r| r.len() >= 600);
+    let killed_at = aura::clock::now_ms();
     first.kill();
     let second = Service::start(&config, "crew-victim", dir.path());
     let histories = saga_histories(
@@ -284,6 +285,25 @@ async fn crews_in_flight_survive_a_sigkill_and_join_once() {
         assert_eq!(unique.len(), ids.len(), "{saga}: {ids:?}");
         cancels += ids.iter().filter(|id| id.contains("/cancel/")).count();
     }
+    // Crews were out at the kill: branches started before it, joined after the restart.
+    let straddling = histories
+        .values()
+        .filter(|h| {
+            let started = branch_ids(h, K::StepStarted, "investigate");
+            let first_branch = h
+                .iter()
+                .find(|e| e.command_id.as_ref() == started.first())
+                .map(|e| e.at);
+            let joined = h.iter().find(|e| {
+                e.step.as_deref() == Some("investigate")
+                    && e.command_id.is_none()
+                    && e.kind == K::StepSucceeded
+            });
+            first_branch.is_some_and(|at| at < killed_at)
+                && joined.is_some_and(|e| e.at > killed_at)
+        })
+        .count();
+    assert!(straddling > 0, "no crew was in flight at the kill");
     let completed = histories
         .values()
         .filter(|h| last_kind(h) == K::Completed)
@@ -295,7 +315,10 @@ async fn crews_in_flight_survive_a_sigkill_and_join_once() {
         .filter_map(|e| e.reason.clone())
         .take(3)
         .collect();
-    eprintln!("crew kill: {completed} of {sagas} completed, {cancels} cancels; others: {why:#?}");
+    eprintln!(
+        "crew kill: {straddling} crews in flight at the kill; {completed} of {sagas} completed, \
+         {cancels} cancels; others: {why:#?}"
+    );
     assert_eq!(
         completed, sagas as usize,
         "agents never fail here: {why:#?}"
