@@ -22,9 +22,9 @@ use crate::sim::{AgentProfile, SimulatedAgents};
 /// FAILED and --silence-rate are never answered (so timeouts fire). Consensus ballots are
 /// answered with a vote on agent.votes instead (a failing voter abstains, a silent one never
 /// votes); --vote-disagreement makes voters split, to force ties and missed quorums. A
-/// supervisor's plan request is answered with a plan of sub-tasks; cancels are not answered. --fail-actions and
-/// --silent-actions pick chaos by action instead of by chance, so one step of a workflow fails
-/// every time while the steps before it succeed. Examples:
+/// supervisor's plan request is answered with a plan of sub-tasks; cancels are not answered.
+/// --fail-actions and --silent-actions pick chaos by action instead of by chance, so one step
+/// of a workflow fails every time while the steps before it succeed. Examples:
 ///
 ///   aura agents --bootstrap-servers localhost:9092 --schema-registry-url http://localhost:8081 \
 ///       --latency-ms 5..50 --failure-rate 0.05 --silence-rate 0.01
