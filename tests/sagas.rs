@@ -60,11 +60,14 @@ fn summarize(events: &[SagaEvent]) -> (HashMap<String, SagaEventKind>, usize) {
         } else {
             last.entry(e.saga_id.clone()).or_insert(e.kind);
         }
+        // The command id tells apart the branches of a fan-out and the ballots of a consensus,
+        // which share their step and attempt.
         if !seen.insert((
             e.saga_id.clone(),
             format!("{:?}", e.kind),
             e.step.clone(),
             e.attempt,
+            e.command_id.clone(),
         )) {
             duplicates += 1;
         }

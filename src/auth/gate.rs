@@ -55,8 +55,10 @@ impl AnswerGate {
         for output in outputs {
             match output {
                 SagaOutput::Command(c) => sign(&self.keyring, c, incarnation)?,
-                SagaOutput::Compensation(c) => sign(&self.keyring, c, incarnation)?,
-                SagaOutput::Event(_) | SagaOutput::Escalation(_) => {}
+                SagaOutput::Compensation(c) | SagaOutput::Cancel(c) => {
+                    sign(&self.keyring, c, incarnation)?
+                }
+                SagaOutput::Event(_) | SagaOutput::Escalation(_) | SagaOutput::Decision(_) => {}
             }
         }
         Ok(())

@@ -132,8 +132,8 @@ pub fn rejection_for_ignored(result: &AgentResult, ignored: Ignored) -> Option<R
             expected,
             got,
         },
-        Ignored::Unknown => Rejection::UnknownCommand { command_id },
-        Ignored::StaleTimer => return None,
+        Ignored::Unknown | Ignored::NotAsked => Rejection::UnknownCommand { command_id },
+        Ignored::Invalid | Ignored::StaleTimer => return None,
     })
 }
 

@@ -12,21 +12,28 @@ use tracing::{info, warn};
 
 use crate::auth::{sign, verify_signature, Keyring, Rejection, Signable};
 use crate::codec::Codec;
-use crate::model::{AgentCommand, AgentResult, CompensationCommand};
+use crate::model::{AgentCommand, AgentResult, AgentVote, CompensationCommand};
+use crate::sim::coordination::is_ballot;
 use crate::sim::{AgentProfile, SimulatedAgents};
 
 /// Run simulated agents: answer every command and compensation on agent.results
 ///
 /// Each answer comes after a latency drawn from --latency-ms; --failure-rate of them report
-/// FAILED and --silence-rate are never answered (so timeouts fire). --fail-actions and
-/// --silent-actions pick chaos by action instead of by chance, so one step of a workflow fails
-/// every time while the steps before it succeed. Examples:
+/// FAILED and --silence-rate are never answered (so timeouts fire). Consensus ballots are
+/// answered with a vote on agent.votes instead (a failing voter abstains, a silent one never
+/// votes); --vote-disagreement makes voters split, to force ties and missed quorums. A
+/// supervisor's plan request is answered with a plan of sub-tasks; cancels are not answered.
+/// --fail-actions and --silent-actions pick chaos by action instead of by chance, so one step
+/// of a workflow fails every time while the steps before it succeed. Examples:
 ///
 ///   aura agents --bootstrap-servers localhost:9092 --schema-registry-url http://localhost:8081 \
 ///       --latency-ms 5..50 --failure-rate 0.05 --silence-rate 0.01
 ///
 ///   # Every remediation fails, so each saga retries it, then compensates the earlier steps.
 ///   aura agents --failure-rate 0 --fail-actions apply-remediation
+///
+///   # Half the voters disagree with the others: watch consensus steps tie and escalate.
+///   aura agents --vote-disagreement 0.5
 // Verbatim, so the examples keep their lines instead of being joined into one paragraph.
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
@@ -53,6 +60,9 @@ pub struct AgentsArgs {
     /// Do not register on the registry topic (the agents still answer every command).
     #[arg(long)]
     no_register: bool,
+    /// Where votes on consensus ballots go.
+    #[arg(long, default_value = "agent.votes")]
+    votes_topic: String,
     /// Consumer group of the agents; instances sharing it split the work.
     #[arg(long, default_value = "aura-agents")]
     group_id: String,
@@ -65,6 +75,9 @@ pub struct AgentsArgs {
     /// Share of commands never answered, in [0, 1].
     #[arg(long, default_value_t = 0.0)]
     silence_rate: f64,
+    /// Share of voters who vote another option than their peers lean to, in [0, 1].
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    vote_disagreement: f64,
     /// Actions (comma-separated, as named in the workflow's `action` or `compensation.action`)
     /// always answered FAILED. Use it to watch a step exhaust its retries and the saga compensate.
     #[arg(long, value_delimiter = ',', value_name = "ACTION,...")]
@@ -103,6 +116,7 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
     for (name, rate) in [
         ("--failure-rate", args.failure_rate),
         ("--silence-rate", args.silence_rate),
+        ("--vote-disagreement", args.vote_disagreement),
     ] {
         anyhow::ensure!(
             (0.0..=1.0).contains(&rate),
@@ -120,6 +134,7 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
             &[
                 (args.results_topic.as_str(), "aura.v1.AgentResult"),
                 (args.registry_topic.as_str(), "aura.v1.AgentRegistration"),
+                (args.votes_topic.as_str(), "aura.v1.AgentVote"),
             ],
         )
         .await
@@ -152,6 +167,7 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
         silence_rate: args.silence_rate,
         fail_actions: args.fail_actions,
         silent_actions: args.silent_actions,
+        vote_disagreement: args.vote_disagreement,
     };
     info!(
         commands = %args.commands_topic,
@@ -222,6 +238,17 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
         } else {
             match codec.decode::<AgentCommand>(bytes).await {
                 Ok(c) => match authentic(keyring.as_ref(), &c) {
+                    Ok(_) if is_ballot(&c) => {
+                        let key = key_of(&c.partition_key, &c.saga_id);
+                        cast_vote(
+                            &mut agents,
+                            &c,
+                            now,
+                            (&producer, &codec, &args.votes_topic),
+                            key,
+                        );
+                        continue;
+                    }
                     Ok(incarnation) => agents
                         .answer(&c, now)
                         .map(|a| (key_of(&c.partition_key, &c.saga_id), a, incarnation)),
@@ -277,6 +304,45 @@ async fn send(
     result: &AgentResult,
 ) -> anyhow::Result<()> {
     let value = codec.encode(topic, result)?;
+    producer
+        .send(
+            FutureRecord::to(topic).key(key).payload(&value),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)?;
+    Ok(())
+}
+
+/// Votes on a ballot, after the drawn latency, keyed by the ballot's `partition_key`
+/// (docs/KEYS.md) so the vote lands in the saga's partition.
+fn cast_vote(
+    agents: &mut SimulatedAgents,
+    ballot: &AgentCommand,
+    now: i64,
+    (producer, codec, topic): (&FutureProducer, &Codec, &str),
+    key: String,
+) {
+    let Some((due, vote)) = agents.vote(ballot, now) else {
+        return;
+    };
+    let (producer, codec, topic) = (producer.clone(), codec.clone(), topic.to_string());
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis((due - now).max(0) as u64)).await;
+        if let Err(e) = send_vote(&producer, &codec, &topic, &key, &vote).await {
+            warn!(error = %e, saga_id = %vote.saga_id, "vote not sent");
+        }
+    });
+}
+
+async fn send_vote(
+    producer: &FutureProducer,
+    codec: &Codec,
+    topic: &str,
+    key: &str,
+    vote: &AgentVote,
+) -> anyhow::Result<()> {
+    let value = codec.encode(topic, vote)?;
     producer
         .send(
             FutureRecord::to(topic).key(key).payload(&value),

@@ -80,6 +80,10 @@ impl SagaProcessor {
                 SagaOutput::Event(e) => Output::SagaEvent(e),
                 SagaOutput::Compensation(c) => Output::Compensation(c),
                 SagaOutput::Escalation(e) => Output::Escalation(e),
+                SagaOutput::Cancel(c) => Output::Compensation(c),
+                // Not wired to a topic yet (the lead adds Output::Decision and
+                // `orchestration.decisions`); the step's SagaEvent carries the outcome and tally.
+                SagaOutput::Decision(_) => continue,
             });
         }
         let value = match effects.state {
@@ -199,7 +203,7 @@ impl Processor for SagaProcessor {
             return None;
         }
         let state = self.store.get(key)?;
-        Some(serde_json::to_value(state).expect("saga state serializes"))
+        Some(crate::saga::saga_view(&state))
     }
 }
 

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::AgentType;
 
+use super::kinds::{ConsensusSpec, EscalateSpec, FanOutSpec, StepKind, SupervisorSpec};
+
 /// One workflow file: `[workflows.<name>]` tables.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,17 +49,26 @@ pub enum OnFailure {
     Fail,
 }
 
-/// One step: a command to one agent type, with its timeout, retries and undo action.
+/// One step: a command to one agent type (a task), with its timeout, retries and undo action;
+/// or, with one of the `fan_out`, `consensus`, `supervisor`, `escalate` tables, a coordination
+/// step ([`super::kinds`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepSpec {
     /// Unique within the workflow; letters, digits, `-`, `_` and `.` (it is part of command ids).
     pub name: String,
-    /// The agent type commanded, and the only one whose results are accepted.
-    pub agent_type: AgentType,
-    /// What the agent is asked to do (free text the agents understand).
+    /// The agent type commanded, and the only one whose results are accepted. Required for tasks
+    /// and supervisors, and for a fan-out or consensus that gives a `count`; unused by `escalate`.
+    #[serde(default)]
+    pub agent_type: Option<AgentType>,
+    /// What the agent is asked to do (free text the agents understand). Unused by `escalate`,
+    /// whose layers say.
+    #[serde(default)]
     pub action: String,
-    /// How long one attempt may take before it counts as failed, in milliseconds.
+    /// How long one attempt may take before it counts as failed, in milliseconds; a fan-out's
+    /// join deadline, a consensus's voting deadline, each phase of a supervisor. Unused by
+    /// `escalate`, whose layers say.
+    #[serde(default)]
     pub timeout_ms: i64,
     /// How failed or timed-out attempts are retried.
     #[serde(default)]
@@ -68,6 +79,18 @@ pub struct StepSpec {
     /// Where to go after success, first match wins; empty means the workflow completes here.
     #[serde(default)]
     pub next: Vec<Edge>,
+    /// A crew: several agents at once, closed by a join policy.
+    #[serde(default)]
+    pub fan_out: Option<FanOutSpec>,
+    /// A vote among agents; the decision picks the edge.
+    #[serde(default)]
+    pub consensus: Option<ConsensusSpec>,
+    /// A supervisor's plan, fanned out as sub-tasks and handed back.
+    #[serde(default)]
+    pub supervisor: Option<SupervisorSpec>,
+    /// The incident moves one layer up, under that layer's policy.
+    #[serde(default)]
+    pub escalate: Option<EscalateSpec>,
 }
 
 /// Exponential backoff: attempt `n` fails, the retry waits
@@ -128,6 +151,10 @@ pub struct Edge {
     /// Taken only when this holds on the step's output; `None` is the default edge.
     #[serde(default)]
     pub when: Option<Condition>,
+    /// How many times a saga may take this edge; required on an edge that closes a loop. Once
+    /// used up, the edge is passed over as if its condition did not hold.
+    #[serde(default)]
+    pub max_times: Option<u32>,
 }
 
 /// A test on one key of a step's output map. Exactly one of `equals`, `one_of`, `exists` is set.
@@ -185,11 +212,36 @@ impl WorkflowSpec {
 }
 
 impl StepSpec {
-    /// The first edge whose condition holds on `output`, or `None` when the workflow ends here.
-    pub fn next_step(&self, output: &std::collections::HashMap<String, String>) -> Option<&Edge> {
+    /// The first edge whose condition holds on `output` and that `usable` allows (a loop's edge
+    /// whose bound is used up is not), or `None` when the workflow ends here.
+    pub fn next_step(
+        &self,
+        output: &std::collections::HashMap<String, String>,
+        usable: impl Fn(&Edge) -> bool,
+    ) -> Option<&Edge> {
         self.next
             .iter()
-            .find(|e| e.when.as_ref().is_none_or(|c| c.holds(output)))
+            .find(|e| e.when.as_ref().is_none_or(|c| c.holds(output)) && usable(e))
+    }
+
+    /// The step's kind, from the table it carries (the first, if validation let several by).
+    pub fn kind(&self) -> StepKind {
+        if self.fan_out.is_some() {
+            StepKind::FanOut
+        } else if self.consensus.is_some() {
+            StepKind::Consensus
+        } else if self.supervisor.is_some() {
+            StepKind::Supervisor
+        } else if self.escalate.is_some() {
+            StepKind::Escalate
+        } else {
+            StepKind::Task
+        }
+    }
+
+    /// The step's agent type; validation makes sure the kinds that command it declare it.
+    pub fn agent(&self) -> AgentType {
+        self.agent_type.unwrap_or(AgentType::Supervisor)
     }
 }
 

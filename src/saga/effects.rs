@@ -1,7 +1,9 @@
 //! What one saga input produces: records to publish, the timer change, the state change, and
 //! whether the input was ignored (so the runtime can count it).
 
-use crate::model::{AgentCommand, AgentType, CompensationCommand, Escalation, SagaEvent};
+use crate::model::{
+    AgentCommand, AgentType, CompensationCommand, ConsensusDecision, Escalation, SagaEvent,
+};
 
 use super::state::Timer;
 
@@ -16,6 +18,11 @@ pub enum SagaOutput {
     Compensation(CompensationCommand),
     /// To `orchestration.escalations`.
     Escalation(Escalation),
+    /// To `orchestration.decisions`: a consensus step's outcome, with its tally.
+    Decision(ConsensusDecision),
+    /// To `orchestration.compensations`: a fan-out branch no longer needed after its join
+    /// (`action = "cancel"`, `compensates_command_id` = the branch's command). Not awaited.
+    Cancel(CompensationCommand),
 }
 
 impl SagaOutput {
@@ -25,6 +32,8 @@ impl SagaOutput {
             Self::Event(e) => &e.saga_id,
             Self::Compensation(c) => &c.saga_id,
             Self::Escalation(e) => &e.saga_id,
+            Self::Decision(d) => &d.saga_id,
+            Self::Cancel(c) => &c.saga_id,
         }
     }
 }
@@ -60,8 +69,13 @@ pub enum Ignored {
     Late,
     /// A result for a command this saga never issued, or for no saga at all.
     Unknown,
-    /// A result for the current command from an agent type other than the one commanded.
+    /// A result for the current command (or a vote on a ballot) from an agent type other than
+    /// the one commanded.
     Rejected { expected: AgentType, got: AgentType },
+    /// A vote naming no ballot this saga sent: the agent was not asked.
+    NotAsked,
+    /// A vote for an option the consensus step does not offer.
+    Invalid,
     /// A timer that was replaced or cleared since it was indexed, or is not due yet.
     StaleTimer,
 }
@@ -74,6 +88,8 @@ impl Ignored {
             Self::Late => "late",
             Self::Unknown => "unknown",
             Self::Rejected { .. } => "rejected",
+            Self::NotAsked => "not_asked",
+            Self::Invalid => "invalid",
             Self::StaleTimer => "stale_timer",
         }
     }
@@ -130,6 +146,22 @@ impl Effects {
     pub fn compensations(&self) -> impl Iterator<Item = &CompensationCommand> {
         self.outputs.iter().filter_map(|o| match o {
             SagaOutput::Compensation(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    /// The decisions among the outputs.
+    pub fn decisions(&self) -> impl Iterator<Item = &ConsensusDecision> {
+        self.outputs.iter().filter_map(|o| match o {
+            SagaOutput::Decision(d) => Some(d),
+            _ => None,
+        })
+    }
+
+    /// The cancel commands among the outputs.
+    pub fn cancels(&self) -> impl Iterator<Item = &CompensationCommand> {
+        self.outputs.iter().filter_map(|o| match o {
+            SagaOutput::Cancel(c) => Some(c),
             _ => None,
         })
     }

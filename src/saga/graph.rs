@@ -8,6 +8,7 @@
 use std::fmt::Write;
 
 use super::config::{StepSpec, WorkflowSpec};
+use super::kinds::StepKind;
 use crate::model::AgentType;
 
 impl WorkflowSpec {
@@ -71,8 +72,19 @@ impl WorkflowSpec {
         let mut out = Vec::new();
         for (i, step) in self.steps.iter().enumerate() {
             for e in &step.next {
-                let label = e.when.as_ref().map(|c| c.describe());
+                let mut label = e.when.as_ref().map(|c| c.describe());
+                if let Some(m) = e.max_times {
+                    let bound = format!("at most {m}x");
+                    label = Some(label.map_or(bound.clone(), |l| format!("{l}; {bound}")));
+                }
                 out.push((i, index(&e.to), label));
+            }
+            if let Some(to) = step
+                .consensus
+                .as_ref()
+                .and_then(|c| c.on_escalate.as_deref())
+            {
+                out.push((i, index(to), Some("TIED or NO_QUORUM".into())));
             }
             let has_default = step.next.iter().any(|e| e.when.is_none());
             if step.next.is_empty() {
@@ -86,14 +98,70 @@ impl WorkflowSpec {
 }
 
 fn node_label(step: &StepSpec) -> Vec<String> {
-    let mut lines = vec![
-        step.name.clone(),
-        format!("{}: {}", agent_type_name(step.agent_type), step.action),
-        format!(
-            "timeout {} ms, {} attempt(s)",
-            step.timeout_ms, step.retry.max_attempts
-        ),
-    ];
+    let agent = step.agent_type.map_or("-", agent_type_name);
+    let mut lines = vec![step.name.clone()];
+    let timing = format!(
+        "timeout {} ms, {} attempt(s)",
+        step.timeout_ms, step.retry.max_attempts
+    );
+    let types = |ts: Vec<AgentType>| {
+        let names: Vec<&str> = ts.into_iter().map(agent_type_name).collect();
+        names.join(", ")
+    };
+    match step.kind() {
+        StepKind::Task => {
+            lines.push(format!("{agent}: {}", step.action));
+            lines.push(timing);
+        }
+        StepKind::FanOut => {
+            let f = step.fan_out.as_ref().expect("kind");
+            let crew = match f.count {
+                Some(n) => format!("{n} x {agent}"),
+                None => types(f.branches.iter().map(|b| b.agent_type).collect()),
+            };
+            lines.push(format!("fan-out [{crew}]: {}", step.action));
+            lines.push(format!("join {}, deadline {} ms", f.join, step.timeout_ms));
+        }
+        StepKind::Consensus => {
+            let c = step.consensus.as_ref().expect("kind");
+            let voters = match c.count {
+                Some(n) => format!("{n} x {agent}"),
+                None => types(c.voters.iter().map(|v| v.agent_type).collect()),
+            };
+            lines.push(format!("consensus [{voters}]: {}", step.action));
+            lines.push(format!(
+                "options {}; quorum {}, weights {:?}, deadline {} ms",
+                c.options.join(" | "),
+                c.quorum,
+                c.weights,
+                step.timeout_ms
+            ));
+        }
+        StepKind::Supervisor => {
+            let sup = step.supervisor.as_ref().expect("kind");
+            lines.push(format!("supervisor {agent}: {}", step.action));
+            lines.push(format!(
+                "<= {} sub-tasks, join {}, then {}",
+                sup.max_subtasks, sup.join, sup.final_action
+            ));
+            lines.push(timing);
+        }
+        StepKind::Escalate => {
+            let e = step.escalate.as_ref().expect("kind");
+            for (layer, p) in [("tactical", &e.tactical), ("strategic", &e.strategic)] {
+                let approval = match (&p.approval, &p.on_timeout) {
+                    (true, Some(t)) => format!(", approval (timeout: {t})"),
+                    _ => String::new(),
+                };
+                lines.push(format!(
+                    "escalate to {layer}: {} {} ({} ms{approval})",
+                    agent_type_name(p.agent_type),
+                    p.action,
+                    p.timeout_ms
+                ));
+            }
+        }
+    }
     if let Some(c) = &step.compensation {
         lines.push(format!("undo: {}", c.action));
     }
@@ -141,5 +209,29 @@ mod tests {
 
         let leak = all.get("memory-leak-remediation").unwrap().to_mermaid();
         assert!(leak.contains("n1 -->|\"otherwise\"| done"), "{leak}");
+    }
+
+    #[test]
+    fn coordination_steps_show_their_crew_join_vote_plan_escalation_and_loops() {
+        let all = Workflows::builtin().unwrap();
+        let cascade = all.get("cascade-containment").unwrap().to_mermaid();
+        for want in [
+            "consensus [ANALYST, ANALYST, SUPERVISOR]: vote-contain-or-hold",
+            "options contain | hold; quorum 2, weights Layer, deadline 60000 ms",
+            "n1 -->|\"decision == contain\"| n3",
+            "n1 -->|\"TIED or NO_QUORUM\"| n2",
+            "escalate to strategic: SUPERVISOR approve-containment (300000 ms, approval (timeout: rejected))",
+        ] {
+            assert!(cascade.contains(want), "{want:?} in {cascade}");
+        }
+        let crew = all.get("partition-recovery").unwrap().to_dot();
+        assert!(crew.contains("fan-out [OBSERVER, OBSERVER, OBSERVER]: probe-links\\njoin quorum(2), deadline 30000 ms"), "{crew}");
+        let plan = all.get("change-rollback").unwrap().to_mermaid();
+        assert!(plan.contains("supervisor SUPERVISOR: plan-rollback<br/><= 5 sub-tasks, join all, then confirm-rollback"), "{plan}");
+        let looped = all.get("contention-relief").unwrap().to_mermaid();
+        assert!(
+            looped.contains("n2 -->|\"balanced == false; at most 2x\"| n3"),
+            "{looped}"
+        );
     }
 }

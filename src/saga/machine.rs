@@ -6,14 +6,17 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::model::{AgentResult, AgentType, Coordination, Layer, ResultStatus, SagaEventKind};
+use crate::model::{
+    AgentResult, AgentType, AgentVote, Coordination, Layer, ResultStatus, SagaEventKind,
+};
 
+use super::classify::{classify, Target};
 use super::config::{SagaConfig, WorkflowSpec};
 use super::effects::{Effects, Ignored, SagaOutput, StateChange, TimerUpdate};
-use super::state::{
-    parse_command_id, PendingTimer, Phase, RouteContext, SagaState, SagaStatus, Timer, TimerKind,
-};
+use super::kinds::StepKind;
+use super::state::{PendingTimer, RouteContext, SagaState, SagaStatus, Stage, Timer, TimerKind};
 use super::transitions::{Cause, Tx};
+use super::vote::classify_vote;
 use super::workflows::Workflows;
 
 /// Everything a new saga needs: the incident, the workflow and the route that chose it.
@@ -111,6 +114,7 @@ impl SagaEngine {
             failure: None,
             timer: None,
             timer_seq: 0,
+            loops: BTreeMap::new(),
             started_at: now_ms,
             updated_at: now_ms,
             finished_at: None,
@@ -121,7 +125,7 @@ impl SagaEngine {
         tx.out.push(SagaOutput::Event(e));
         // Validation guarantees at least one step.
         if let Some(first) = wf.steps.first() {
-            tx.issue_step(&mut s, first, 1);
+            tx.enter_step(&mut s, first);
         }
         let out = tx.out;
         let fx = effects(&mut s, None, out, now_ms);
@@ -150,25 +154,43 @@ impl SagaEngine {
         let Some(wf) = self.workflows.get(&s.workflow).cloned() else {
             return Effects::ignored(Ignored::Unknown);
         };
-        if let Err(why) = classify(s, &wf, r) {
-            return Effects::ignored(why);
-        }
+        let target = match classify(s, &wf, r) {
+            Ok(t) => t,
+            Err(why) => return Effects::ignored(why),
+        };
         let before = s.timer;
         let mut tx = self.tx(&wf, now_ms);
         let Some(step) = s.current.as_ref().and_then(|run| wf.step(&run.step)) else {
             return Effects::ignored(Ignored::Unknown);
         };
-        let compensating = s.status == SagaStatus::Compensating;
-        match (r.status, compensating) {
-            (ResultStatus::Succeeded, false) => {
-                tx.step_succeeded(s, step, &r.command_id, &r.output)
-            }
-            (ResultStatus::Failed, false) => tx.step_failed(s, step, Cause::Failed(error_of(r))),
-            (ResultStatus::Succeeded, true) => tx.compensation_succeeded(s),
-            (ResultStatus::Failed, true) => {
-                tx.compensation_failed(s, step, Cause::Failed(error_of(r)))
-            }
+        let ok = r.status == ResultStatus::Succeeded;
+        match target {
+            Target::Branch(i) => tx.branch_result(s, step, i, ok, error_of(r)),
+            Target::Step if ok => tx.step_succeeded(s, step, &r.command_id, &r.output),
+            Target::Step => tx.step_failed(s, step, Cause::Failed(error_of(r))),
+            Target::Compensation if ok => tx.compensation_succeeded(s),
+            Target::Compensation => tx.compensation_failed(s, step, Cause::Failed(error_of(r))),
         }
+        let out = tx.out;
+        effects(s, before, out, now_ms)
+    }
+
+    /// Counts an agent's vote on one of this saga's ballots, deciding the step when the outcome
+    /// is sure. A vote not asked for, repeated, late or for no option is ignored, with why.
+    pub fn on_vote(&self, s: &mut SagaState, v: &AgentVote, now_ms: i64) -> Effects {
+        let Some(wf) = self.workflows.get(&s.workflow).cloned() else {
+            return Effects::ignored(Ignored::Unknown);
+        };
+        let i = match classify_vote(s, &wf, v) {
+            Ok(i) => i,
+            Err(why) => return Effects::ignored(why),
+        };
+        let Some(step) = wf.step(&v.step) else {
+            return Effects::ignored(Ignored::Unknown);
+        };
+        let before = s.timer;
+        let mut tx = self.tx(&wf, now_ms);
+        tx.count_vote(s, step, i, v);
         let out = tx.out;
         effects(s, before, out, now_ms)
     }
@@ -200,8 +222,15 @@ impl SagaEngine {
         };
         let mut tx = self.tx(wf, now_ms);
         let attempt = s.current.as_ref().map_or(1, |r| r.attempt);
+        let stage = s.current.as_ref().map_or(Stage::Plan, |r| r.stage);
         match pending.kind {
-            TimerKind::StepTimeout => tx.step_failed(s, step, Cause::TimedOut),
+            TimerKind::StepTimeout => match (step.kind(), stage) {
+                (StepKind::FanOut, _) | (StepKind::Supervisor, Stage::Work) => {
+                    tx.join_deadline(s, step)
+                }
+                (StepKind::Consensus, _) => tx.vote_deadline(s, step),
+                _ => tx.step_failed(s, step, Cause::TimedOut),
+            },
             TimerKind::Retry => tx.issue_step(s, step, attempt + 1),
             TimerKind::CompensationTimeout => tx.compensation_failed(s, step, Cause::TimedOut),
             TimerKind::CompensationRetry => tx.issue_compensation(s, step, attempt + 1),
@@ -272,68 +301,5 @@ fn effects(
         timer,
         state,
         ignored: None,
-    }
-}
-
-/// Decides whether a result is for the command the saga is waiting on, and if not, why it is
-/// ignored: a result already applied is a duplicate, one for a superseded attempt or a finished
-/// saga is late, one for a command never issued is unknown.
-fn classify(s: &SagaState, wf: &WorkflowSpec, r: &AgentResult) -> Result<(), Ignored> {
-    if r.saga_id != s.saga_id {
-        return Err(Ignored::Unknown);
-    }
-    let c = parse_command_id(&s.saga_id, &r.command_id).ok_or(Ignored::Unknown)?;
-    let step = wf.step(c.step).ok_or(Ignored::Unknown)?;
-    let compensating = s.status == SagaStatus::Compensating;
-    if let Some(run) = s.current.as_ref().filter(|run| run.step == c.step) {
-        if c.compensation == compensating && c.attempt == run.attempt {
-            return match run.phase {
-                Phase::Waiting => {
-                    let expected = if compensating {
-                        Tx::compensator_for(s, step)
-                    } else {
-                        Tx::agent_for(s, step)
-                    };
-                    if r.agent_type == expected {
-                        Ok(())
-                    } else {
-                        Err(Ignored::Rejected {
-                            expected,
-                            got: r.agent_type,
-                        })
-                    }
-                }
-                Phase::Failed => Err(Ignored::Duplicate),
-                Phase::TimedOut => Err(Ignored::Late),
-            };
-        }
-        if c.compensation == compensating && c.attempt < run.attempt {
-            return Err(Ignored::Late);
-        }
-    }
-    let done_at = s.done.iter().position(|d| d.step == c.step);
-    if c.compensation {
-        return match done_at {
-            // Undone already (or skipped): a repeat of the result that moved the cursor past it.
-            Some(i) if s.status != SagaStatus::Running && i >= s.cursor => Err(Ignored::Duplicate),
-            // The compensation that failed for good, or an older attempt of it.
-            Some(i) if s.status == SagaStatus::Failed && i + 1 == s.cursor => Err(Ignored::Late),
-            _ => Err(Ignored::Unknown),
-        };
-    }
-    if let Some(i) = done_at {
-        let ok = s.done[i].attempt;
-        return Err(match c.attempt {
-            a if a == ok => Ignored::Duplicate,
-            a if a < ok => Ignored::Late,
-            _ => Ignored::Unknown,
-        });
-    }
-    match &s.failure {
-        Some(f) if f.step == c.step && c.attempt == f.attempt && !f.timed_out => {
-            Err(Ignored::Duplicate)
-        }
-        Some(f) if f.step == c.step && c.attempt <= f.attempt => Err(Ignored::Late),
-        _ => Err(Ignored::Unknown),
     }
 }

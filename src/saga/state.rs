@@ -64,17 +64,138 @@ pub enum Phase {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     pub step: String,
-    /// 1-based.
+    /// 1-based. Attempt numbers continue across the visits of a step on a bounded loop, so
+    /// command ids stay unique; a supervisor counts its planning attempts, then its final ones.
     pub attempt: i32,
     pub phase: Phase,
+    /// Attempts used by earlier visits of this step (loops): retries count from here.
+    #[serde(default, skip_serializing_if = "is_zero_i32")]
+    pub base: i32,
+    /// Where a supervisor step is.
+    #[serde(default, skip_serializing_if = "Stage::is_plan")]
+    pub stage: Stage,
+    /// A coordination step's branches, ballots or sub-tasks, by index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub branches: Vec<Branch>,
 }
 
-/// A step that succeeded, in completion order; compensation walks this list backwards.
+impl Run {
+    pub fn new(step: &str, attempt: i32) -> Self {
+        Self {
+            step: step.to_string(),
+            attempt,
+            phase: Phase::Waiting,
+            base: 0,
+            stage: Stage::Plan,
+            branches: Vec::new(),
+        }
+    }
+}
+
+/// The phases of a supervisor step (other steps stay at `Plan`, their only phase).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// The step's own command (a supervisor's plan request) is out.
+    #[default]
+    Plan,
+    /// The sub-tasks are out; the join closes this phase.
+    Work,
+    /// The results are handed back to the supervisor (`final_action`).
+    Final,
+}
+
+impl Stage {
+    fn is_plan(&self) -> bool {
+        *self == Stage::Plan
+    }
+}
+
+/// One branch of a fan-out, one sub-task of a supervisor, or one ballot of a consensus.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Branch {
+    pub agent_type: AgentType,
+    /// A sub-task's action, from the supervisor's plan (workflow branches read theirs from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// 1-based; a failed branch is re-issued at once while the step has attempts left.
+    /// Defaults (attempt 1, waiting) are left out of the JSON: most branches are in them.
+    #[serde(default = "first_attempt", skip_serializing_if = "is_first_attempt")]
+    pub attempt: i32,
+    #[serde(default, skip_serializing_if = "BranchState::is_waiting")]
+    pub state: BranchState,
+    /// A ballot's counted vote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vote: Option<Vote>,
+}
+
+fn first_attempt() -> i32 {
+    1
+}
+
+fn is_first_attempt(n: &i32) -> bool {
+    *n == 1
+}
+
+/// Where one branch stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BranchState {
+    #[default]
+    Waiting,
+    Succeeded,
+    /// Failed on its last attempt.
+    Failed,
+    /// No longer needed after the join; a cancel command went out.
+    Cancelled,
+    /// A ballot whose vote was counted.
+    Voted,
+}
+
+impl BranchState {
+    fn is_waiting(&self) -> bool {
+        *self == BranchState::Waiting
+    }
+}
+
+/// A vote as counted: who, for what, with which weight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vote {
+    pub agent_id: String,
+    pub choice: String,
+    pub weight: f64,
+}
+
+/// A step that succeeded, in completion order; compensation walks this list backwards. A
+/// fan-out's or supervisor's branches are listed one by one as they succeed (each is undone on
+/// its own), and the step itself once it closes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Done {
     pub step: String,
     /// The attempt that succeeded (its command id is the one compensations name).
     pub attempt: i32,
+    /// The branch that succeeded, for a branch's entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<u8>,
+    /// The branch's agent type (sub-tasks are not in the workflow, so it is kept here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_type: Option<AgentType>,
+    /// A consensus step's decision, or an approval's verdict (`rejected (timed out)` when the
+    /// timeout gave it), as the edge read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
+}
+
+impl Done {
+    pub fn step(step: &str, attempt: i32) -> Self {
+        Self {
+            step: step.to_string(),
+            attempt,
+            branch: None,
+            agent_type: None,
+            decision: None,
+        }
+    }
 }
 
 /// The step whose last attempt failed, sending the saga to compensation or failure.
@@ -167,6 +288,9 @@ pub struct SagaState {
     pub timer: Option<PendingTimer>,
     #[serde(default)]
     pub timer_seq: u32,
+    /// How often each bounded loop edge (`from>to`) was taken.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub loops: BTreeMap<String, u32>,
     pub started_at: i64,
     pub updated_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -178,6 +302,10 @@ fn is_zero(n: &u32) -> bool {
 }
 
 fn is_zero_usize(n: &usize) -> bool {
+    *n == 0
+}
+
+fn is_zero_i32(n: &i32) -> bool {
     *n == 0
 }
 
@@ -213,28 +341,89 @@ pub fn compensation_id(saga_id: &str, step: &str, attempt: i32) -> String {
     format!("{saga_id}/{step}/undo/{attempt}")
 }
 
+/// The id of any command the saga issues, from its parts: `{saga_id}/{step}[/b{i}|/v{i}]
+/// [/undo|/cancel|/final]/{attempt}`. A ballot's "attempt" is the vote's round.
+pub fn id_of(saga_id: &str, r: &CommandRef<'_>) -> String {
+    let mut id = format!("{saga_id}/{}", r.step);
+    match (r.branch, r.part) {
+        (Some(i), Part::Ballot) => id.push_str(&format!("/v{i}")),
+        (Some(i), _) => id.push_str(&format!("/b{i}")),
+        (None, _) => {}
+    }
+    match r.part {
+        Part::Undo => id.push_str("/undo"),
+        Part::Cancel => id.push_str("/cancel"),
+        Part::Final => id.push_str("/final"),
+        Part::Step | Part::Ballot => {}
+    }
+    id.push_str(&format!("/{}", r.attempt));
+    id
+}
+
+/// The deterministic id of a consensus decision: `{saga_id}/{step}/decision/{round}`, so a
+/// decision written twice shows as the same id.
+pub fn decision_id(saga_id: &str, step: &str, round: i32) -> String {
+    format!("{saga_id}/{step}/decision/{round}")
+}
+
+/// Which command of a step an id names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The step's (or branch's) own command.
+    Step,
+    /// Its compensation.
+    Undo,
+    /// A branch no longer needed.
+    Cancel,
+    /// A supervisor's final command.
+    Final,
+    /// A consensus ballot.
+    Ballot,
+}
+
 /// A command id taken apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommandRef<'a> {
     pub step: &'a str,
     pub attempt: i32,
-    pub compensation: bool,
+    /// The branch (or ballot) index.
+    pub branch: Option<u8>,
+    pub part: Part,
 }
 
-/// Parses an id made by [`command_id`] or [`compensation_id`] for `saga_id`; `None` for anything
-/// else. Step names hold no `/` (validation), so the split is unambiguous even if saga ids do.
+impl CommandRef<'_> {
+    pub fn compensation(&self) -> bool {
+        self.part == Part::Undo
+    }
+}
+
+/// Parses an id made by [`id_of`] (or [`command_id`], [`compensation_id`]) for `saga_id`;
+/// `None` for anything else. Step names hold no `/` (validation), so the split is unambiguous
+/// even if saga ids do.
 pub fn parse_command_id<'a>(saga_id: &str, id: &'a str) -> Option<CommandRef<'a>> {
     let rest = id.strip_prefix(saga_id)?.strip_prefix('/')?;
-    let (head, attempt) = rest.rsplit_once('/')?;
-    let attempt: i32 = attempt.parse().ok().filter(|a| *a >= 1)?;
-    let (step, compensation) = match head.strip_suffix("/undo") {
-        Some(step) => (step, true),
-        None => (head, false),
+    let mut parts: Vec<&str> = rest.split('/').collect();
+    let attempt: i32 = parts.pop()?.parse().ok().filter(|a| *a >= 1)?;
+    let step = *parts.first().filter(|s| !s.is_empty())?;
+    let index = |t: &str, prefix: char| -> Option<u8> {
+        let n = t.strip_prefix(prefix)?;
+        (!n.starts_with('+')).then(|| n.parse().ok())?
     };
-    (!step.is_empty() && !step.contains('/')).then_some(CommandRef {
+    let (branch, part) = match parts[1..] {
+        [] => (None, Part::Step),
+        ["undo"] => (None, Part::Undo),
+        ["final"] => (None, Part::Final),
+        [b] if b.starts_with('v') => (Some(index(b, 'v')?), Part::Ballot),
+        [b] => (Some(index(b, 'b')?), Part::Step),
+        [b, "undo"] => (Some(index(b, 'b')?), Part::Undo),
+        [b, "cancel"] => (Some(index(b, 'b')?), Part::Cancel),
+        _ => return None,
+    };
+    Some(CommandRef {
         step,
         attempt,
-        compensation,
+        branch,
+        part,
     })
 }
 
@@ -247,16 +436,48 @@ mod tests {
         let saga = "src/a/1700000000";
         let id = command_id(saga, "collect", 3);
         let c = parse_command_id(saga, &id).unwrap();
-        assert_eq!((c.step, c.attempt, c.compensation), ("collect", 3, false));
+        assert_eq!((c.step, c.attempt, c.compensation()), ("collect", 3, false));
         let id = compensation_id(saga, "apply", 2);
         let c = parse_command_id(saga, &id).unwrap();
-        assert_eq!((c.step, c.attempt, c.compensation), ("apply", 2, true));
+        assert_eq!((c.step, c.attempt, c.compensation()), ("apply", 2, true));
+        for (branch, part) in [
+            (None, Part::Final),
+            (Some(3), Part::Step),
+            (Some(0), Part::Undo),
+            (Some(7), Part::Cancel),
+            (Some(2), Part::Ballot),
+        ] {
+            let want = CommandRef {
+                step: "crew",
+                attempt: 2,
+                branch,
+                part,
+            };
+            let id = id_of(saga, &want);
+            assert_eq!(parse_command_id(saga, &id), Some(want), "{id}");
+        }
+        assert_eq!(
+            id_of(
+                saga,
+                &CommandRef {
+                    step: "crew",
+                    attempt: 1,
+                    branch: Some(1),
+                    part: Part::Undo
+                }
+            ),
+            "src/a/1700000000/crew/b1/undo/1"
+        );
         for bad in [
             "other/collect/1",
             "src/a/1700000000/collect/0",
             "src/a/1700000000/collect/x",
             "src/a/1700000000//1",
+            "src/a/1700000000/a/x/1",
             "src/a/1700000000/a/b/1",
+            "src/a/1700000000/a/b+1/1",
+            "src/a/1700000000/a/v1/undo/1",
+            "src/a/1700000000/a/b1/final/1",
         ] {
             assert_eq!(parse_command_id(saga, bad), None, "{bad}");
         }

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use crate::model::AgentResult;
+use crate::model::{AgentResult, AgentVote};
 
 use super::census::SagaCensus;
 use super::effects::{Effects, Ignored, StateChange};
@@ -171,6 +171,16 @@ impl SagaStore {
             return Effects::ignored(Ignored::Unknown);
         };
         let fx = engine.on_result(&mut s, r, now_ms);
+        self.apply(s, &fx);
+        fx
+    }
+
+    /// Counts an agent's vote in its saga; a vote for no saga is unknown.
+    pub fn on_vote(&mut self, engine: &SagaEngine, v: &AgentVote, now_ms: i64) -> Effects {
+        let Some(mut s) = self.get(&v.saga_id) else {
+            return Effects::ignored(Ignored::Unknown);
+        };
+        let fx = engine.on_vote(&mut s, v, now_ms);
         self.apply(s, &fx);
         fx
     }

@@ -49,7 +49,7 @@ action = "report"
 timeout_ms = 1000
 "#;
 
-const T0: i64 = 1_700_000_000_000;
+pub(super) const T0: i64 = 1_700_000_000_000;
 
 fn engine_with(on_failure: &str, retention_ms: i64) -> SagaEngine {
     let text = FLOW.replace(
@@ -69,7 +69,7 @@ fn engine() -> SagaEngine {
     engine_with("compensate", 60_000)
 }
 
-fn start_req(saga: &str, anomaly: &str) -> SagaStart {
+pub(super) fn start_req(saga: &str, anomaly: &str) -> SagaStart {
     SagaStart {
         saga_id: saga.into(),
         correlation_id: format!("corr-{saga}"),
@@ -86,33 +86,38 @@ fn start_req(saga: &str, anomaly: &str) -> SagaStart {
     }
 }
 
-fn kinds(fx: &Effects) -> Vec<(K, Option<String>, i32)> {
+pub(super) fn kinds(fx: &Effects) -> Vec<(K, Option<String>, i32)> {
     fx.events()
         .map(|e| (e.kind, e.step.clone(), e.attempt))
         .collect()
 }
 
-fn ev(kind: K, step: &str, attempt: i32) -> (K, Option<String>, i32) {
+pub(super) fn ev(kind: K, step: &str, attempt: i32) -> (K, Option<String>, i32) {
     (kind, Some(step.to_string()), attempt)
 }
 
-fn saga_ev(kind: K) -> (K, Option<String>, i32) {
+pub(super) fn saga_ev(kind: K) -> (K, Option<String>, i32) {
     (kind, None, 0)
 }
 
-fn only_command(fx: &Effects) -> AgentCommand {
+pub(super) fn only_command(fx: &Effects) -> AgentCommand {
     let cmds: Vec<_> = fx.commands().cloned().collect();
     assert_eq!(cmds.len(), 1, "{fx:?}");
     cmds.into_iter().next().unwrap()
 }
 
-fn only_compensation(fx: &Effects) -> CompensationCommand {
+pub(super) fn only_compensation(fx: &Effects) -> CompensationCommand {
     let cmds: Vec<_> = fx.compensations().cloned().collect();
     assert_eq!(cmds.len(), 1, "{fx:?}");
     cmds.into_iter().next().unwrap()
 }
 
-fn result(c: &AgentCommand, status: ResultStatus, output: &[(&str, &str)], at: i64) -> AgentResult {
+pub(super) fn result(
+    c: &AgentCommand,
+    status: ResultStatus,
+    output: &[(&str, &str)],
+    at: i64,
+) -> AgentResult {
     AgentResult {
         command_id: c.command_id.clone(),
         saga_id: c.saga_id.clone(),
@@ -132,15 +137,15 @@ fn result(c: &AgentCommand, status: ResultStatus, output: &[(&str, &str)], at: i
     }
 }
 
-fn ok(c: &AgentCommand, at: i64) -> AgentResult {
+pub(super) fn ok(c: &AgentCommand, at: i64) -> AgentResult {
     result(c, ResultStatus::Succeeded, &[], at)
 }
 
-fn failed(c: &AgentCommand, at: i64) -> AgentResult {
+pub(super) fn failed(c: &AgentCommand, at: i64) -> AgentResult {
     result(c, ResultStatus::Failed, &[], at)
 }
 
-fn comp_result(c: &CompensationCommand, status: ResultStatus, at: i64) -> AgentResult {
+pub(super) fn comp_result(c: &CompensationCommand, status: ResultStatus, at: i64) -> AgentResult {
     AgentResult {
         command_id: c.command_id.clone(),
         saga_id: c.saga_id.clone(),
@@ -157,7 +162,7 @@ fn comp_result(c: &CompensationCommand, status: ResultStatus, at: i64) -> AgentR
     }
 }
 
-fn timer_of(fx: &Effects) -> Timer {
+pub(super) fn timer_of(fx: &Effects) -> Timer {
     match &fx.timer {
         TimerUpdate::Set(t) => t.clone(),
         other => panic!("no timer set: {other:?}"),

@@ -7,14 +7,16 @@
 use std::collections::HashMap;
 
 use crate::model::{
-    AgentCommand, AgentType, CompensationCommand, Escalation, Layer, SagaEvent, SagaEventKind,
+    AgentCommand, AgentType, CompensationCommand, Coordination, Escalation, SagaEvent,
+    SagaEventKind,
 };
 
 use super::backoff::retry_delay_ms;
-use super::config::{OnFailure, SagaConfig, StepSpec, WorkflowSpec};
+use super::config::{Edge, OnFailure, SagaConfig, StepSpec, WorkflowSpec};
 use super::effects::SagaOutput;
+use super::kinds::{layer_above, StepKind, PLAN_ATTRIBUTE};
 use super::state::{
-    command_id, compensation_id, Done, Failure, Phase, Run, SagaState, SagaStatus, TimerKind,
+    id_of, CommandRef, Done, Failure, Part, Phase, Run, SagaState, SagaStatus, Stage, TimerKind,
 };
 
 /// Why an attempt failed.
@@ -47,7 +49,7 @@ impl<'a> Tx<'a> {
         }
     }
 
-    fn step_event(
+    pub fn step_event(
         &self,
         s: &SagaState,
         kind: SagaEventKind,
@@ -60,7 +62,7 @@ impl<'a> Tx<'a> {
         e
     }
 
-    fn clip(&self, reason: &str) -> String {
+    pub fn clip(&self, reason: &str) -> String {
         let mut end = reason.len().min(self.cfg.max_reason_len);
         while !reason.is_char_boundary(end) {
             end -= 1;
@@ -77,35 +79,66 @@ impl<'a> Tx<'a> {
         s.agent_overrides
             .get(&step.name)
             .copied()
-            .unwrap_or(step.agent_type)
+            .unwrap_or_else(|| step.agent())
     }
 
-    /// The agent type commanded for `step`'s compensation.
-    pub fn compensator_for(s: &SagaState, step: &StepSpec) -> AgentType {
+    /// What the step's single command in flight is: agent type, action and timeout. A task's,
+    /// a supervisor's plan or final request, or an escalation's hand-over under the saga's
+    /// (already raised) layer.
+    pub fn task_of<'s>(s: &SagaState, step: &'s StepSpec) -> (AgentType, &'s str, i64) {
+        let stage = s.current.as_ref().map_or(Stage::Plan, |r| r.stage);
+        match (&step.supervisor, &step.escalate, stage) {
+            (Some(sup), _, Stage::Final) => (
+                Self::agent_for(s, step),
+                sup.final_action.as_str(),
+                step.timeout_ms,
+            ),
+            (_, Some(esc), _) => {
+                let p = esc.policy(s.route.layer);
+                (p.agent_type, p.action.as_str(), p.timeout_ms)
+            }
+            _ => (
+                Self::agent_for(s, step),
+                step.action.as_str(),
+                step.timeout_ms,
+            ),
+        }
+    }
+
+    /// The agent type commanded to undo `done`: the compensation's own, else the branch's or
+    /// the step's.
+    pub fn compensator_for(s: &SagaState, step: &StepSpec, done: &Done) -> AgentType {
         step.compensation
             .as_ref()
             .and_then(|c| c.agent_type)
+            .or(done.agent_type)
             .unwrap_or_else(|| Self::agent_for(s, step))
     }
 
-    /// Sends attempt `attempt` of `step` and arms its timeout.
-    pub fn issue_step(&mut self, s: &mut SagaState, step: &StepSpec, attempt: i32) {
-        let id = command_id(&s.saga_id, &step.name, attempt);
-        let mut e = self.step_event(s, SagaEventKind::StepStarted, &step.name, attempt);
-        e.command_id = Some(id.clone());
-        self.out.push(SagaOutput::Event(e));
-        let deadline = self.now.saturating_add(step.timeout_ms);
-        self.out.push(SagaOutput::Command(AgentCommand {
+    /// A command for the saga with its routing context.
+    #[allow(clippy::too_many_arguments)]
+    pub fn command(
+        &self,
+        s: &SagaState,
+        step: &str,
+        id: String,
+        agent_type: AgentType,
+        action: &str,
+        coordination: Coordination,
+        attempt: i32,
+        deadline: i64,
+    ) -> AgentCommand {
+        AgentCommand {
             command_id: id,
             saga_id: s.saga_id.clone(),
             correlation_id: s.correlation_id.clone(),
             anomaly_ids: s.anomaly_ids.clone(),
             workflow: s.workflow.clone(),
-            step: step.name.clone(),
-            agent_type: Self::agent_for(s, step),
-            action: step.action.clone(),
+            step: step.to_string(),
+            agent_type,
+            action: action.to_string(),
             layer: s.route.layer,
-            coordination: s.route.coordination,
+            coordination,
             pattern_id: s.route.pattern_id.clone(),
             urgency: s.route.urgency,
             complexity: s.route.complexity,
@@ -117,16 +150,87 @@ impl<'a> Tx<'a> {
             partition_key: s.correlation_id.clone(),
             agent_id: None,
             proof: None,
-        }));
-        s.current = Some(Run {
-            step: step.name.clone(),
+        }
+    }
+
+    /// Runs `step` from its first attempt, as its kind says. A step met again on a bounded loop
+    /// numbers its attempts on from its last visit's.
+    pub fn enter_step(&mut self, s: &mut SagaState, step: &StepSpec) {
+        let base = s
+            .done
+            .iter()
+            .filter(|d| d.step == step.name && d.branch.is_none())
+            .map(|d| d.attempt)
+            .max()
+            .unwrap_or(0);
+        match step.kind() {
+            StepKind::Task | StepKind::Supervisor => {
+                s.current = Some(Run {
+                    base,
+                    ..Run::new(&step.name, base + 1)
+                });
+                self.issue_step(s, step, base + 1);
+            }
+            StepKind::FanOut => self.start_fan_out(s, step),
+            StepKind::Consensus => self.start_vote(s, step),
+            StepKind::Escalate => self.start_escalation(s, step, None),
+        }
+    }
+
+    /// Sends attempt `attempt` of the step's single command in flight (see [`Self::task_of`])
+    /// and arms its timeout.
+    pub fn issue_step(&mut self, s: &mut SagaState, step: &StepSpec, attempt: i32) {
+        let run = s.current.take();
+        let stage = run.as_ref().map_or(Stage::Plan, |r| r.stage);
+        let mut run = run
+            .filter(|r| r.step == step.name)
+            .unwrap_or_else(|| Run::new(&step.name, attempt));
+        run.attempt = attempt;
+        run.phase = Phase::Waiting;
+        s.current = Some(run);
+        let part = if stage == Stage::Final {
+            Part::Final
+        } else {
+            Part::Step
+        };
+        let id = id_of(
+            &s.saga_id,
+            &CommandRef {
+                step: &step.name,
+                attempt,
+                branch: None,
+                part,
+            },
+        );
+        let mut e = self.step_event(s, SagaEventKind::StepStarted, &step.name, attempt);
+        e.command_id = Some(id.clone());
+        self.out.push(SagaOutput::Event(e));
+        let (agent_type, action, timeout) = Self::task_of(s, step);
+        let deadline = self.now.saturating_add(timeout);
+        let coordination = match step.kind() {
+            StepKind::Supervisor => Coordination::Hierarchical,
+            _ => s.route.coordination,
+        };
+        let mut c = self.command(
+            s,
+            &step.name,
+            id,
+            agent_type,
+            action,
+            coordination,
             attempt,
-            phase: Phase::Waiting,
-        });
+            deadline,
+        );
+        if let Some(sup) = step.supervisor.as_ref().filter(|_| stage == Stage::Plan) {
+            c.attributes
+                .insert(PLAN_ATTRIBUTE.into(), sup.max_subtasks.to_string());
+        }
+        self.out.push(SagaOutput::Command(c));
         s.set_timer(TimerKind::StepTimeout, deadline);
     }
 
-    /// The current attempt succeeded: record it and move along the first matching edge.
+    /// The current attempt succeeded: a supervisor's plan goes out as sub-tasks; anything else
+    /// is recorded and the saga moves along the first matching edge.
     pub fn step_succeeded(
         &mut self,
         s: &mut SagaState,
@@ -134,17 +238,44 @@ impl<'a> Tx<'a> {
         command: &str,
         output: &HashMap<String, String>,
     ) {
-        let attempt = s.current.as_ref().map_or(1, |r| r.attempt);
+        let run = s.current.as_ref();
+        let attempt = run.map_or(1, |r| r.attempt);
+        if step.supervisor.is_some() && run.is_some_and(|r| r.stage == Stage::Plan) {
+            return self.plan_received(s, step, command, output);
+        }
+        let approval = Self::approval_output(s, step, output);
         let mut e = self.step_event(s, SagaEventKind::StepSucceeded, &step.name, attempt);
         e.command_id = Some(command.to_string());
+        e.reason = approval
+            .as_ref()
+            .map(|a| format!("approval: {}", a["approval"]));
         self.out.push(SagaOutput::Event(e));
         s.done.push(Done {
-            step: step.name.clone(),
-            attempt,
+            decision: approval.as_ref().map(|a| a["approval"].clone()),
+            ..Done::step(&step.name, attempt)
         });
+        self.advance(s, step, approval.as_ref().unwrap_or(output));
+    }
+
+    /// Leaves a finished step by the first matching edge whose loop bound (if any) is not used
+    /// up, or completes the saga when none matches.
+    pub fn advance(
+        &mut self,
+        s: &mut SagaState,
+        step: &StepSpec,
+        output: &HashMap<String, String>,
+    ) {
         s.current = None;
-        match step.next_step(output).and_then(|edge| self.step(&edge.to)) {
-            Some(next) => self.issue_step(s, next, 1),
+        let key = |e: &Edge| format!("{}>{}", step.name, e.to);
+        let edge = step.next_step(output, |e| {
+            e.max_times
+                .is_none_or(|m| s.loops.get(&key(e)).copied().unwrap_or(0) < m)
+        });
+        if let Some(e) = edge.filter(|e| e.max_times.is_some()) {
+            *s.loops.entry(key(e)).or_insert(0) += 1;
+        }
+        match edge.and_then(|edge| self.step(&edge.to)) {
+            Some(next) => self.enter_step(s, next),
             None => {
                 let why = if step.next.is_empty() {
                     format!("step {} is the last", step.name)
@@ -159,7 +290,7 @@ impl<'a> Tx<'a> {
     /// The current attempt failed or timed out: retry after the backoff, or give up.
     /// RETRY_SCHEDULED for the attempt after `attempt` of `command` (a step's or its
     /// compensation's), and the `timer` that issues it once the step's backoff is over.
-    fn schedule_retry(
+    pub fn schedule_retry(
         &mut self,
         s: &mut SagaState,
         step: &StepSpec,
@@ -168,7 +299,10 @@ impl<'a> Tx<'a> {
         reason: String,
         timer: TimerKind,
     ) {
-        let due = self.now + retry_delay_ms(&step.retry, &s.saga_id, &step.name, attempt);
+        // Backoff counts this visit's attempts only (a bounded loop's later visits start over).
+        let base = s.current.as_ref().map_or(0, |r| r.base);
+        let n = attempt - base;
+        let due = self.now + retry_delay_ms(&step.retry, &s.saga_id, &step.name, n);
         let mut e = self.step_event(s, SagaEventKind::RetryScheduled, &step.name, attempt + 1);
         e.command_id = Some(command);
         e.reason = Some(reason);
@@ -178,33 +312,61 @@ impl<'a> Tx<'a> {
     }
 
     pub fn step_failed(&mut self, s: &mut SagaState, step: &StepSpec, cause: Cause) {
+        if self.approval_failed(s, step, &cause) {
+            return;
+        }
         let Some(run) = s.current.as_mut() else {
             return;
         };
-        let attempt = run.attempt;
+        let (attempt, base) = (run.attempt, run.base);
+        let (_, _, timeout) = Self::task_of(s, step);
         let (kind, phase, reason) = match cause {
             Cause::Failed(r) => (SagaEventKind::StepFailed, Phase::Failed, self.clip(&r)),
             Cause::TimedOut => (
                 SagaEventKind::StepTimedOut,
                 Phase::TimedOut,
-                format!("no result within {} ms", step.timeout_ms),
+                format!("no result within {timeout} ms"),
             ),
         };
-        run.phase = phase;
-        let id = command_id(&s.saga_id, &step.name, attempt);
+        let final_stage = s.current.as_ref().is_some_and(|r| r.stage == Stage::Final);
+        if let Some(run) = s.current.as_mut() {
+            run.phase = phase;
+        }
+        let part = if final_stage { Part::Final } else { Part::Step };
+        let id = id_of(
+            &s.saga_id,
+            &CommandRef {
+                step: &step.name,
+                attempt,
+                branch: None,
+                part,
+            },
+        );
         let mut e = self.step_event(s, kind, &step.name, attempt);
         e.command_id = Some(id.clone());
         e.reason = Some(reason.clone());
         self.out.push(SagaOutput::Event(e));
-        if attempt < step.retry.max_attempts {
+        if attempt - base < step.retry.max_attempts {
             self.schedule_retry(s, step, attempt, id, reason, TimerKind::Retry);
             return;
         }
+        self.give_up(s, step, attempt, phase == Phase::TimedOut, reason);
+    }
+
+    /// The step failed for good: the saga ends FAILED or compensates, as the workflow says.
+    pub fn give_up(
+        &mut self,
+        s: &mut SagaState,
+        step: &StepSpec,
+        attempt: i32,
+        timed_out: bool,
+        reason: String,
+    ) {
         s.current = None;
         s.failure = Some(Failure {
             step: step.name.clone(),
             attempt,
-            timed_out: phase == Phase::TimedOut,
+            timed_out,
             reason: reason.clone(),
         });
         let why = format!(
@@ -224,13 +386,18 @@ impl<'a> Tx<'a> {
         }
     }
 
-    /// Compensates the newest completed step not yet undone, or ends COMPENSATED.
+    /// Compensates the newest completed step (or branch) not yet undone, or ends COMPENSATED.
+    /// A task's entry is undone by its compensation; a fan-out's or supervisor's branches each
+    /// by the step's compensation; other entries have nothing to undo.
     pub fn next_compensation(&mut self, s: &mut SagaState) {
         while s.cursor > 0 {
-            let name = &s.done[s.cursor - 1].step;
-            match self.step(name).filter(|st| st.compensation.is_some()) {
+            let d = &s.done[s.cursor - 1];
+            let undoable = self.step(&d.step).filter(|st| {
+                st.compensation.is_some() && (d.branch.is_some() || st.kind() == StepKind::Task)
+            });
+            match undoable {
                 Some(step) => return self.issue_compensation(s, step, 1),
-                // Nothing to undo for this step (or it left the workflow): move on.
+                // Nothing to undo for this entry (or its step left the workflow): move on.
                 None => s.cursor -= 1,
             }
         }
@@ -241,25 +408,31 @@ impl<'a> Tx<'a> {
         self.finish(s, SagaStatus::Compensated, SagaEventKind::Compensated, why);
     }
 
-    /// Sends attempt `attempt` of `step`'s compensation and arms its timeout.
+    /// Sends attempt `attempt` of the compensation of `done[cursor - 1]` and arms its timeout.
     pub fn issue_compensation(&mut self, s: &mut SagaState, step: &StepSpec, attempt: i32) {
         let Some(comp) = &step.compensation else {
             return;
         };
         // A state restored from a changelog is trusted, but never indexed out of bounds.
-        let Some(done) = s.cursor.checked_sub(1).and_then(|i| s.done.get(i)) else {
+        let Some(done) = s.cursor.checked_sub(1).and_then(|i| s.done.get(i)).cloned() else {
             return;
         };
         let reason = s.failure.as_ref().map_or(String::new(), |f| {
             format!("step {} failed: {}", f.step, f.reason)
         });
+        let part = |part, attempt| CommandRef {
+            step: &step.name,
+            attempt,
+            branch: done.branch,
+            part,
+        };
         self.out.push(SagaOutput::Compensation(CompensationCommand {
-            command_id: compensation_id(&s.saga_id, &step.name, attempt),
+            command_id: id_of(&s.saga_id, &part(Part::Undo, attempt)),
             saga_id: s.saga_id.clone(),
             correlation_id: s.correlation_id.clone(),
-            compensates_command_id: command_id(&s.saga_id, &done.step, done.attempt),
+            compensates_command_id: id_of(&s.saga_id, &part(Part::Step, done.attempt)),
             step: step.name.clone(),
-            agent_type: Self::compensator_for(s, step),
+            agent_type: Self::compensator_for(s, step, &done),
             action: comp.action.clone(),
             attempt,
             reason,
@@ -267,11 +440,7 @@ impl<'a> Tx<'a> {
             partition_key: s.correlation_id.clone(),
             proof: None,
         }));
-        s.current = Some(Run {
-            step: step.name.clone(),
-            attempt,
-            phase: Phase::Waiting,
-        });
+        s.current = Some(Run::new(&step.name, attempt));
         let timeout = comp.timeout_ms.unwrap_or(step.timeout_ms);
         s.set_timer(
             TimerKind::CompensationTimeout,
@@ -307,18 +476,34 @@ impl<'a> Tx<'a> {
             ),
         };
         run.phase = phase;
-        let id = compensation_id(&s.saga_id, &step.name, attempt);
+        let branch = s.cursor.checked_sub(1).and_then(|i| s.done.get(i)?.branch);
+        let id = id_of(
+            &s.saga_id,
+            &CommandRef {
+                step: &step.name,
+                attempt,
+                branch,
+                part: Part::Undo,
+            },
+        );
         let max = comp.max_attempts.unwrap_or(step.retry.max_attempts);
         if attempt < max {
             self.schedule_retry(s, step, attempt, id, reason, TimerKind::CompensationRetry);
             return;
         }
         s.current = None;
-        let left: Vec<&str> = s.done[..s.cursor]
+        let left: Vec<String> = s.done[..s.cursor]
             .iter()
             .rev()
-            .map(|d| d.step.as_str())
-            .filter(|n| self.step(n).is_some_and(|st| st.compensation.is_some()))
+            .filter(|d| {
+                self.step(&d.step).is_some_and(|st| {
+                    st.compensation.is_some() && (d.branch.is_some() || st.kind() == StepKind::Task)
+                })
+            })
+            .map(|d| match d.branch {
+                Some(b) => format!("{}/b{b}", d.step),
+                None => d.step.clone(),
+            })
             .collect();
         let why = format!(
             "compensation {} of step {} failed after {attempt} attempt(s): {reason}; not compensated: {}",
@@ -336,10 +521,7 @@ impl<'a> Tx<'a> {
 
     /// Hands the saga to the next layer up (a strategic saga stays strategic).
     pub fn escalate(&mut self, s: &SagaState, step: Option<String>, reason: String) {
-        let to_layer = match s.route.layer {
-            Layer::Operational => Layer::Tactical,
-            Layer::Tactical | Layer::Strategic => Layer::Strategic,
-        };
+        let to_layer = layer_above(s.route.layer);
         self.out.push(SagaOutput::Escalation(Escalation {
             saga_id: s.saga_id.clone(),
             correlation_id: s.correlation_id.clone(),

@@ -5,7 +5,9 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use super::config::{Condition, RetryPolicy, WorkflowSpec};
+use super::config::{Condition, RetryPolicy, StepSpec, WorkflowSpec};
+use super::kinds::StepKind;
+use super::validate_kinds::check_kind;
 
 /// One thing wrong with one field of one workflow file.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,16 +76,8 @@ pub fn validate_workflow(file: &str, w: &WorkflowSpec, problems: &mut Vec<Proble
             let rule = format!("must be unique, also used by steps[{first}]");
             p(format!("{at}.name"), &rule, &quoted(&s.name));
         }
-        if s.action.trim().is_empty() {
-            p(
-                format!("{at}.action"),
-                "must not be empty",
-                &quoted(&s.action),
-            );
-        }
-        if s.timeout_ms <= 0 {
-            p(format!("{at}.timeout_ms"), "must be > 0", &s.timeout_ms);
-        }
+        let names: Vec<&str> = w.steps.iter().map(|s| s.name.as_str()).collect();
+        check_kind(&at, s, &names, &mut p);
         check_retry(&format!("{at}.retry"), &s.retry, &mut p);
         if let Some(c) = &s.compensation {
             let at = format!("{at}.compensation");
@@ -112,6 +106,9 @@ pub fn validate_workflow(file: &str, w: &WorkflowSpec, problems: &mut Vec<Proble
                 None => default_at = default_at.or(Some(j)),
                 Some(c) => check_condition(&format!("{at}.when"), c, &mut p),
             }
+            if e.max_times == Some(0) {
+                p(format!("{at}.max_times"), "must be >= 1", &0);
+            }
         }
     }
     // Edges need the full name index, so they are checked once every step is known.
@@ -123,13 +120,25 @@ pub fn validate_workflow(file: &str, w: &WorkflowSpec, problems: &mut Vec<Proble
             }
         }
     }
-    if let Some(cycle) = find_cycle(w, &index) {
+    if let Some(cycle) = find_cycle(w, &index, false) {
         let path = format!("{root}.steps");
-        p(
-            path,
-            "must form no cycle (the graph is a DAG)",
-            &cycle.join(" -> "),
-        );
+        let rule = "must form no loop without a bound (give one of its edges `max_times`)";
+        p(path, rule, &cycle.join(" -> "));
+    }
+    // Coordination steps number their commands per visit, so they cannot run twice.
+    for (i, s) in w.steps.iter().enumerate() {
+        let looped = on_loop(w, &index, i);
+        if looped && s.compensation.is_some() {
+            let rule = "must not be set on a step in a loop (each visit's undo would share one command id)";
+            p(format!("{root}.steps[{i}].compensation"), rule, &"a table");
+        }
+        if s.kind() != StepKind::Task && looped {
+            let rule = format!(
+                "must not be on a loop: {} steps run once per saga",
+                s.kind().name()
+            );
+            p(format!("{root}.steps[{i}]"), &rule, &quoted(&s.name));
+        }
     }
     let reachable = reachable(w, &index);
     for (i, s) in w.steps.iter().enumerate() {
@@ -201,8 +210,37 @@ fn check_condition(at: &str, c: &Condition, p: &mut impl FnMut(String, &str, &dy
     }
 }
 
-/// The first cycle found, as step names from its start back to it, or `None` for a DAG.
-fn find_cycle(w: &WorkflowSpec, index: &HashMap<&str, usize>) -> Option<Vec<String>> {
+/// The steps `s` can go to: its edges (without the bounded ones unless `bounded`) and a
+/// consensus's `on_escalate`.
+pub(crate) fn successors(s: &StepSpec, bounded: bool) -> Vec<&str> {
+    let edges = s.next.iter().filter(|e| bounded || e.max_times.is_none());
+    let escalate = s.consensus.as_ref().and_then(|c| c.on_escalate.as_deref());
+    edges.map(|e| e.to.as_str()).chain(escalate).collect()
+}
+
+/// Whether step `i` can reach itself again.
+fn on_loop(w: &WorkflowSpec, index: &HashMap<&str, usize>, i: usize) -> bool {
+    let mut seen = HashSet::new();
+    let mut todo = vec![i];
+    while let Some(k) = todo.pop() {
+        for to in successors(&w.steps[k], true) {
+            match index.get(to) {
+                Some(&j) if j == i => return true,
+                Some(&j) if seen.insert(j) => todo.push(j),
+                _ => {}
+            }
+        }
+    }
+    false
+}
+
+/// The first cycle found (through unbounded edges unless `bounded`), as step names from its
+/// start back to it, or `None` for a DAG.
+fn find_cycle(
+    w: &WorkflowSpec,
+    index: &HashMap<&str, usize>,
+    bounded: bool,
+) -> Option<Vec<String>> {
     // 0 = unseen, 1 = on the DFS stack, 2 = done.
     let mut mark = vec![0u8; w.steps.len()];
     let mut stack = Vec::new();
@@ -210,13 +248,14 @@ fn find_cycle(w: &WorkflowSpec, index: &HashMap<&str, usize>) -> Option<Vec<Stri
         i: usize,
         w: &WorkflowSpec,
         index: &HashMap<&str, usize>,
+        bounded: bool,
         mark: &mut [u8],
         stack: &mut Vec<usize>,
     ) -> Option<Vec<String>> {
         mark[i] = 1;
         stack.push(i);
-        for e in &w.steps[i].next {
-            let Some(&j) = index.get(e.to.as_str()) else {
+        for to in successors(&w.steps[i], bounded) {
+            let Some(&j) = index.get(to) else {
                 continue;
             };
             if mark[j] == 1 {
@@ -229,7 +268,7 @@ fn find_cycle(w: &WorkflowSpec, index: &HashMap<&str, usize>) -> Option<Vec<Stri
                 return Some(names);
             }
             if mark[j] == 0 {
-                if let Some(c) = dfs(j, w, index, mark, stack) {
+                if let Some(c) = dfs(j, w, index, bounded, mark, stack) {
                     return Some(c);
                 }
             }
@@ -240,7 +279,7 @@ fn find_cycle(w: &WorkflowSpec, index: &HashMap<&str, usize>) -> Option<Vec<Stri
     }
     (0..w.steps.len()).find_map(|i| {
         if mark[i] == 0 {
-            dfs(i, w, index, &mut mark, &mut stack)
+            dfs(i, w, index, bounded, &mut mark, &mut stack)
         } else {
             None
         }
@@ -251,8 +290,8 @@ fn reachable(w: &WorkflowSpec, index: &HashMap<&str, usize>) -> HashSet<usize> {
     let mut seen = HashSet::from([0]);
     let mut todo = vec![0];
     while let Some(i) = todo.pop() {
-        for e in &w.steps[i].next {
-            if let Some(&j) = index.get(e.to.as_str()) {
+        for to in successors(&w.steps[i], true) {
+            if let Some(&j) = index.get(to) {
                 if seen.insert(j) {
                     todo.push(j);
                 }

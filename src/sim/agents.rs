@@ -22,6 +22,8 @@ pub struct AgentProfile {
     pub fail_actions: Vec<String>,
     /// Actions never answered, whatever the rates, so the step's timeout must fire.
     pub silent_actions: Vec<String>,
+    /// Share of voters who pick another option than the one their peers lean to, in [0, 1].
+    pub vote_disagreement: f64,
 }
 
 impl Default for AgentProfile {
@@ -32,6 +34,7 @@ impl Default for AgentProfile {
             silence_rate: 0.0,
             fail_actions: Vec::new(),
             silent_actions: Vec::new(),
+            vote_disagreement: 0.0,
         }
     }
 }
@@ -46,6 +49,7 @@ const OUTPUTS: &[(&str, &[&str])] = &[
     ("actionable", &["true", "true", "true", "false"]),
     ("approved", &["true", "true", "true", "false"]),
     ("attack", &["true", "false"]),
+    ("balanced", &["true", "true", "false"]),
     ("drift", &["none", "moderate", "severe"]),
     ("leak_confirmed", &["true", "true", "false"]),
     ("risk", &["low", "medium", "high", "critical"]),
@@ -61,9 +65,18 @@ impl SimulatedAgents {
         }
     }
 
-    /// The result of a command and when it arrives, or None for silence.
+    pub(super) fn profile(&self) -> &AgentProfile {
+        &self.profile
+    }
+
+    pub(super) fn rng(&mut self) -> &mut SmallRng {
+        &mut self.rng
+    }
+
+    /// The result of a command and when it arrives, or None for silence. A supervisor's plan
+    /// request is answered with a plan (see `sim::coordination`).
     pub fn answer(&mut self, command: &AgentCommand, now_ms: i64) -> Option<(i64, AgentResult)> {
-        let (at, mut result) = self.respond(
+        let mut answer = self.respond(
             &command.command_id,
             &command.saga_id,
             &command.correlation_id,
@@ -72,20 +85,31 @@ impl SimulatedAgents {
             command.attempt,
             command.agent_type,
             now_ms,
-        )?;
-        // The agent the service assigned answers; unassigned, the type's first agent does.
-        if let Some(agent) = &command.agent_id {
-            result.agent_id = agent.clone();
+        );
+        if let Some((_, r)) = answer.as_mut() {
+            // The agent the service assigned answers; unassigned, the type's first agent does.
+            if let Some(agent) = &command.agent_id {
+                r.agent_id = agent.clone();
+            }
         }
-        Some((at, result))
+        if let Some((_, r)) = answer.as_mut().filter(|(_, r)| r.error.is_none()) {
+            if let Some(plan) = self.plan(command) {
+                r.output.insert("plan".into(), plan);
+            }
+        }
+        answer
     }
 
-    /// The result of a compensation and when it arrives, or None for silence.
+    /// The result of a compensation and when it arrives, or None for silence. A cancel is
+    /// never answered: the saga does not wait for it.
     pub fn compensate(
         &mut self,
         command: &CompensationCommand,
         now_ms: i64,
     ) -> Option<(i64, AgentResult)> {
+        if super::coordination::is_cancel(command) {
+            return None;
+        }
         self.respond(
             &command.command_id,
             &command.saga_id,
