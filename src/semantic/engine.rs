@@ -171,6 +171,7 @@ impl Engine {
                 pattern: m.best.map(|i| (i, &lib.library.patterns[i])),
                 confidence: m.confidence,
                 urgency: urgency.value,
+                base_urgency: urgency.base,
                 complexity: complexity.value,
                 entities: anomaly.entities.len(),
                 source: &anomaly.source,
