@@ -32,6 +32,8 @@ pub struct TopicsConfig {
     pub correlations: String,
     /// Output: consensus decisions, keyed by saga id.
     pub decisions: String,
+    /// Input: confirmed `RoutingFeedback`, keyed by anomaly id; the pattern library learns from it.
+    pub feedback: String,
 }
 
 impl Default for TopicsConfig {
@@ -48,6 +50,7 @@ impl Default for TopicsConfig {
             escalations: "orchestration.escalations".into(),
             correlations: "orchestration.correlations".into(),
             decisions: "orchestration.decisions".into(),
+            feedback: "orchestration.feedback".into(),
         }
     }
 }
@@ -66,6 +69,7 @@ impl TopicsConfig {
             ("topics.escalations", &self.escalations),
             ("topics.correlations", &self.correlations),
             ("topics.decisions", &self.decisions),
+            ("topics.feedback", &self.feedback),
         ] {
             let legal = !name.is_empty()
                 && name.len() <= 249

@@ -8,6 +8,7 @@ mod anomaly_router;
 mod enrich;
 mod incident_task;
 mod incidents;
+mod learner;
 mod rekey;
 mod saga;
 mod saga_gauges;
@@ -16,13 +17,14 @@ mod validate;
 pub use anomaly_router::{AnomalyRouter, RouterSettings};
 pub use incident_task::{Home, IncidentTask};
 pub use incidents::{incident_key, Correlation, IncidentStore, INCIDENT_STORE};
+pub use learner::Learner;
 pub use rekey::Rekeyer;
 pub use saga::{SagaProcessor, SAGA_STORE};
 pub use validate::{validate, ValidationError};
 
 use crate::model::{
-    AgentCommand, AgentResult, CompensationCommand, CorrelationEvent, Escalation, SagaEvent,
-    TdaAnomaly,
+    AgentCommand, AgentResult, CompensationCommand, CorrelationEvent, Escalation, RoutingFeedback,
+    SagaEvent, TdaAnomaly,
 };
 
 /// A decoded input record.
@@ -32,6 +34,8 @@ pub enum Event {
     Anomaly(TdaAnomaly),
     /// An agent's answer from `agent.results`.
     AgentResult(AgentResult),
+    /// A confirmation or correction of a route from `orchestration.feedback`.
+    Feedback(RoutingFeedback),
 }
 
 /// What processors emit; the runtime picks the topic and key for each (`crate::topology`).
@@ -57,6 +61,14 @@ pub enum Output {
         key: String,
         value: Option<Vec<u8>>,
     },
+    /// A write to a global store's changelog: read in full by every instance, so it is
+    /// partitioned by its key (one key, one partition, last write wins), not by the task's
+    /// partition; `None` deletes.
+    GlobalState {
+        store: &'static str,
+        key: String,
+        value: Option<Vec<u8>>,
+    },
 }
 
 impl Output {
@@ -70,7 +82,7 @@ impl Output {
             Output::SagaEvent(e) => &e.saga_id,
             Output::Compensation(c) => &c.saga_id,
             Output::Escalation(e) => &e.saga_id,
-            Output::State { key, .. } => key,
+            Output::State { key, .. } | Output::GlobalState { key, .. } => key,
         }
     }
 }

@@ -7,6 +7,7 @@ mod admin;
 pub mod clients;
 mod committer;
 mod context;
+mod patterns_loader;
 mod stream;
 mod table_loader;
 mod worker;
@@ -26,6 +27,7 @@ use super::{Readiness, RecordHandler, StateQueries};
 
 pub use admin::{ensure_copartitioned, ensure_partitions, ensure_topics};
 pub use committer::Committer;
+pub use patterns_loader::restore_and_follow as restore_learned_patterns;
 
 /// What the Kafka runtime runs.
 pub struct KafkaSettings {
