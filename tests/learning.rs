@@ -171,6 +171,18 @@ async fn feedback_changes_a_later_route_and_survives_a_sigkill() {
         "{}",
         second.log_text()
     );
+    // The gauge shows the version the restarted instance routes with: past both learned changes.
+    let metrics = reqwest::get(format!("http://{}/metrics", http_address(&second)))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let gauge = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("aura_pattern_library_version "))
+        .unwrap_or_else(|| panic!("no aura_pattern_library_version in\n{metrics}"));
+    assert!(gauge.trim().parse::<u64>().unwrap() >= shipped_version + 2, "{gauge}");
     second.stop();
 }
 
