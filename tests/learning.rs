@@ -124,7 +124,9 @@ async fn feedback_changes_a_later_route_and_survives_a_sigkill() {
     assert_eq!(c.pattern_id.as_deref(), Some("ddos"), "{}", c.explanation);
     let shipped_version = version_in(&c.explanation);
 
-    client.confirm(&topics, &before, "storm-of-the-century").await;
+    client
+        .confirm(&topics, &before, "storm-of-the-century")
+        .await;
     assert!(
         changelog_has(&topics, "storm-of-the-century", Duration::from_secs(30)),
         "the learned pattern never reached the changelog; log:\n{}",
@@ -157,7 +159,9 @@ async fn feedback_changes_a_later_route_and_survives_a_sigkill() {
     ] {
         let probe = probe(shape, n);
         client.anomaly(&topics, &probe).await;
-        let c = client.command_for(&topics, &probe.anomaly_id, &second).await;
+        let c = client
+            .command_for(&topics, &probe.anomaly_id, &second)
+            .await;
         assert_eq!(
             c.pattern_id.as_deref(),
             Some(pattern),
@@ -182,7 +186,10 @@ async fn feedback_changes_a_later_route_and_survives_a_sigkill() {
         .lines()
         .find_map(|l| l.strip_prefix("aura_pattern_library_version "))
         .unwrap_or_else(|| panic!("no aura_pattern_library_version in\n{metrics}"));
-    assert!(gauge.trim().parse::<u64>().unwrap() >= shipped_version + 2, "{gauge}");
+    assert!(
+        gauge.trim().parse::<u64>().unwrap() >= shipped_version + 2,
+        "{gauge}"
+    );
     second.stop();
 }
 
