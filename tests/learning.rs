@@ -202,3 +202,86 @@ fn version_in(explanation: &str) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no library version in {explanation}"))
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_one_instance_learns_every_instance_routes_with() {
+    let topics = TestTopics::new("learning-global");
+    create_topic(&topics.anomalies, 3).await;
+    create_topic(&topics.feedback, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = topics.write_stateless_config(dir.path(), "exactly_once_v2");
+    let client = Client::new(&topics).await;
+    let storm = scenario("ddos", 33, 0.3).unwrap().next().unwrap().anomaly;
+    let instances = [
+        Service::start(&config, "global-0", dir.path()),
+        Service::start(&config, "global-1", dir.path()),
+    ];
+    // Both members are in the group, each with partitions, before anything is learned: the
+    // anomaly partitions split between them, and the one feedback partition goes to one of them.
+    // (A rebalance while the feedback is processed would let both learn it, and neither log.)
+    for s in &instances {
+        let ready = format!("http://{}/readyz", http_address(s));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !reqwest::get(&ready)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(Instant::now() < deadline, "never ready:\n{}", s.log_text());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let warm_up = probe(&storm, 0);
+    client.anomaly(&topics, &warm_up).await;
+    client
+        .command_for(&topics, &warm_up.anomaly_id, &instances[0])
+        .await;
+
+    client
+        .confirm(&topics, &warm_up, "storm-of-the-century")
+        .await;
+    assert!(changelog_has(
+        &topics,
+        "storm-of-the-century",
+        Duration::from_secs(30)
+    ));
+    // The instance that did not learn applies the changelog record (an instance's own record
+    // changes nothing, so only the other one logs it).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let applied = |s: &Service| s.log_text().contains("learned pattern applied");
+    while !instances.iter().any(applied) {
+        assert!(
+            Instant::now() < deadline,
+            "no instance applied the other's learning:\n{}\n{}",
+            instances[0].log_text(),
+            instances[1].log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(instances.iter().filter(|s| applied(s)).count(), 1);
+    // Incidents on every anomaly partition (3, as `output.partitions`), so both instances route
+    // some, and all of them with the learned pattern.
+    let mut covered = [0; 3];
+    let mut n = 0;
+    while covered.iter().any(|&c| c < 2) {
+        n += 1;
+        let p = probe(&storm, n);
+        let partition = aura::runtime::partitioner::partition_for(p.correlation_id.as_bytes(), 3);
+        if covered[partition as usize] >= 2 {
+            continue;
+        }
+        covered[partition as usize] += 1;
+        client.anomaly(&topics, &p).await;
+        let c = client
+            .command_for(&topics, &p.anomaly_id, &instances[0])
+            .await;
+        assert_eq!(
+            c.pattern_id.as_deref(),
+            Some("storm-of-the-century"),
+            "partition {partition}: {}",
+            c.explanation
+        );
+    }
+    for s in instances {
+        s.stop();
+    }
+}

@@ -4,6 +4,13 @@
 //!
 //! Feedback is keyed by anomaly id, not by correlation key, so it has a sub-topology of its own: no
 //! incident state is needed to learn, only the engine every task shares.
+//!
+//! The engine learns in memory before the transaction commits. If the transaction aborts (a
+//! rebalance, a crash), the feedback is processed again, by this instance or another, but the
+//! engine that already learned it now finds nothing new. So every usable feedback writes its
+//! pattern's whole current state, changed or not: the changelog always catches up with memory, and
+//! a repeated write of the same state changes nothing anywhere (a trickle of confirmations, so
+//! the extra records cost nothing worth saving).
 
 use std::sync::Arc;
 
@@ -65,9 +72,13 @@ impl Processor for Learner {
         if let Some(why) = unusable(&feedback) {
             return Err(ProcessError::Failed(why));
         }
-        // Learning off (by config or flag), or a confirmation of what the pattern already knows:
-        // nothing to write, and the offset commits all the same.
-        if let Some(learned) = self.engine.learn(&feedback) {
+        let pattern = feedback.pattern.as_deref().unwrap_or_default();
+        let learned = self
+            .engine
+            .learn(&feedback)
+            .or_else(|| self.engine.learned_pattern(pattern));
+        // None: learning is off and the pattern is not in the library; nothing to write.
+        if let Some(learned) = learned {
             out.push(Output::GlobalState {
                 store: PATTERNS_STORE,
                 key: learned.pattern.name.clone(),
@@ -119,6 +130,29 @@ mod tests {
             Some(&record.pattern),
             engine.library().pattern("memory-leak")
         );
+    }
+
+    #[test]
+    fn feedback_learned_before_an_aborted_transaction_is_written_when_processed_again() {
+        let engine = Arc::new(Engine::new(
+            SemanticConfig::default(),
+            PatternLibrary::builtin(),
+        ));
+        let mut learner = Learner::new(engine.clone());
+        let mut new_pattern = feedback();
+        new_pattern.pattern = Some("brand-new-storm".into());
+        let (mut aborted, mut again) = (Vec::new(), Vec::new());
+        learner
+            .process(Event::Feedback(new_pattern.clone()), 0, &mut aborted)
+            .unwrap();
+        // The first attempt's outputs were never committed; the retry finds the engine already
+        // knowing the anomaly (so `learn` changes nothing), and still writes the pattern.
+        assert!(!engine.on_feedback(&new_pattern));
+        learner
+            .process(Event::Feedback(new_pattern), 0, &mut again)
+            .unwrap();
+        assert_eq!(aborted.len(), 1);
+        assert_eq!(again, aborted);
     }
 
     #[test]

@@ -183,6 +183,19 @@ impl Engine {
         }
     }
 
+    /// Pattern `name` as it is now in the learned library, as the changelog records it; `None` when the
+    /// library has no such pattern.
+    pub fn learned_pattern(&self, name: &str) -> Option<LearnedPattern> {
+        let recency = self.recency.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.learned();
+        let i = current.pattern_index(name)?;
+        Some(LearnedPattern {
+            library_version: current.version(),
+            sources: recency.sources(i).to_vec(),
+            pattern: current.library.patterns[i].clone(),
+        })
+    }
+
     /// Applies one record of the patterns changelog (restore, or another task's learning): the pattern
     /// replaces its namesake, or joins the library; a tombstone (`None`) resets `name` to its shipped form
     /// or removes it when it was learned. Returns whether the library changed. Applying a record this
