@@ -251,6 +251,9 @@ pub struct LearningConfig {
     /// Share of a pattern's `max_prototypes` that the anomalies of one source may have taught, so one
     /// noisy source cannot take a pattern over (at least one prototype per source), in (0, 1].
     pub max_source_share: f64,
+    /// Patterns feedback may create beyond the shipped library; feedback naming yet another new
+    /// pattern is ignored, so invented names cannot crowd the library, >= 0.
+    pub max_new_patterns: usize,
 }
 
 impl Default for LearningConfig {
@@ -260,6 +263,7 @@ impl Default for LearningConfig {
             max_prototypes: 16,
             refresh_fraction: 0.5,
             max_source_share: 0.25,
+            max_new_patterns: 32,
         }
     }
 }

@@ -169,6 +169,19 @@ impl Engine {
         // Read the library under the learning lock, so concurrent feedback never learns from a stale copy.
         let mut recency = self.recency.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.learned();
+        if current.pattern_index(pattern).is_none() {
+            let shipped = self
+                .shipped
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .library
+                .patterns
+                .len();
+            let created = current.library.patterns.len().saturating_sub(shipped);
+            if created >= self.config.learning.max_new_patterns {
+                return None;
+            }
+        }
         match learning::learn_one(&current, &mut recency, pattern, anomaly, &self.config) {
             LearnOutcome::Unchanged => None,
             LearnOutcome::Changed(library, i) => {

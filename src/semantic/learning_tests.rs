@@ -148,3 +148,18 @@ fn changelog_records_teach_other_engines_and_tombstones_reset_to_shipped() {
     assert!(reader.apply_learned("brand-new", None));
     assert!(reader.library().pattern("brand-new").is_none());
 }
+
+#[test]
+fn feedback_creates_at_most_max_new_patterns() {
+    let mut config = SemanticConfig::default();
+    config.learning.max_new_patterns = 2;
+    let engine = Engine::new(config, PatternLibrary::builtin());
+    let a = noisy(1).remove(0);
+    assert!(engine.on_feedback(&feedback("invented-1", &a)));
+    assert!(engine.on_feedback(&feedback("invented-2", &a)));
+    assert!(!engine.on_feedback(&feedback("invented-3", &a)));
+    assert!(engine.library().pattern("invented-3").is_none());
+    // Patterns that exist still learn.
+    let b = noisy(3).remove(2);
+    assert!(engine.on_feedback(&feedback("memory-leak", &b)));
+}
