@@ -73,11 +73,16 @@ impl Processor for Learner {
             return Err(ProcessError::Failed(why));
         }
         let pattern = feedback.pattern.as_deref().unwrap_or_default();
+        let source = feedback.anomaly.as_ref().map_or("", |a| a.source.as_str());
+        // Learning off (config or flag): the feedback is consumed and nothing is written.
+        if !self.engine.learning_on(source) {
+            return Ok(());
+        }
         let learned = self
             .engine
             .learn(&feedback)
             .or_else(|| self.engine.learned_pattern(pattern));
-        // None: learning is off and the pattern is not in the library; nothing to write.
+        // None: a new pattern past `max_new_patterns`; nothing to write.
         if let Some(learned) = learned {
             out.push(Output::GlobalState {
                 store: PATTERNS_STORE,

@@ -163,7 +163,7 @@ impl Engine {
         if fb.confirmed_by.trim().is_empty() {
             return None;
         }
-        if !self.config.learning.enabled || !self.router.flag_on(FLAG_LEARNING, &anomaly.source) {
+        if !self.learning_on(&anomaly.source) {
             return None;
         }
         // Read the library under the learning lock, so concurrent feedback never learns from a stale copy.
@@ -194,6 +194,11 @@ impl Engine {
                 Some(learned)
             }
         }
+    }
+
+    /// Whether feedback about anomalies from `source` is learned from (config and `semantic.learning`).
+    pub fn learning_on(&self, source: &str) -> bool {
+        self.config.learning.enabled && self.router.flag_on(FLAG_LEARNING, source)
     }
 
     /// Pattern `name` as it is now in the learned library, as the changelog records it; `None` when the
