@@ -152,6 +152,7 @@ fn routing(c: &mut Criterion) {
         pattern: Some((2, &lib.patterns[2])),
         confidence: 0.9,
         urgency: 0.5,
+        base_urgency: 0.5,
         complexity: 0.4,
         entities: 1,
         source: "svc-1",

@@ -12,13 +12,14 @@ use crate::codec::Codec;
 use crate::config::Config;
 use crate::model::TdaContext;
 use crate::processor::{
-    incident_key, AnomalyRouter, Dispatcher, Home, IncidentTask, IncidentTaskParts, Processor,
-    Rekeyer, RouterSettings, SagaProcessor, SAGA_STORE,
+    incident_key, AnomalyRouter, Dispatcher, Home, IncidentTask, IncidentTaskParts, Learner,
+    Processor, Rekeyer, RouterSettings, SagaProcessor, SAGA_STORE,
 };
 use crate::runtime::kafka::{self, KafkaSettings, MakeProcessor, SubTopology};
 use crate::runtime::queries::KeyRouting;
 use crate::runtime::{Readiness, RecordHandler, StateQueries};
 use crate::saga::{SagaEngine, Workflows};
+use crate::semantic::learned::PATTERNS_STORE;
 use crate::semantic::{Engine, PatternLibrary};
 use crate::table::Table;
 use crate::telemetry::Metrics;
@@ -45,6 +46,10 @@ pub async fn run_on_kafka(
             (stats.hits, stats.misses)
         }
     });
+    metrics.watch_pattern_library({
+        let engine = engine.clone();
+        move || engine.library_version() as usize
+    });
     let tables = crate::control_plane::tables(&engine, &metrics);
     let contexts = tables.contexts.clone();
     metrics.watch_context_table({
@@ -65,13 +70,30 @@ pub async fn run_on_kafka(
         why = %plan.why,
         "incident path"
     );
+    let learned = kafka::restore_learned_patterns(
+        &config.kafka,
+        &topology.internal.changelog(PATTERNS_STORE),
+        engine.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    kafka::ensure_topics(&config.kafka, &[&config.topics.feedback], &[]).await?;
+    let learner = {
+        let engine = engine.clone();
+        SubTopology {
+            topics: vec![config.topics.feedback.clone()],
+            make_processor: Box::new(move |_| -> Box<dyn Processor> {
+                Box::new(Learner::new(engine.clone()))
+            }),
+        }
+    };
     let make_task = incident_tasks(config, &metrics, contexts.clone(), engine, plan.partitions)?;
     let t = &topology;
     let mut home_inputs = vec![t.internal.rekey.clone()];
     if config.sagas.enabled {
         home_inputs.push(config.topics.agent_results.clone());
     }
-    let subtopologies = if plan.one_hop {
+    let mut subtopologies = if plan.one_hop {
         home_inputs.insert(0, config.topics.anomalies.clone());
         vec![SubTopology {
             topics: home_inputs,
@@ -89,6 +111,7 @@ pub async fn run_on_kafka(
             },
         ]
     };
+    subtopologies.push(learner);
     if config.sagas.enabled {
         queries.serve(
             SAGA_STORE,
@@ -115,6 +138,7 @@ pub async fn run_on_kafka(
         "codec, engines and topics ready"
     );
     kafka::run(config, kafka_settings, handler, tables, readiness, shutdown).await?;
+    learned.abort();
     Ok(())
 }
 

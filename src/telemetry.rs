@@ -224,6 +224,20 @@ impl Metrics {
 
     /// Exports `aura_context_table_rows`, the rows of the `tda.context` table, read from
     /// `rows` at every scrape. Registered once, like [`Metrics::watch_route_cache`].
+    /// Exports `aura_pattern_library_version`: the version of the pattern library routing uses
+    /// now (each learned change bumps it; the shipped library's while `patterns.shipped` is on).
+    pub fn watch_pattern_library(&self, version: impl Fn() -> usize + Send + Sync + 'static) {
+        let gauge = IntGauge::new(
+            "pattern_library_version",
+            "Version of the pattern library routing uses now",
+        )
+        .expect("valid metric");
+        let _ = self.registry.register(Box::new(ScrapedGauge {
+            gauge,
+            read: version,
+        }));
+    }
+
     pub fn watch_context_table(&self, rows: impl Fn() -> usize + Send + Sync + 'static) {
         let gauge = IntGauge::new("context_table_rows", "Rows in the tda.context table")
             .expect("valid metric");

@@ -9,6 +9,7 @@ use std::fmt::Write;
 
 use crate::config::{Config, InternalTopics};
 use crate::processor::{Output, INCIDENT_STORE, SAGA_STORE};
+use crate::semantic::learned::PATTERNS_STORE;
 
 /// What an input topic carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +26,8 @@ pub enum Input {
     Registry,
     /// `FeatureFlag` rows, a table.
     Flags,
+    /// `RoutingFeedback` records, read by the learner's own sub-topology.
+    Feedback,
 }
 
 /// How an input is read.
@@ -58,7 +61,7 @@ impl OutputKind {
             Output::SagaEvent(_) => Self::SagaEvent,
             Output::Compensation(_) => Self::Compensation,
             Output::Escalation(_) => Self::Escalation,
-            Output::State { .. } => return None,
+            Output::State { .. } | Output::GlobalState { .. } => return None,
         })
     }
 }
@@ -87,6 +90,9 @@ pub struct Topology {
     pub outputs: Vec<OutputDecl>,
     /// Stores of the incident tasks, each with a changelog `<group.id>-<store>-changelog`.
     pub stores: Vec<&'static str>,
+    /// Global stores: every instance restores their changelog in full before processing and
+    /// follows it (the learned patterns).
+    pub global_stores: Vec<&'static str>,
     pub internal: InternalTopics,
     pub sagas: bool,
 }
@@ -120,6 +126,12 @@ impl Topology {
                 &t.context,
                 "aura.v1.TdaContext",
                 Reading::Table,
+            ),
+            input(
+                Input::Feedback,
+                &t.feedback,
+                "aura.v1.RoutingFeedback",
+                Reading::Stream,
             ),
         ];
         let output = |kind, topic: &str, schema| OutputDecl {
@@ -164,6 +176,7 @@ impl Topology {
             inputs,
             outputs,
             stores,
+            global_stores: vec![PATTERNS_STORE],
             internal,
             sagas,
         }
@@ -216,7 +229,26 @@ impl Topology {
             String::from("digraph aura {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n");
         let task = "incident task\\n(validate, enrich, score, route,\\ncorrelate, saga)";
         let _ = writeln!(s, "  task [shape=box, style=rounded, label=\"{task}\"];");
+        let _ = writeln!(
+            s,
+            "  learner [shape=box, style=rounded, label=\"learner\\n(feedback → pattern library)\"];"
+        );
+        for store in &self.global_stores {
+            let changelog = self.internal.changelog(store);
+            let _ = writeln!(
+                s,
+                "  \"global:{store}\" [shape=folder, label=\"{store} (global)\\n{changelog}\"];\n  learner -> \"global:{store}\";\n  \"global:{store}\" -> task [style=dashed, label=\"every instance\"];"
+            );
+        }
         for i in &self.inputs {
+            if i.input == Input::Feedback {
+                let _ = writeln!(
+                    s,
+                    "  \"{}\" [shape=cds, label=\"{}\\n{}\"];\n  \"{}\" -> learner;",
+                    i.topic, i.topic, i.schema, i.topic
+                );
+                continue;
+            }
             let shape = match i.reading {
                 Reading::Stream => "cds",
                 Reading::Table => "cylinder",

@@ -36,6 +36,8 @@ pub struct TopicsConfig {
     pub registry: String,
     /// Input, compacted table: feature flags, keyed by flag name.
     pub flags: String,
+    /// Input: confirmed `RoutingFeedback`, keyed by anomaly id; the pattern library learns from it.
+    pub feedback: String,
 }
 
 impl Default for TopicsConfig {
@@ -54,6 +56,7 @@ impl Default for TopicsConfig {
             decisions: "orchestration.decisions".into(),
             registry: "agent.registry".into(),
             flags: "orchestration.flags".into(),
+            feedback: "orchestration.feedback".into(),
         }
     }
 }
@@ -74,6 +77,7 @@ impl TopicsConfig {
             ("topics.decisions", &self.decisions),
             ("topics.registry", &self.registry),
             ("topics.flags", &self.flags),
+            ("topics.feedback", &self.feedback),
         ] {
             let legal = !name.is_empty()
                 && name.len() <= 249

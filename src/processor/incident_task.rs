@@ -205,6 +205,11 @@ impl Processor for IncidentTask {
                 "result for saga {} arrived, but sagas are off",
                 r.saga_id
             ))),
+            // Feedback has its own sub-topology (`Learner`); it never shares a task with incidents.
+            (Event::Feedback(f), _) => Err(ProcessError::Failed(format!(
+                "feedback on {} reached an incident task",
+                f.anomaly_id
+            ))),
         };
         self.dispatch(out, from);
         result

@@ -9,6 +9,7 @@ mod dispatch;
 mod enrich;
 mod incident_task;
 mod incidents;
+mod learner;
 mod rekey;
 mod saga;
 mod saga_gauges;
@@ -18,13 +19,14 @@ pub use anomaly_router::{AnomalyRouter, RouterSettings};
 pub use dispatch::Dispatcher;
 pub use incident_task::{Home, IncidentTask, IncidentTaskParts};
 pub use incidents::{incident_key, Correlation, IncidentStore, INCIDENT_STORE};
+pub use learner::Learner;
 pub use rekey::Rekeyer;
 pub use saga::{SagaProcessor, SAGA_STORE};
 pub use validate::{caps, validate, ValidationError};
 
 use crate::model::{
-    AgentCommand, AgentResult, CompensationCommand, CorrelationEvent, Escalation, SagaEvent,
-    TdaAnomaly,
+    AgentCommand, AgentResult, CompensationCommand, CorrelationEvent, Escalation, RoutingFeedback,
+    SagaEvent, TdaAnomaly,
 };
 
 /// A decoded input record.
@@ -34,6 +36,8 @@ pub enum Event {
     Anomaly(TdaAnomaly),
     /// An agent's answer from `agent.results`.
     AgentResult(AgentResult),
+    /// A confirmation or correction of a route from `orchestration.feedback`.
+    Feedback(RoutingFeedback),
 }
 
 /// What processors emit; the runtime picks the topic and key for each (`crate::topology`).
@@ -59,6 +63,14 @@ pub enum Output {
         key: String,
         value: Option<Vec<u8>>,
     },
+    /// A write to a global store's changelog: read in full by every instance, so it is
+    /// partitioned by its key (one key, one partition, last write wins), not by the task's
+    /// partition; `None` deletes.
+    GlobalState {
+        store: &'static str,
+        key: String,
+        value: Option<Vec<u8>>,
+    },
 }
 
 impl Output {
@@ -72,7 +84,7 @@ impl Output {
             Output::SagaEvent(e) => &e.saga_id,
             Output::Compensation(c) => &c.saga_id,
             Output::Escalation(e) => &e.saga_id,
-            Output::State { key, .. } => key,
+            Output::State { key, .. } | Output::GlobalState { key, .. } => key,
         }
     }
 }

@@ -171,6 +171,12 @@ impl Processor for SagaProcessor {
                     a.anomaly_id
                 )))
             }
+            Event::Feedback(f) => {
+                return Err(ProcessError::Failed(format!(
+                    "feedback on {} reached the saga processor",
+                    f.anomaly_id
+                )))
+            }
         }
         self.gauges.publish(self.store.census());
         Ok(())

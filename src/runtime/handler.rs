@@ -8,7 +8,7 @@ use tracing::warn;
 use crate::codec::{Codec, CodecError};
 use crate::config::InternalTopics;
 use crate::dead_letter::{stage_label, Rejection};
-use crate::model::{AgentResult, TdaAnomaly};
+use crate::model::{AgentResult, RoutingFeedback, TdaAnomaly};
 use crate::processor::{Event, Output, ProcessError, Processor};
 use crate::telemetry::Metrics;
 use crate::topology::{Input, OutputKind, Topology};
@@ -94,6 +94,9 @@ impl RecordHandler {
             Some(Input::AgentResults) => Ok(Event::AgentResult(
                 self.codec.decode::<AgentResult>(value).await?,
             )),
+            Some(Input::Feedback) => Ok(Event::Feedback(
+                self.codec.decode::<RoutingFeedback>(value).await?,
+            )),
             Some(Input::Context | Input::Registry | Input::Flags) | None => {
                 Err(CodecError::TopicNotRegistered {
                     topic: format!("{topic} (not a stream input of the topology)"),
@@ -139,6 +142,16 @@ impl RecordHandler {
     }
 
     fn encode(&self, output: &Output, input: &InputRecord) -> Result<OutputRecord, Rejection> {
+        if let Output::GlobalState { store, key, value } = output {
+            // A global store's key picks its partition, so one key's writes stay in order.
+            return Ok(OutputRecord {
+                topic: self.topology.internal.changelog(store),
+                partition: None,
+                key: Some(key.as_bytes().to_vec()),
+                value: value.clone(),
+                headers: vec![],
+            });
+        }
         let Some(kind) = OutputKind::of(output) else {
             let Output::State { store, key, value } = output else {
                 unreachable!("only state writes have no output kind")
@@ -161,7 +174,7 @@ impl RecordHandler {
             Output::SagaEvent(x) => (c.encode(topic, x), &x.correlation_id, &x.saga_id),
             Output::Compensation(x) => (c.encode(topic, x), &x.correlation_id, &x.command_id),
             Output::Escalation(x) => (c.encode(topic, x), &x.correlation_id, &x.saga_id),
-            Output::State { .. } => unreachable!("handled above"),
+            Output::State { .. } | Output::GlobalState { .. } => unreachable!("handled above"),
         };
         let value = value
             .map_err(|e| Rejection::produce(format!("cannot encode output for {topic}: {e}")))?;

@@ -278,12 +278,30 @@ pub fn scenario(name: &str, seed: u64, noise: f64) -> Result<Scenario, UnknownSc
     })
 }
 
-/// The route label an archetype's anomaly should get (the first step's agent type).
-fn route_label(a: &Archetype, severity: Severity, entities: usize) -> RouteLabel {
-    let layer = match severity {
-        Critical => Layer::Strategic,
-        High => a.layer.max(Layer::Tactical),
-        _ => a.layer,
+/// The route label an archetype's anomaly should get (the first step's agent type), by the routing
+/// policy as documented (README "Routing policy", `semantic::routing`), written out here on its own so
+/// that `aura eval` checks the router against the policy rather than against itself. Labels assume the
+/// default `[semantic]` weights and thresholds.
+///
+/// Layer: the higher of the pattern's layer and the band of the base urgency, where base urgency is
+/// `0.6 × severity + 0.4 × score` (severity LOW 0.25, MEDIUM 0.5, HIGH 0.75, CRITICAL 1), STRATEGIC from
+/// 0.9 and TACTICAL from 0.6. Coordination: fan-out from two affected entities, otherwise the pattern's
+/// pipeline (archetypes are drawn with confident shapes and moderate complexity, so neither consensus
+/// nor hierarchical applies).
+fn route_label(a: &Archetype, severity: Severity, score: f64, entities: usize) -> RouteLabel {
+    let severity = match severity {
+        Low => 0.25,
+        Medium => 0.5,
+        High => 0.75,
+        Critical => 1.0,
+    };
+    let base_urgency = (0.6 * severity + 0.4 * score) / (0.6 + 0.4);
+    let band = if base_urgency >= 0.9 {
+        Layer::Strategic
+    } else if base_urgency >= 0.6 {
+        Layer::Tactical
+    } else {
+        Layer::Operational
     };
     let coordination = if entities >= 2 {
         Coordination::FanOut
@@ -293,7 +311,7 @@ fn route_label(a: &Archetype, severity: Severity, entities: usize) -> RouteLabel
     RouteLabel {
         agent_type: a.first_agent,
         coordination,
-        layer,
+        layer: a.layer.max(band),
     }
 }
 
@@ -379,7 +397,7 @@ impl Iterator for Scenario {
             .into(),
             entities,
         };
-        let route = route_label(a, severity, anomaly.entities.len());
+        let route = route_label(a, severity, anomaly.anomaly_score, anomaly.entities.len());
         Some(LabelledAnomaly {
             anomaly,
             label: Label {

@@ -248,6 +248,12 @@ pub struct LearningConfig {
     /// A confirmed, correctly matched anomaly closer than this fraction of its pattern's radius to a
     /// prototype only refreshes that prototype instead of being added, in [0, 1].
     pub refresh_fraction: f64,
+    /// Share of a pattern's `max_prototypes` that the anomalies of one source may have taught, so one
+    /// noisy source cannot take a pattern over (at least one prototype per source), in (0, 1].
+    pub max_source_share: f64,
+    /// Patterns feedback may create beyond the shipped library; feedback naming yet another new
+    /// pattern is ignored, so invented names cannot crowd the library, >= 0.
+    pub max_new_patterns: usize,
 }
 
 impl Default for LearningConfig {
@@ -256,6 +262,8 @@ impl Default for LearningConfig {
             enabled: true,
             max_prototypes: 16,
             refresh_fraction: 0.5,
+            max_source_share: 0.25,
+            max_new_patterns: 32,
         }
     }
 }
@@ -435,6 +443,12 @@ impl SemanticConfig {
             l.max_prototypes,
         );
         p.unit("learning.refresh_fraction", l.refresh_fraction);
+        p.check(
+            l.max_source_share > 0.0 && l.max_source_share <= 1.0,
+            "learning.max_source_share",
+            "must be in (0,1]",
+            l.max_source_share,
+        );
         if p.0.is_empty() {
             Ok(())
         } else {

@@ -4,8 +4,13 @@
 //! without a lock around it. Its mutable parts are narrow: the compiled library sits behind an
 //! `RwLock<Arc<_>>` that readers hold only long enough to clone the `Arc` (learning swaps in a new one), the
 //! running baselines are sharded mutexes, and the router owns the registry, the flags and the moka cache.
+//!
+//! The engine keeps two libraries: the shipped one it was made with, and the learned one that feedback
+//! changes and the patterns changelog restores ([`super::learned`]). Routing uses the learned one unless
+//! the flag `patterns.shipped` rolls it back.
 
 use std::fmt::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::complexity::{self, Complexity};
@@ -13,6 +18,7 @@ use super::config::SemanticConfig;
 use super::diagram::clean;
 use super::embedding::embed_with_entropy;
 use super::features::Features;
+use super::learned::{LearnedPattern, FLAG_SHIPPED};
 use super::learning::{self, LearnOutcome, Recency};
 use super::matcher::{Compiled, MatchResult};
 use super::patterns::PatternLibrary;
@@ -47,7 +53,11 @@ pub struct Assessment {
 
 pub struct Engine {
     config: SemanticConfig,
+    /// The learned library (the shipped one until feedback or the changelog changes it).
     compiled: RwLock<Arc<Compiled>>,
+    /// The library the engine was made with, for the `patterns.shipped` rollback.
+    shipped: RwLock<Arc<Compiled>>,
+    rolled_back: AtomicBool,
     recency: Mutex<Recency>,
     baselines: Baselines,
     router: Router,
@@ -57,10 +67,12 @@ pub struct Engine {
 impl Engine {
     /// `config` should have passed [`SemanticConfig::validate`].
     pub fn new(config: SemanticConfig, library: PatternLibrary) -> Self {
-        let compiled = Compiled::new(library);
+        let compiled = Arc::new(Compiled::new(library));
         Engine {
             recency: Mutex::new(Recency::new(&compiled)),
-            compiled: RwLock::new(Arc::new(compiled)),
+            shipped: RwLock::new(compiled.clone()),
+            rolled_back: AtomicBool::new(false),
+            compiled: RwLock::new(compiled),
             baselines: Baselines::new(config.urgency.baseline_max_sources),
             router: Router::new(config.routing.clone()),
             sw: SlicedWasserstein::new(config.matcher.sw_directions),
@@ -72,28 +84,47 @@ impl Engine {
         &self.config
     }
 
-    /// The current compiled library (cheap: an `Arc` clone).
+    /// The compiled library routing uses now (cheap: an `Arc` clone): the learned one, or the shipped
+    /// one while `patterns.shipped` is on.
     pub fn compiled(&self) -> Arc<Compiled> {
+        if self.rolled_back.load(Ordering::Acquire) {
+            return self
+                .shipped
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+        }
+        self.learned()
+    }
+
+    fn learned(&self) -> Arc<Compiled> {
         self.compiled
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    /// The current library, e.g. to write to a changelog after learning.
+    /// The learned library (what feedback taught, whether or not routing uses it now).
     pub fn library(&self) -> PatternLibrary {
-        self.compiled().library.clone()
+        self.learned().library.clone()
     }
 
+    /// The version of the library routing uses now.
     pub fn library_version(&self) -> u64 {
         self.compiled().version()
     }
 
-    /// Replaces the library (restore from a changelog, or a reload); invalidates cached routes.
+    /// Whether `patterns.shipped` has rolled routing back to the shipped library.
+    pub fn rolled_back(&self) -> bool {
+        self.rolled_back.load(Ordering::Acquire)
+    }
+
+    /// Replaces the library, shipped and learned (a reload); invalidates cached routes.
     pub fn replace_library(&self, library: PatternLibrary) {
-        let compiled = Compiled::new(library);
+        let compiled = Arc::new(Compiled::new(library));
         *self.recency.lock().unwrap_or_else(|e| e.into_inner()) = Recency::new(&compiled);
-        *self.compiled.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(compiled);
+        *self.shipped.write().unwrap_or_else(|e| e.into_inner()) = compiled.clone();
+        *self.compiled.write().unwrap_or_else(|e| e.into_inner()) = compiled;
         self.router.invalidate();
     }
 
@@ -109,7 +140,12 @@ impl Engine {
         self.router.on_registration(reg);
     }
 
+    /// `patterns.shipped` switches routing between the shipped and the learned library; every other flag
+    /// goes to the router.
     pub fn on_flag(&self, flag: &FeatureFlag) {
+        if flag.name == FLAG_SHIPPED {
+            self.rolled_back.store(flag.enabled, Ordering::Release);
+        }
         self.router.on_flag(flag);
     }
 
@@ -149,32 +185,132 @@ impl Engine {
     }
 
     /// Online learning from confirmed feedback (non-empty `confirmed_by`) that names a pattern and carries
-    /// the anomaly. Returns
-    /// whether the prototypes changed (and so the library version and the route cache).
+    /// the anomaly. Returns whether the prototypes changed (and so the library version and the route cache).
     pub fn on_feedback(&self, fb: &RoutingFeedback) -> bool {
+        self.learn(fb).is_some()
+    }
+
+    /// Like [`Engine::on_feedback`], returning the pattern that changed, as the changelog records it.
+    pub fn learn(&self, fb: &RoutingFeedback) -> Option<LearnedPattern> {
         let (Some(pattern), Some(anomaly)) = (&fb.pattern, &fb.anomaly) else {
-            return false;
+            return None;
         };
         // Feedback nobody confirmed is a guess; learning from guesses would let errors reinforce themselves.
         if fb.confirmed_by.trim().is_empty() {
-            return false;
+            return None;
         }
-        if !self.config.learning.enabled || !self.router.flag_on(FLAG_LEARNING, &anomaly.source) {
-            return false;
+        if !self.learning_on(&anomaly.source) {
+            return None;
         }
         // Read the library under the learning lock, so concurrent feedback never learns from a stale copy.
         let mut recency = self.recency.lock().unwrap_or_else(|e| e.into_inner());
-        let current = self.compiled();
-        match learning::learn_one(&current, &mut recency, pattern, anomaly, &self.config) {
-            LearnOutcome::Unchanged => false,
-            LearnOutcome::Changed(library) => {
-                let compiled = Compiled::new(library);
-                recency.sync(&compiled);
-                *self.compiled.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(compiled);
-                self.router.invalidate();
-                true
+        let current = self.learned();
+        if current.pattern_index(pattern).is_none() {
+            let shipped = self
+                .shipped
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .library
+                .patterns
+                .len();
+            let created = current.library.patterns.len().saturating_sub(shipped);
+            if created >= self.config.learning.max_new_patterns {
+                return None;
             }
         }
+        match learning::learn_one(&current, &mut recency, pattern, anomaly, &self.config) {
+            LearnOutcome::Unchanged => None,
+            LearnOutcome::Changed(library, i) => {
+                let learned = LearnedPattern {
+                    library_version: library.version,
+                    sources: recency.sources(i).to_vec(),
+                    pattern: library.patterns[i].clone(),
+                };
+                self.install(Compiled::new(library), &mut recency);
+                Some(learned)
+            }
+        }
+    }
+
+    /// Whether feedback about anomalies from `source` is learned from (config and `semantic.learning`).
+    pub fn learning_on(&self, source: &str) -> bool {
+        self.config.learning.enabled && self.router.flag_on(FLAG_LEARNING, source)
+    }
+
+    /// Pattern `name` as it is now in the learned library, as the changelog records it; `None` when the
+    /// library has no such pattern.
+    pub fn learned_pattern(&self, name: &str) -> Option<LearnedPattern> {
+        let recency = self.recency.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.learned();
+        let i = current.pattern_index(name)?;
+        Some(LearnedPattern {
+            library_version: current.version(),
+            sources: recency.sources(i).to_vec(),
+            pattern: current.library.patterns[i].clone(),
+        })
+    }
+
+    /// Applies one record of the patterns changelog (restore, or another task's learning): the pattern
+    /// replaces its namesake, or joins the library; a tombstone (`None`) resets `name` to its shipped form
+    /// or removes it when it was learned. Returns whether the library changed. Applying a record this
+    /// engine wrote itself changes nothing.
+    pub fn apply_learned(&self, name: &str, record: Option<&LearnedPattern>) -> bool {
+        let mut recency = self.recency.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.learned();
+        let mut library = current.library.clone();
+        let at = library.patterns.iter().position(|p| p.name == name);
+        let (target, sources) = match record {
+            Some(r) => (Some(r.pattern.clone()), r.sources.clone()),
+            None => (
+                self.shipped
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .library
+                    .pattern(name)
+                    .cloned(),
+                vec![],
+            ),
+        };
+        let unchanged = match (at, &target) {
+            (Some(i), Some(t)) => library.patterns[i] == *t && recency.sources(i) == sources,
+            (None, None) => true,
+            _ => false,
+        };
+        if unchanged {
+            return false;
+        }
+        let i = match (at, target) {
+            (Some(i), Some(t)) => {
+                library.patterns[i] = t;
+                Some(i)
+            }
+            (None, Some(t)) => {
+                library.patterns.push(t);
+                Some(library.patterns.len() - 1)
+            }
+            (Some(i), None) => {
+                library.patterns.remove(i);
+                // Provenance is parallel to the library: rebuild it without the removed pattern.
+                *recency = Recency::new(&Compiled::new(library.clone()));
+                None
+            }
+            (None, None) => None,
+        };
+        let writer = record.map_or(0, |r| r.library_version);
+        library.version = (library.version + 1).max(writer);
+        let compiled = Compiled::new(library);
+        recency.sync(&compiled);
+        if let Some(i) = i {
+            recency.set_sources(i, &sources);
+        }
+        self.install(compiled, &mut recency);
+        true
+    }
+
+    fn install(&self, compiled: Compiled, recency: &mut Recency) {
+        recency.sync(&compiled);
+        *self.compiled.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(compiled);
+        self.router.invalidate();
     }
 
     pub fn assess(
@@ -207,6 +343,7 @@ impl Engine {
                 pattern: m.best.map(|i| (i, &lib.library.patterns[i])),
                 confidence: m.confidence,
                 urgency: urgency.value,
+                base_urgency: urgency.base,
                 complexity: complexity.value,
                 entities: anomaly.entities.len(),
                 source: &anomaly.source,
@@ -225,6 +362,10 @@ impl Engine {
         );
         explanation.push_str("; route: ");
         explanation.push_str(&decision.why);
+        let _ = write!(explanation, "; pattern library v{}", lib.version());
+        if self.rolled_back() {
+            explanation.push_str(" (shipped: learning rolled back by flag patterns.shipped)");
+        }
         Assessment {
             pattern_id: m.best.map(|i| lib.name(i).to_string()),
             confidence: m.confidence,

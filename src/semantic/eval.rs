@@ -30,6 +30,9 @@ pub struct EvalReport {
     pub route_n: u64,
     /// Per route field: agent_type, coordination, layer accuracy.
     pub route_field_accuracy: Option<[f64; 3]>,
+    /// Per route part (`agent_type`, `coordination`, `layer`): expected → chosen → count, over the
+    /// examples with a route label.
+    pub route_confusion: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>>,
     pub unknown: u64,
     /// truth → predicted → count (predicted `unknown` when nothing matched).
     pub confusion: BTreeMap<String, BTreeMap<String, u64>>,
@@ -54,6 +57,8 @@ pub fn evaluate(
     let mut buckets = vec![(0u64, 0.0f64, 0u64); 10];
     let (mut right, mut unknown, mut route_n, mut route_right) = (0u64, 0u64, 0u64, 0u64);
     let mut fields = [0u64; 3];
+    let mut route_confusion: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>> =
+        BTreeMap::new();
     let mut outcomes = Vec::with_capacity(examples.len());
     for ex in examples {
         let a = engine.assess(&ex.anomaly, None, ex.anomaly.detected_at);
@@ -80,6 +85,32 @@ pub fn evaluate(
                 *f += u64::from(h);
             }
             route_right += u64::from(hits.iter().all(|&h| h));
+            let parts = [
+                (
+                    "agent_type",
+                    format!("{:?}", r.agent_type),
+                    format!("{:?}", a.route.agent_type),
+                ),
+                (
+                    "coordination",
+                    format!("{:?}", r.coordination),
+                    format!("{:?}", a.route.coordination),
+                ),
+                (
+                    "layer",
+                    format!("{:?}", r.layer),
+                    format!("{:?}", a.route.layer),
+                ),
+            ];
+            for (part, expected, chosen) in parts {
+                *route_confusion
+                    .entry(part.to_string())
+                    .or_default()
+                    .entry(expected)
+                    .or_default()
+                    .entry(chosen)
+                    .or_default() += 1;
+            }
         }
         if opts.feedback {
             engine.on_feedback(&RoutingFeedback {
@@ -104,6 +135,7 @@ pub fn evaluate(
         route_field_accuracy: (route_n > 0).then(|| fields.map(|f| ratio(f, route_n))),
         unknown,
         confusion,
+        route_confusion,
         calibration: buckets
             .iter()
             .enumerate()
@@ -137,29 +169,11 @@ impl fmt::Display for EvalReport {
             )?,
             _ => writeln!(f, "route accuracy:    n/a (no route labels)")?,
         }
-        let mut predicted: Vec<&String> = self.confusion.values().flat_map(|m| m.keys()).collect();
-        predicted.sort();
-        predicted.dedup();
         writeln!(f, "\nconfusion (rows: truth, columns: predicted)")?;
-        let w = self
-            .confusion
-            .keys()
-            .chain(predicted.iter().copied())
-            .map(|s| s.len())
-            .max()
-            .unwrap_or(8)
-            .max(6);
-        write!(f, "{:w$}", "")?;
-        for p in &predicted {
-            write!(f, " {p:>w$}")?;
-        }
-        writeln!(f)?;
-        for (truth, row) in &self.confusion {
-            write!(f, "{truth:w$}")?;
-            for p in &predicted {
-                write!(f, " {:>w$}", row.get(*p).copied().unwrap_or(0))?;
-            }
-            writeln!(f)?;
+        matrix(f, &self.confusion)?;
+        for (part, m) in &self.route_confusion {
+            writeln!(f, "\nroute {part} (rows: expected, columns: chosen)")?;
+            matrix(f, m)?;
         }
         writeln!(
             f,
@@ -174,4 +188,31 @@ impl fmt::Display for EvalReport {
         }
         Ok(())
     }
+}
+
+/// A confusion matrix as a table: one row per truth, one column per value predicted anywhere.
+fn matrix(f: &mut fmt::Formatter<'_>, m: &BTreeMap<String, BTreeMap<String, u64>>) -> fmt::Result {
+    let mut predicted: Vec<&String> = m.values().flat_map(|row| row.keys()).collect();
+    predicted.sort();
+    predicted.dedup();
+    let w = m
+        .keys()
+        .chain(predicted.iter().copied())
+        .map(|s| s.len())
+        .max()
+        .unwrap_or(8)
+        .max(6);
+    write!(f, "{:w$}", "")?;
+    for p in &predicted {
+        write!(f, " {p:>w$}")?;
+    }
+    writeln!(f)?;
+    for (truth, row) in m {
+        write!(f, "{truth:w$}")?;
+        for p in &predicted {
+            write!(f, " {:>w$}", row.get(*p).copied().unwrap_or(0))?;
+        }
+        writeln!(f)?;
+    }
+    Ok(())
 }

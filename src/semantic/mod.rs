@@ -10,7 +10,8 @@
 //! - [`matcher`]: nearest prototypes, calibrated confidence, `unknown`
 //! - [`complexity`]: semantic complexity; [`urgency`]: urgency, with running per-source baselines
 //! - [`routing`]: capability routing and the route cache
-//! - [`learning`]: online updates from feedback; [`fit`]: prototypes and metric from a labelled dataset
+//! - [`learning`]: online updates from feedback, bounded per source; [`learned`]: the learned library
+//!   as a global table (its changelog record, last write wins); [`fit`]: prototypes and metric from a labelled dataset
 //! - [`dataset`]: labelled JSON lines; [`archetypes`]: the synthetic generator; [`eval`]: accuracy reports
 //! - [`engine`]: [`Engine`], which ties them together
 //! - [`config`]: `[semantic]` configuration
@@ -27,6 +28,7 @@ pub mod eval;
 pub mod features;
 pub mod fit;
 pub mod flags;
+pub mod learned;
 pub mod learning;
 pub mod matcher;
 pub mod patterns;
@@ -43,5 +45,7 @@ pub use sliced_wasserstein::SlicedWasserstein;
 
 #[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+mod learning_tests;
 #[cfg(test)]
 mod tests;

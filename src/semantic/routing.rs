@@ -5,6 +5,16 @@
 //! when complexity is high; fan-out when several entities are affected; otherwise the pattern's default
 //! (pipeline for every shipped pattern). Unknown anomalies go to an Analyst for triage.
 //!
+//! # Layer policy
+//! The layer is the higher of the pattern's own layer and the band of the anomaly's **base urgency**
+//! (severity and detector score, weighted by `[semantic.urgency.weights]`, before amplification and
+//! decay): STRATEGIC from `strategic_urgency` (0.9), TACTICAL from `tactical_urgency` (0.6), and at least
+//! TACTICAL when coordination is hierarchical. Base urgency, not the amplified and decayed one, because
+//! the layer says who owns the incident and that must not change with the source's running baseline or
+//! with how late the record is read (a backlog replayed after an outage keeps its layers). Amplified
+//! urgency still decides consensus. The generator's route labels follow this text
+//! (`semantic::archetypes`), and `aura eval` measures the code against them.
+//!
 //! The cache key is the decision's inputs bucketed at the rules' own thresholds (which rules fire, the
 //! urgency layer band, the pattern, the flags that apply to the source) plus an epoch that every registry,
 //! flag or library change bumps. Bucketing at the thresholds means a cached route is exactly the route the
@@ -53,6 +63,8 @@ pub struct RouteInputs<'a> {
     pub pattern: Option<(usize, &'a PatternSpec)>,
     pub confidence: f64,
     pub urgency: f64,
+    /// Severity and score alone, before amplification and decay: the layer follows it (layer policy).
+    pub base_urgency: f64,
     pub complexity: f64,
     pub entities: usize,
     pub source: &'a str,
@@ -281,7 +293,7 @@ impl Router {
             version,
             pattern_key,
             rules,
-            self.layer_band(inp.urgency),
+            self.layer_band(inp.base_urgency),
         );
         let decision = match self.cache.get(&key) {
             Some(d) => {

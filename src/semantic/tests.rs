@@ -111,6 +111,7 @@ fn coordination_rules_in_order() {
                     pattern: p,
                     confidence,
                     urgency,
+                    base_urgency: urgency,
                     complexity,
                     entities,
                     source: "s",
@@ -256,4 +257,37 @@ fn explanation_numbers_have_two_decimals() {
     let r = e.assess(&a, None, a.detected_at);
     assert!(r.explanation.contains("score 0.46)"), "{}", r.explanation);
     assert!(r.explanation.contains("(severity "), "{}", r.explanation);
+}
+
+#[test]
+fn layer_follows_base_urgency_not_amplified_or_decayed_urgency() {
+    let lib = PatternLibrary::builtin();
+    let router = Router::new(RoutingConfig::default());
+    let leak = lib.patterns.iter().position(|p| p.name == "memory-leak");
+    let p = leak.map(|i| (i, &lib.patterns[i]));
+    let route = |urgency: f64, base_urgency: f64| {
+        router
+            .route(
+                &RouteInputs {
+                    pattern: p,
+                    confidence: 0.3,
+                    urgency,
+                    base_urgency,
+                    complexity: 0.2,
+                    entities: 1,
+                    source: "s",
+                },
+                1,
+            )
+            .route
+            .clone()
+    };
+    // Amplified past the strategic band, yet a MEDIUM-severity base: the pattern's own layer; the
+    // amplified urgency still asks for consensus.
+    let amplified = route(0.95, 0.5);
+    assert_eq!(amplified.layer, Layer::Operational);
+    assert_eq!(amplified.coordination, Coordination::Consensus);
+    // Decayed far below every band (an old record read late), a CRITICAL base stays strategic.
+    assert_eq!(route(0.2, 0.95).layer, Layer::Strategic);
+    assert_eq!(route(0.2, 0.65).layer, Layer::Tactical);
 }

@@ -44,6 +44,7 @@ pub struct TestTopics {
     pub compensations: String,
     pub escalations: String,
     pub correlations: String,
+    pub feedback: String,
     pub group: String,
 }
 
@@ -62,6 +63,7 @@ impl TestTopics {
             compensations: name("compensations"),
             escalations: name("escalations"),
             correlations: name("correlations"),
+            feedback: name("feedback"),
             group: name("group"),
         }
     }
@@ -103,6 +105,7 @@ sagas = "{sagas}"
 compensations = "{compensations}"
 escalations = "{escalations}"
 correlations = "{correlations}"
+feedback = "{feedback}"
 
 [http]
 listen = "127.0.0.1:0"
@@ -122,6 +125,7 @@ listen = "127.0.0.1:0"
             compensations = self.compensations,
             escalations = self.escalations,
             correlations = self.correlations,
+            feedback = self.feedback,
         );
         std::fs::write(&path, text).unwrap();
         path

@@ -8,6 +8,7 @@ pub mod clients;
 mod committer;
 mod context;
 mod output_size;
+mod patterns_loader;
 mod stream;
 mod table_loader;
 mod worker;
@@ -27,6 +28,7 @@ use super::{Readiness, RecordHandler, StateQueries};
 
 pub use admin::{ensure_copartitioned, ensure_partitions, ensure_topics};
 pub use committer::Committer;
+pub use patterns_loader::restore_and_follow as restore_learned_patterns;
 
 /// The tables every instance loads in full from compacted topics, like `GlobalKTable`s.
 #[derive(Clone, Default)]
