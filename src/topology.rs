@@ -128,6 +128,18 @@ impl Topology {
                 Reading::Table,
             ),
             input(
+                Input::Registry,
+                &t.registry,
+                "aura.v1.AgentRegistration",
+                Reading::Table,
+            ),
+            input(
+                Input::Flags,
+                &t.flags,
+                "aura.v1.FeatureFlag",
+                Reading::Table,
+            ),
+            input(
                 Input::Feedback,
                 &t.feedback,
                 "aura.v1.RoutingFeedback",

@@ -101,6 +101,32 @@ fn the_demo_accounts_for_every_event() {
 }
 
 #[test]
+fn topology_graph_draws_the_services_own_topology() {
+    let out = aura(&["topology", "graph", "--service"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dot = String::from_utf8_lossy(&out.stdout);
+    for topic in [
+        "tda.anomalies",
+        "agent.results",
+        "agent.registry",
+        "orchestration.flags",
+        "orchestration.commands",
+        "orchestration.correlations",
+        "orchestration.dlq",
+        "aura-anomalies-repartition",
+        "aura-sagas-changelog",
+        "aura-incidents-changelog",
+    ] {
+        assert!(dot.contains(topic), "{topic} missing:\n{dot}");
+    }
+    assert!(dot.starts_with("digraph aura {"), "{dot}");
+}
+
+#[test]
 fn help_teaches_with_examples() {
     let out = aura(&["run", "--help"]);
     let help = String::from_utf8_lossy(&out.stdout);

@@ -23,12 +23,22 @@ pub enum TopologyCommand {
         /// The file or folder to check.
         path: PathBuf,
     },
-    /// Draw workflows as Mermaid (paste into a Markdown file) or Graphviz DOT.
+    /// Draw workflows as Mermaid (paste into a Markdown file) or Graphviz DOT, or with
+    /// --service the service's own topology (every input and output topic, the incident task
+    /// and its stores) as DOT, for the defaults or a config file.
     ///
     ///   aura topology graph topologies/workflows --workflow triage --format dot | dot -Tpng > triage.png
+    ///   aura topology graph --service --config aura.toml | dot -Tsvg > aura.svg
     Graph {
-        /// A workflow file or a folder of them.
-        path: PathBuf,
+        /// A workflow file or a folder of them (not with --service).
+        #[arg(required_unless_present = "service")]
+        path: Option<PathBuf>,
+        /// Draw the service's topology instead of workflows.
+        #[arg(long, conflicts_with_all = ["workflow", "format"])]
+        service: bool,
+        /// With --service: the config file whose topic names to draw (defaults otherwise).
+        #[arg(long, requires = "service")]
+        config: Option<PathBuf>,
         /// Only this workflow; all of them when omitted.
         #[arg(long)]
         workflow: Option<String>,
@@ -51,10 +61,24 @@ pub fn run(command: TopologyCommand) -> anyhow::Result<()> {
             Ok(())
         }
         TopologyCommand::Graph {
+            service: true,
+            config,
+            ..
+        } => {
+            let config = match &config {
+                Some(path) => Config::load(path)?,
+                None => Config::default(),
+            };
+            print!("{}", crate::topology::Topology::new(&config).dot());
+            Ok(())
+        }
+        TopologyCommand::Graph {
             path,
             workflow,
             format,
+            ..
         } => {
+            let path = path.expect("clap requires a path without --service");
             let workflows = load_workflows(&path)?;
             let selected: Vec<_> = match &workflow {
                 Some(name) => vec![workflows.get(name).with_context(|| {
