@@ -145,3 +145,63 @@ fn publish_census(engine: &Engine, metrics: &Metrics) {
 fn label(v: impl std::fmt::Debug) -> String {
     format!("{v:?}").to_uppercase()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::semantic::{PatternLibrary, SemanticConfig};
+
+    fn agent(id: &str, updated_at: i64) -> AgentRegistration {
+        AgentRegistration {
+            agent_id: id.into(),
+            agent_type: AgentType::Analyst,
+            capabilities: vec![],
+            capacity: 4,
+            status: AgentStatus::Available,
+            updated_at,
+        }
+    }
+
+    #[test]
+    fn registrations_and_tombstones_reach_routing_and_the_gauge() {
+        let engine = Arc::new(Engine::new(
+            SemanticConfig::default(),
+            PatternLibrary::builtin(),
+        ));
+        let metrics = Metrics::new();
+        let tables = tables(&engine, &metrics);
+        tables.registry.apply("a-1".into(), Some(agent("a-1", 0)));
+        assert_eq!(
+            engine.live_agents(AgentType::Analyst),
+            vec![("a-1".to_string(), 4)]
+        );
+        let gauge = || {
+            metrics
+                .registry_agents
+                .with_label_values(&["ANALYST", "AVAILABLE"])
+                .get()
+        };
+        assert_eq!(gauge(), 1);
+        tables.registry.apply("a-1".into(), None);
+        assert!(engine.live_agents(AgentType::Analyst).is_empty());
+        assert_eq!(gauge(), 0);
+        let invalidations = metrics
+            .route_invalidations
+            .with_label_values(&["registry"])
+            .get();
+        assert_eq!(invalidations, 2);
+    }
+
+    #[test]
+    fn an_agent_whose_heartbeat_is_older_than_the_timeout_is_no_longer_live() {
+        let engine = Engine::new(SemanticConfig::default(), PatternLibrary::builtin());
+        engine.on_registration(&agent("stale", 1_000));
+        engine.on_registration(&agent("fresh", 30_000));
+        let expired = engine.expire_registrations(31_001, 30_000);
+        assert_eq!(expired, vec!["stale".to_string()]);
+        assert_eq!(
+            engine.live_agents(AgentType::Analyst),
+            vec![("fresh".to_string(), 4)]
+        );
+    }
+}
