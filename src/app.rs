@@ -70,13 +70,30 @@ pub async fn run_on_kafka(
         why = %plan.why,
         "incident path"
     );
-    let learned = kafka::restore_learned_patterns(
-        &config.kafka,
-        &topology.internal.changelog(PATTERNS_STORE),
-        engine.clone(),
-        shutdown.clone(),
-    )
-    .await?;
+    // A changelog created a moment ago can answer "not leader" or show no partitions yet: a
+    // transient state of a fresh topic, retried, never a reason to exit.
+    let learned = {
+        let mut backoff = Duration::from_millis(200);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match kafka::restore_learned_patterns(
+                &config.kafka,
+                &topology.internal.changelog(PATTERNS_STORE),
+                engine.clone(),
+                shutdown.clone(),
+            )
+            .await
+            {
+                Ok(task) => break task,
+                Err(error) if std::time::Instant::now() < deadline => {
+                    warn!(%error, backoff_ms = backoff.as_millis() as u64, "learned patterns not restored yet; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    };
     kafka::ensure_topics(&config.kafka, &[&config.topics.feedback], &[]).await?;
     let learner = {
         let engine = engine.clone();

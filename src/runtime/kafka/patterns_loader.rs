@@ -41,6 +41,13 @@ pub async fn restore_and_follow(
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .map_err(broker("patterns changelog metadata"))?;
+    if metadata.topics().iter().all(|t| t.partitions().is_empty()) {
+        // Just created: the broker shows no partitions for a moment. The caller retries.
+        return Err(RuntimeError::TopicCreation {
+            topic: topic.to_string(),
+            reason: "no partitions visible yet".into(),
+        });
+    }
     let mut assignment = TopicPartitionList::new();
     let mut remaining: HashMap<i32, i64> = HashMap::new();
     for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
