@@ -19,6 +19,7 @@
 //!   learns, urgency, complexity and cached capability routing.
 //! - [`sim`]: simulated agents and a virtual-time saga run (the demo's agents).
 //! - [`telemetry`]: every metric, named in one place.
+//! - [`tracing_setup`]: logs (text or JSON) and OTLP span export, set up once per process.
 //! - [`lag`]: a consumer group's lag as the broker sees it (`aura lag`), without joining it.
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz` and `/sagas/{id}`.
 //! - [`generator`]: synthetic, realistic anomalies (and malformed ones) for `produce` and `demo`.
@@ -46,3 +47,4 @@ pub mod sim;
 pub mod table;
 pub mod telemetry;
 pub mod topology;
+pub mod tracing_setup;
