@@ -54,7 +54,7 @@ impl OutputKind {
             Output::SagaEvent(_) => Self::SagaEvent,
             Output::Compensation(_) => Self::Compensation,
             Output::Escalation(_) => Self::Escalation,
-            Output::State { .. } => return None,
+            Output::State { .. } | Output::Trace(_) => return None,
         })
     }
 }

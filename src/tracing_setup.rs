@@ -7,6 +7,7 @@
 //! something reads them: an exporter, or JSON logs, whose lines carry `trace_id` and `span_id`.
 //! With neither, [`spans_enabled`] is false and the hot path pays one atomic load per stage.
 
+pub mod context;
 mod json_log;
 
 use std::sync::atomic::{AtomicBool, Ordering};

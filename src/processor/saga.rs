@@ -81,10 +81,19 @@ impl SagaProcessor {
         out: &mut Vec<Output>,
     ) -> Result<(), ProcessError> {
         let saga_id = incident.saga_id.clone();
+        let _span = crate::stage_span!("saga transition", trigger = "incident", saga_id = %saga_id)
+            .entered();
+        let new = self.store.record(&saga_id).is_none();
         let effects = self
             .store
             .start_or_join(&self.engine, start_of(incident), now_ms)
             .map_err(|e| ProcessError::Failed(e.to_string()))?;
+        if new {
+            // The saga keeps the trace that started it, for its timer-driven outputs.
+            if let Some(trace) = crate::tracing_setup::context::current_input_trace() {
+                self.store.set_trace(&saga_id, trace);
+            }
+        }
         self.count("trigger", &effects);
         self.emit(&saga_id, effects, out);
         self.gauges.publish(self.store.census());
@@ -123,6 +132,9 @@ impl Processor for SagaProcessor {
     ) -> Result<(), ProcessError> {
         match event {
             Event::AgentResult(result) => {
+                let _span = crate::stage_span!("saga transition", trigger = "result",
+                    saga_id = %result.saga_id, status = ?result.status)
+                .entered();
                 let effects = self.store.on_result(&self.engine, &result, now_ms);
                 self.count("result", &effects);
                 self.emit(&result.saga_id, effects, out);
@@ -140,6 +152,18 @@ impl Processor for SagaProcessor {
 
     fn on_tick(&mut self, now_ms: i64, out: &mut Vec<Output>) {
         for (saga_id, effects) in self.store.fire_due(&self.engine, now_ms) {
+            // Timer-driven outputs continue the saga's trace, not a new one (an empty marker
+            // when the saga has none, so they do not inherit the previous saga's).
+            if !effects.outputs.is_empty() {
+                let trace = self.store.trace_of(&saga_id);
+                let span = crate::stage_span!("saga transition", trigger = "timer",
+                    saga_id = %saga_id);
+                if let Some(trace) = &trace {
+                    crate::tracing_setup::context::set_parent(&span, trace.as_bytes());
+                }
+                let marker = crate::tracing_setup::context::of_span(&span).or(trace);
+                out.push(Output::Trace(marker.unwrap_or_default()));
+            }
             self.emit(&saga_id, effects, out);
         }
         self.gauges.publish(self.store.census());

@@ -94,6 +94,7 @@ impl SagaEngine {
             failure: None,
             timer: None,
             timer_seq: 0,
+            trace: None,
             started_at: now_ms,
             updated_at: now_ms,
             finished_at: None,

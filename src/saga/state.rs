@@ -167,6 +167,10 @@ pub struct SagaState {
     pub timer: Option<PendingTimer>,
     #[serde(default)]
     pub timer_seq: u32,
+    /// The W3C `traceparent` of the record that started the saga: its timer-driven outputs
+    /// (retries, timeouts) continue this trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
     pub started_at: i64,
     pub updated_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -241,6 +241,9 @@ impl Committer {
                 .add_partition_offset(topic, *partition, Offset::Offset(*next))
                 .expect("a fresh offset is valid");
         }
+        let _span = crate::stage_span!("commit", records = pending.timestamps_ms.len(),
+            partitions = offsets.count())
+        .entered();
         let started = Instant::now();
         let result = match self.guarantee {
             ProcessingGuarantee::ExactlyOnceV2 => self.commit_transaction(consumer, &offsets),
