@@ -190,7 +190,9 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
         // The answer continues the command's trace (the incident's).
         let command_trace = message.headers().and_then(|h| {
             use rdkafka::message::Headers as _;
-            h.iter().find(|h| h.key == TRACEPARENT).and_then(|h| h.value)
+            h.iter()
+                .find(|h| h.key == TRACEPARENT)
+                .and_then(|h| h.value)
         });
         let trace = answer_trace(command_trace, &key, &result.command_id);
         let (producer, codec, topic) =

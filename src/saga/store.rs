@@ -202,7 +202,9 @@ impl SagaStore {
             trace: Option<String>,
         }
         let stored = self.sagas.get(saga_id)?;
-        serde_json::from_slice::<TraceOnly>(&stored.record).ok()?.trace
+        serde_json::from_slice::<TraceOnly>(&stored.record)
+            .ok()?
+            .trace
     }
 
     /// Keeps what the engine made of a saga, as its effects say.

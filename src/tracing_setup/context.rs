@@ -45,7 +45,8 @@ pub fn current_input_trace() -> Option<String> {
 pub fn parse(header: &[u8]) -> Option<SpanContext> {
     let text = std::str::from_utf8(header).ok()?;
     let mut parts = text.trim().split('-');
-    let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let (version, trace, span, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     if version.len() != 2 || trace.len() != 32 || span.len() != 16 || flags.len() != 2 {
         return None;
     }

@@ -343,10 +343,16 @@ impl Service {
 
     /// Any `aura` subcommand as a background process, logging to a file in `log_dir`.
     pub fn spawn(args: &[&str], name: &str, log_dir: &Path) -> Self {
+        Self::spawn_with_env(args, name, log_dir, &[])
+    }
+
+    /// [`Service::spawn`] with extra environment variables (e.g. OTLP export settings).
+    pub fn spawn_with_env(args: &[&str], name: &str, log_dir: &Path, env: &[(&str, &str)]) -> Self {
         let log = log_dir.join(format!("{name}-{}.log", uuid::Uuid::new_v4().simple()));
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_aura"))
             .args(args)
+            .envs(env.iter().copied())
             .env("AURA_LOG", "info,rdkafka=warn")
             .stdout(Stdio::null())
             .stderr(file)

@@ -241,8 +241,11 @@ impl Committer {
                 .add_partition_offset(topic, *partition, Offset::Offset(*next))
                 .expect("a fresh offset is valid");
         }
-        let _span = crate::stage_span!("commit", records = pending.timestamps_ms.len(),
-            partitions = offsets.count())
+        let _span = crate::stage_span!(
+            "commit",
+            records = pending.timestamps_ms.len(),
+            partitions = offsets.count()
+        )
         .entered();
         let started = Instant::now();
         let result = match self.guarantee {
