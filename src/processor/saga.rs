@@ -243,6 +243,41 @@ mod tests {
     }
 
     #[test]
+    fn a_saga_keeps_the_trace_that_started_it_and_its_timer_outputs_continue_it() {
+        let m = Metrics::new();
+        let mut p = SagaProcessor::new(engine(), &m.sagas);
+        let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut out = Vec::new();
+        crate::tracing_setup::context::with_input_trace(Some(trace.into()), || {
+            p.on_incident(trigger("a"), T0, &mut out)
+        })
+        .unwrap();
+        assert_eq!(p.store().get("a").unwrap().trace.as_deref(), Some(trace));
+        // The changelog record written for the start holds it too, so a restore keeps it.
+        let Some(Output::State {
+            value: Some(record),
+            ..
+        }) = out.last()
+        else {
+            panic!("the start writes the saga's state last: {out:?}")
+        };
+        assert!(String::from_utf8_lossy(record).contains(trace));
+
+        // The step times out: its retry is emitted on a tick, after a marker with the trace.
+        let mut fired = Vec::new();
+        p.on_tick(T0 + 3_600_000, &mut fired);
+        let first_record = fired
+            .iter()
+            .position(|o| !matches!(o, Output::Trace(_) | Output::State { .. }))
+            .expect("the timeout emits records");
+        assert_eq!(
+            fired[..first_record],
+            [Output::Trace(trace.into())],
+            "{fired:?}"
+        );
+    }
+
+    #[test]
     fn tasks_add_their_sagas_to_the_gauges_and_take_them_back_when_dropped() {
         let m = Metrics::new();
         let mut first = SagaProcessor::new(engine(), &m.sagas);
