@@ -24,6 +24,7 @@
 //! - [`security`]: secrets that never reach a log, Kafka TLS/SASL settings for every client,
 //!   the schema registry's CA and credentials.
 //! - [`telemetry`]: every metric, named in one place.
+//! - [`tracing_setup`]: logs (text or JSON) and OTLP span export, set up once per process.
 //! - [`lag`]: a consumer group's lag as the broker sees it (`aura lag`), without joining it.
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz` and `/sagas/{id}`.
 //! - [`generator`]: synthetic, realistic anomalies (and malformed ones) for `produce` and `demo`.
@@ -54,3 +55,4 @@ pub mod sim;
 pub mod table;
 pub mod telemetry;
 pub mod topology;
+pub mod tracing_setup;

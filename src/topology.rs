@@ -61,7 +61,7 @@ impl OutputKind {
             Output::SagaEvent(_) => Self::SagaEvent,
             Output::Compensation(_) => Self::Compensation,
             Output::Escalation(_) => Self::Escalation,
-            Output::State { .. } | Output::GlobalState { .. } => return None,
+            Output::State { .. } | Output::GlobalState { .. } | Output::Trace(_) => return None,
         })
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use crate::auth::{sign, verify_signature, Keyring, Rejection, Signable};
 use crate::codec::Codec;
 use crate::model::{AgentCommand, AgentResult, AgentVote, CompensationCommand};
+use crate::runtime::trace::{answer_trace, TRACEPARENT};
 use crate::sim::coordination::is_ballot;
 use crate::sim::{AgentProfile, SimulatedAgents};
 
@@ -272,11 +273,19 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
                 continue;
             }
         }
+        // The answer continues the command's trace (the incident's).
+        let command_trace = message.headers().and_then(|h| {
+            use rdkafka::message::Headers as _;
+            h.iter()
+                .find(|h| h.key == TRACEPARENT)
+                .and_then(|h| h.value)
+        });
+        let trace = answer_trace(command_trace, &key, &result.command_id);
         let (producer, codec, topic) =
             (producer.clone(), codec.clone(), args.results_topic.clone());
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis((due - now).max(0) as u64)).await;
-            if let Err(e) = send(&producer, &codec, &topic, &key, &result).await {
+            if let Err(e) = send(&producer, &codec, &topic, &key, &result, &trace).await {
                 warn!(error = %e, saga_id = %result.saga_id, "result not sent");
             }
         });
@@ -302,11 +311,19 @@ async fn send(
     topic: &str,
     key: &str,
     result: &AgentResult,
+    trace: &str,
 ) -> anyhow::Result<()> {
     let value = codec.encode(topic, result)?;
+    let headers = OwnedHeaders::new().insert(Header {
+        key: TRACEPARENT,
+        value: Some(trace),
+    });
     producer
         .send(
-            FutureRecord::to(topic).key(key).payload(&value),
+            FutureRecord::to(topic)
+                .key(key)
+                .payload(&value)
+                .headers(headers),
             Duration::from_secs(10),
         )
         .await

@@ -26,6 +26,11 @@ pub use produce::encode as encode_synthetic;
 #[derive(Parser)]
 #[command(name = "aura", version, propagate_version = true)]
 pub struct Cli {
+    /// How log lines on stderr look: `json` writes one object per line with the `trace_id` and
+    /// `span_id` of the current span. Spans are exported over OTLP/HTTP when
+    /// OTEL_EXPORTER_OTLP_ENDPOINT is set (service name from OTEL_SERVICE_NAME, default `aura`).
+    #[arg(long, global = true, value_enum, default_value_t = crate::tracing_setup::LogFormat::Text)]
+    log_format: crate::tracing_setup::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,13 +57,16 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints its own summary; per-record warnings would drown it.
-    init_tracing(match cli.command {
-        Command::Demo(_) => "error",
-        Command::Bench(_) => "warn,rdkafka=error",
-        // One-shot lag reads report a failure themselves; librdkafka's connection noise would bury it.
-        Command::Lag(ref args) if !args.serves() => "warn,rdkafka=off,librdkafka=off",
-        _ => "info,rdkafka=warn",
-    });
+    let _tracing = crate::tracing_setup::init(
+        match cli.command {
+            Command::Demo(_) => "error",
+            Command::Bench(_) => "warn,rdkafka=error",
+            // One-shot lag reads report a failure themselves; librdkafka's connection noise would bury it.
+            Command::Lag(ref args) if !args.serves() => "warn,rdkafka=off,librdkafka=off",
+            _ => "info,rdkafka=warn",
+        },
+        cli.log_format,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -83,16 +91,4 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_tracing(default_filter: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("AURA_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
 }

@@ -80,7 +80,8 @@ impl AnomalyRouter {
         anomaly: TdaAnomaly,
         now_ms: i64,
     ) -> Result<(AgentCommand, BTreeMap<String, AgentType>), ProcessError> {
-        validate(&anomaly, &self.settings.validation, now_ms)?;
+        crate::stage_span!("validate")
+            .in_scope(|| validate(&anomaly, &self.settings.validation, now_ms))?;
         Ok(self.command_for(anomaly, now_ms))
     }
 
@@ -89,10 +90,12 @@ impl AnomalyRouter {
         anomaly: TdaAnomaly,
         now_ms: i64,
     ) -> (AgentCommand, BTreeMap<String, AgentType>) {
-        let enriched = enrich(anomaly, &self.contexts);
-        let assessment = self
-            .engine
-            .assess(&enriched.anomaly, enriched.context.as_deref(), now_ms);
+        let enriched = crate::stage_span!("enrich").in_scope(|| enrich(anomaly, &self.contexts));
+        let assessment = crate::stage_span!("assess").in_scope(|| {
+            self.engine
+                .assess(&enriched.anomaly, enriched.context.as_deref(), now_ms)
+        });
+        let _route = crate::stage_span!("route").entered();
         let a = enriched.anomaly;
         let route = assessment.route;
         let mut attributes = enriched

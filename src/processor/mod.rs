@@ -57,6 +57,9 @@ pub enum Output {
     Compensation(CompensationCommand),
     /// To `orchestration.escalations`.
     Escalation(Escalation),
+    /// Not a record: the outputs after it continue this W3C trace context (a saga's, for its
+    /// timer-driven outputs), as if it had been the `traceparent` of their input.
+    Trace(String),
     /// A write to the processor's store, through to its changelog topic; `None` deletes.
     State {
         store: &'static str,
@@ -85,6 +88,7 @@ impl Output {
             Output::Compensation(c) => &c.saga_id,
             Output::Escalation(e) => &e.saga_id,
             Output::State { key, .. } | Output::GlobalState { key, .. } => key,
+            Output::Trace(_) => "",
         }
     }
 }

@@ -112,10 +112,19 @@ impl SagaProcessor {
         let saga_id = incident.saga_id.clone();
         let mut start = start_of(incident);
         start.agent_overrides = agent_overrides;
+        let _span = crate::stage_span!("saga transition", trigger = "incident", saga_id = %saga_id)
+            .entered();
+        let new = self.store.record(&saga_id).is_none();
         let effects = self
             .store
             .start_or_join(&self.engine, start, now_ms)
             .map_err(|e| ProcessError::Failed(e.to_string()))?;
+        if new {
+            // The saga keeps the trace that started it, for its timer-driven outputs.
+            if let Some(trace) = crate::tracing_setup::context::current_input_trace() {
+                self.store.set_trace(&saga_id, trace);
+            }
+        }
         self.count("trigger", &effects);
         self.emit(&saga_id, effects, out);
         self.gauges.publish(self.store.census());
@@ -155,6 +164,9 @@ impl Processor for SagaProcessor {
     ) -> Result<(), ProcessError> {
         match event {
             Event::AgentResult(result) => {
+                let _span = crate::stage_span!("saga transition", trigger = "result",
+                    saga_id = %result.saga_id, status = ?result.status)
+                .entered();
                 if let Some(gate) = &self.gate {
                     gate.admit(&result, self.incarnation(&result.saga_id))?;
                 }
@@ -184,6 +196,18 @@ impl Processor for SagaProcessor {
 
     fn on_tick(&mut self, now_ms: i64, out: &mut Vec<Output>) {
         for (saga_id, effects) in self.store.fire_due(&self.engine, now_ms) {
+            // Timer-driven outputs continue the saga's trace, not a new one (an empty marker
+            // when the saga has none, so they do not inherit the previous saga's).
+            if !effects.outputs.is_empty() {
+                let trace = self.store.trace_of(&saga_id);
+                let span = crate::stage_span!("saga transition", trigger = "timer",
+                    saga_id = %saga_id);
+                if let Some(trace) = &trace {
+                    crate::tracing_setup::context::set_parent(&span, trace.as_bytes());
+                }
+                let marker = crate::tracing_setup::context::of_span(&span).or(trace);
+                out.push(Output::Trace(marker.unwrap_or_default()));
+            }
             self.emit(&saga_id, effects, out);
         }
         self.gauges.publish(self.store.census());
@@ -262,6 +286,41 @@ mod tests {
             s.active.get(),
             s.timers_pending.get(),
         )
+    }
+
+    #[test]
+    fn a_saga_keeps_the_trace_that_started_it_and_its_timer_outputs_continue_it() {
+        let m = Metrics::new();
+        let mut p = SagaProcessor::new(engine(), &m.sagas);
+        let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut out = Vec::new();
+        crate::tracing_setup::context::with_input_trace(Some(trace.into()), || {
+            p.on_incident(trigger("a"), BTreeMap::new(), T0, &mut out)
+        })
+        .unwrap();
+        assert_eq!(p.store().get("a").unwrap().trace.as_deref(), Some(trace));
+        // The changelog record written for the start holds it too, so a restore keeps it.
+        let Some(Output::State {
+            value: Some(record),
+            ..
+        }) = out.last()
+        else {
+            panic!("the start writes the saga's state last: {out:?}")
+        };
+        assert!(String::from_utf8_lossy(record).contains(trace));
+
+        // The step times out: its retry is emitted on a tick, after a marker with the trace.
+        let mut fired = Vec::new();
+        p.on_tick(T0 + 3_600_000, &mut fired);
+        let first_record = fired
+            .iter()
+            .position(|o| !matches!(o, Output::Trace(_) | Output::State { .. }))
+            .expect("the timeout emits records");
+        assert_eq!(
+            fired[..first_record],
+            [Output::Trace(trace.into())],
+            "{fired:?}"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use tracing::warn;
+use tracing::{warn, Instrument as _};
 
 use crate::codec::{Codec, CodecError};
 use crate::config::InternalTopics;
@@ -12,6 +12,7 @@ use crate::model::{AgentResult, RoutingFeedback, TdaAnomaly};
 use crate::processor::{Event, Output, ProcessError, Processor};
 use crate::telemetry::Metrics;
 use crate::topology::{Input, OutputKind, Topology};
+use crate::tracing_setup::{context, spans_enabled};
 
 use super::trace::{traceparent, TRACEPARENT};
 use super::{InputRecord, OutputRecord};
@@ -54,6 +55,13 @@ impl RecordHandler {
     /// A transient failure (registry unreachable) is retried here with backoff, forever:
     /// the record is not poison, and skipping it would lose it. Only this partition waits.
     pub async fn decode(&self, record: &InputRecord) -> Result<Event, Rejection> {
+        let span = crate::stage_span!("decode", topic = %record.topic, partition = record.partition,
+            offset = record.offset);
+        set_input_parent(&span, record);
+        self.decode_record(record).instrument(span).await
+    }
+
+    async fn decode_record(&self, record: &InputRecord) -> Result<Event, Rejection> {
         if record.key.as_deref().is_none_or(|k| k.is_empty()) {
             return Err(Rejection::decode(
                 "empty_key",
@@ -115,19 +123,31 @@ impl RecordHandler {
         now_ms: i64,
         started: Instant,
     ) -> Vec<OutputRecord> {
+        let span = crate::stage_span!("process", topic = %record.topic,
+            partition = record.partition, offset = record.offset);
+        set_input_parent(&span, record);
+        let _entered = span.enter();
+        // What a saga started by this record keeps as its trace: this span, or without spans
+        // the record's own header.
+        let input_trace = context::of_span(&span).or_else(|| {
+            record
+                .header(TRACEPARENT)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .map(str::to_owned)
+        });
         let result = decoded.and_then(|event| {
             let mut outputs = Vec::with_capacity(1);
-            processor
-                .process(event, now_ms, &mut outputs)
-                .map_err(|e| match e {
-                    ProcessError::Invalid(v) => Rejection::validate(v.code(), v.to_string()),
-                    ProcessError::Failed(reason) => Rejection::process(reason),
-                    ProcessError::Unauthenticated(r) => {
-                        Rejection::validate(r.code(), r.to_string())
-                    }
-                })?;
+            context::with_input_trace(input_trace, || {
+                processor.process(event, now_ms, &mut outputs)
+            })
+            .map_err(|e| match e {
+                ProcessError::Invalid(v) => Rejection::validate(v.code(), v.to_string()),
+                ProcessError::Failed(reason) => Rejection::process(reason),
+                ProcessError::Unauthenticated(r) => Rejection::validate(r.code(), r.to_string()),
+            })?;
             outputs
                 .iter()
+                .filter(|o| !matches!(o, Output::Trace(_)))
                 .map(|o| self.encode(o, record))
                 .collect::<Result<Vec<_>, _>>()
         });
@@ -154,7 +174,7 @@ impl RecordHandler {
         }
         let Some(kind) = OutputKind::of(output) else {
             let Output::State { store, key, value } = output else {
-                unreachable!("only state writes have no output kind")
+                unreachable!("only state writes and trace markers have no output kind, and markers are not encoded")
             };
             // Changelogs hold the store's own bytes, with no trace: they are state, not events.
             return Ok(OutputRecord {
@@ -174,11 +194,18 @@ impl RecordHandler {
             Output::SagaEvent(x) => (c.encode(topic, x), &x.correlation_id, &x.saga_id),
             Output::Compensation(x) => (c.encode(topic, x), &x.correlation_id, &x.command_id),
             Output::Escalation(x) => (c.encode(topic, x), &x.correlation_id, &x.saga_id),
-            Output::State { .. } | Output::GlobalState { .. } => unreachable!("handled above"),
+            Output::State { .. } | Output::GlobalState { .. } | Output::Trace(_) => {
+                unreachable!("handled above")
+            }
         };
         let value = value
             .map_err(|e| Rejection::produce(format!("cannot encode output for {topic}: {e}")))?;
-        let trace = traceparent(input.header(TRACEPARENT), correlation_id, id);
+        // With spans, an output carries the context of the span that made it (a child of the
+        // input's trace); without, the input's trace id with a span id of its own.
+        let trace = spans_enabled()
+            .then(|| context::of_span(&tracing::Span::current()))
+            .flatten()
+            .unwrap_or_else(|| traceparent(input.header(TRACEPARENT), correlation_id, id));
         Ok(OutputRecord {
             topic: topic.to_string(),
             partition: None,
@@ -190,7 +217,8 @@ impl RecordHandler {
 
     /// Runs the timers of the processor that owns `partition` at `now_ms` and encodes what they
     /// emit. A timer's output that cannot be encoded is a bug in this service, not in any input:
-    /// it is logged and dropped.
+    /// it is logged and dropped. Outputs after an [`Output::Trace`] marker continue that trace
+    /// (their saga's), as if it had been the header of an input.
     pub fn tick(
         &self,
         processor: &mut dyn Processor,
@@ -199,7 +227,7 @@ impl RecordHandler {
     ) -> Vec<OutputRecord> {
         let mut outputs = Vec::new();
         processor.on_tick(now_ms, &mut outputs);
-        let none = InputRecord {
+        let mut input = InputRecord {
             topic: String::new(),
             partition,
             offset: -1,
@@ -208,16 +236,27 @@ impl RecordHandler {
             timestamp_ms: None,
             headers: vec![],
         };
-        outputs
-            .iter()
-            .filter_map(|o| match self.encode(o, &none) {
-                Ok(r) => Some(r),
+        let mut span = tracing::Span::none();
+        let mut encoded = Vec::with_capacity(outputs.len());
+        for output in &outputs {
+            if let Output::Trace(trace) = output {
+                input.headers = match trace.is_empty() {
+                    true => vec![],
+                    false => vec![(TRACEPARENT.into(), trace.clone().into_bytes())],
+                };
+                span = crate::stage_span!("timer", partition);
+                set_input_parent(&span, &input);
+                continue;
+            }
+            let _entered = span.enter();
+            match self.encode(output, &input) {
+                Ok(r) => encoded.push(r),
                 Err(rejection) => {
                     tracing::error!(reason = %rejection.reason, "timer output dropped");
-                    None
                 }
-            })
-            .collect()
+            }
+        }
+        encoded
     }
 
     pub(crate) fn dead_letter(
@@ -244,6 +283,22 @@ impl RecordHandler {
             key: record.key.clone(),
             value: Some(value),
             headers: record.headers.clone(),
+        }
+    }
+}
+
+/// Makes the record's trace the parent of `span`: its `traceparent` header, or without one a
+/// trace derived from its key (the correlation id), so the spans of one record share a trace.
+fn set_input_parent(span: &tracing::Span, record: &InputRecord) {
+    if span.is_disabled() {
+        return;
+    }
+    match record.header(TRACEPARENT) {
+        Some(header) if context::parse(header).is_some() => context::set_parent(span, header),
+        _ => {
+            let key = record.key.as_deref().unwrap_or_default();
+            let derived = traceparent(None, &String::from_utf8_lossy(key), "input");
+            context::set_parent(span, derived.as_bytes());
         }
     }
 }

@@ -23,6 +23,18 @@ pub fn traceparent(input: Option<&[u8]>, correlation_id: &str, output_id: &str) 
     format!("00-{trace_id}-{:016x}-01", hash(&output_id).max(1))
 }
 
+/// The `traceparent` of an agent's answer to a command whose header was `command_trace`: with
+/// spans on, an `agent answer` span, child of the command's context (exported like any other);
+/// without, the command's trace id with a span id of the answer's own.
+pub fn answer_trace(command_trace: Option<&[u8]>, correlation_id: &str, answer_id: &str) -> String {
+    let span = crate::stage_span!("agent answer", answer_id);
+    if let Some(header) = command_trace {
+        crate::tracing_setup::context::set_parent(&span, header);
+    }
+    crate::tracing_setup::context::of_span(&span)
+        .unwrap_or_else(|| traceparent(command_trace, correlation_id, answer_id))
+}
+
 fn parse_trace_id(header: &str) -> Option<&str> {
     let mut parts = header.split('-');
     let (_version, trace) = (parts.next()?, parts.next()?);

@@ -115,6 +115,7 @@ impl SagaEngine {
             timer: None,
             timer_seq: 0,
             loops: BTreeMap::new(),
+            trace: None,
             started_at: now_ms,
             updated_at: now_ms,
             finished_at: None,

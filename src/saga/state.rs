@@ -291,6 +291,10 @@ pub struct SagaState {
     /// How often each bounded loop edge (`from>to`) was taken.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub loops: BTreeMap<String, u32>,
+    /// The W3C `traceparent` of the record that started the saga: its timer-driven outputs
+    /// (retries, timeouts) continue this trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
     pub started_at: i64,
     pub updated_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]

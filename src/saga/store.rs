@@ -199,6 +199,27 @@ impl SagaStore {
         all
     }
 
+    /// Keeps `trace` as the saga's trace context (see [`SagaState::trace`]).
+    pub fn set_trace(&mut self, saga_id: &str, trace: String) {
+        if let Some(mut s) = self.get(saga_id) {
+            s.trace = Some(trace);
+            self.put(&s);
+        }
+    }
+
+    /// The saga's trace context, read from its record without decoding the rest.
+    pub fn trace_of(&self, saga_id: &str) -> Option<String> {
+        #[derive(Deserialize)]
+        struct TraceOnly {
+            #[serde(default)]
+            trace: Option<String>,
+        }
+        let stored = self.sagas.get(saga_id)?;
+        serde_json::from_slice::<TraceOnly>(&stored.record)
+            .ok()?
+            .trace
+    }
+
     /// Keeps what the engine made of a saga, as its effects say.
     fn apply(&mut self, s: SagaState, fx: &Effects) {
         match fx.state {

@@ -347,6 +347,11 @@ impl Service {
 
     /// Any `aura` subcommand as a background process, logging to a file in `log_dir`.
     pub fn spawn(args: &[&str], name: &str, log_dir: &Path) -> Self {
+        Self::spawn_with_env(args, name, log_dir, &[])
+    }
+
+    /// [`Service::spawn`] with extra environment variables (e.g. OTLP export settings).
+    pub fn spawn_with_env(args: &[&str], name: &str, log_dir: &Path, env: &[(&str, &str)]) -> Self {
         let log = log_dir.join(format!("{name}-{}.log", uuid::Uuid::new_v4().simple()));
         let file = std::fs::File::create(&log).unwrap();
         // AURA_BIN runs the tests against another build, e.g. to show a fault on the code
@@ -354,6 +359,7 @@ impl Service {
         let bin = std::env::var("AURA_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_aura").into());
         let child = Command::new(bin)
             .args(args)
+            .envs(env.iter().copied())
             .env("AURA_LOG", "info,rdkafka=warn")
             .stdout(Stdio::null())
             .stderr(file)

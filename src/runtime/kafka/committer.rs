@@ -403,6 +403,12 @@ impl Committer {
                 }
             }
         }
+        let _span = crate::stage_span!(
+            "commit",
+            records = pending.timestamps_ms.len(),
+            partitions = offsets.count()
+        )
+        .entered();
         let started = Instant::now();
         let result = match self.guarantee {
             ProcessingGuarantee::ExactlyOnceV2 => self.commit_transaction(consumer, &offsets),
