@@ -46,9 +46,12 @@ async fn publish(codec: &Codec, topic: &str, result: &AgentResult) {
         .create()
         .unwrap();
     let value = codec.encode(topic, result).unwrap();
+    // Keyed as agents key answers: by the command's partition_key, the saga id's correlation
+    // key (docs/KEYS.md), so the answer reaches the task that holds the saga.
+    let key = aura::processor::incident_key(&result.saga_id);
     producer
         .send(
-            FutureRecord::to(topic).key(&result.saga_id).payload(&value),
+            FutureRecord::to(topic).key(key).payload(&value),
             Duration::from_secs(10),
         )
         .await
