@@ -50,13 +50,12 @@ impl System {
         !matches!(self, Self::Kstreams)
     }
 
-    /// Distinct anomaly sources the generator draws from: one per anomaly for sagas, so each
-    /// anomaly starts a saga.
+    /// Distinct anomaly sources (correlation keys) the generator draws from: one per anomaly
+    /// for every system, so each anomaly is an incident of its own and gets its own first
+    /// command (sagas on or off: a repeated key would join an open incident instead), and every
+    /// system sees the same keys.
     pub fn sources(self) -> usize {
-        match self {
-            Self::Sagas => 1 << 40,
-            _ => 200,
-        }
+        1 << 40
     }
 }
 
