@@ -38,7 +38,8 @@ async fn an_oversized_record_is_dead_lettered_and_the_partition_goes_on() {
         .set("bootstrap.servers", bootstrap())
         .create()
         .unwrap();
-    let mut generator = Generator::new(3, 3, 0.0);
+    // Every anomaly its own incident, so each good one gets a command of its own.
+    let mut generator = Generator::new(3, 1 << 40, 0.0);
     let now = aura::clock::now_ms();
     let mut huge_betti = generator.anomaly(now);
     huge_betti.betti = vec![123_456; 300_000];
