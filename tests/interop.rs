@@ -175,8 +175,8 @@ async fn a_confluent_python_client_with_a_newer_schema_interoperates_with_aura()
         assert!(!saga_id.is_empty(), "command without saga_id: {command}");
         assert_eq!(
             record["key"].as_str(),
-            Some(saga_id),
-            "commands are keyed by saga_id: {record}"
+            command["partition_key"].as_str(),
+            "commands are keyed by the correlation key (partition_key): {record}"
         );
         assert!(
             matches!(

@@ -66,7 +66,9 @@ def anomaly(rng, run, n, now_ms):
     region = rng.choice(REGIONS)
     return {
         "anomaly_id": f"py-{run}-{n}",
-        "correlation_id": source,
+        # One incident per anomaly, so each gets a command of its own (a repeated correlation
+        # id would join the open incident and be reported as a correlation event instead).
+        "correlation_id": f"{source}-{run}-{n}",
         "source": source,
         "detected_at": now_ms,
         "anomaly_score": rng.uniform(0.05, 1.0),
