@@ -121,10 +121,10 @@ async fn incidents_start_sagas_in_their_keys_partition_and_a_restart_resumes_the
     runner.run_until_idle(now).await;
 
     let commands: Vec<(String, i32, AgentCommand)> = d.read(&topics.commands).await;
-    assert_eq!(
-        commands.len(),
-        5,
-        "one saga, so one first command, per incident"
+    // A workflow whose first step is a crew sends several commands at its start.
+    assert!(
+        commands.len() >= 5,
+        "at least one first command per incident"
     );
     let correlations: Vec<(String, i32, CorrelationEvent)> = d.read(&topics.correlations).await;
     assert_eq!(
@@ -183,7 +183,11 @@ async fn incidents_start_sagas_in_their_keys_partition_and_a_restart_resumes_the
         .iter()
         .filter(|(_, _, e)| e.kind == SagaEventKind::StepSucceeded)
         .count();
-    assert_eq!(succeeded, 5, "every restored saga took its result");
+    assert_eq!(
+        succeeded,
+        commands.len(),
+        "every restored saga took the result of each of its commands"
+    );
     let started = events
         .iter()
         .filter(|(_, _, e)| e.kind == SagaEventKind::Started)
