@@ -152,67 +152,27 @@ pub async fn run(
     )
     .await?;
 
-    let load = |topic: &String| {
-        (
-            settings.kafka.clone(),
-            topic.clone(),
-            topics.dead_letters.clone(),
-            handler.codec().clone(),
-            handler.metrics().clone(),
-        )
-    };
+    // One loader per table, each retried on its own until shutdown.
+    macro_rules! load {
+        ($topic:expr, $table:expr) => {
+            tokio::spawn(table_loader::run_until_shutdown(
+                table_loader::Load {
+                    kafka: settings.kafka.clone(),
+                    topic: $topic.clone(),
+                    dead_letters: topics.dead_letters.clone(),
+                    codec: handler.codec().clone(),
+                    table: $table.clone(),
+                    metrics: handler.metrics().clone(),
+                },
+                readiness.clone(),
+                shutdown.clone(),
+            ))
+        };
+    }
     let loaders = [
-        {
-            let (kafka, topic, dead_letters, codec, metrics) = load(&topics.context);
-            let table = tables.contexts.clone();
-            let load = table_loader::Load {
-                kafka,
-                topic,
-                dead_letters,
-                codec,
-                table,
-                metrics,
-            };
-            tokio::spawn(table_loader::run_until_shutdown(
-                load,
-                readiness.clone(),
-                shutdown.clone(),
-            ))
-        },
-        {
-            let (kafka, topic, dead_letters, codec, metrics) = load(&topics.registry);
-            let table = tables.registry.clone();
-            let load = table_loader::Load {
-                kafka,
-                topic,
-                dead_letters,
-                codec,
-                table,
-                metrics,
-            };
-            tokio::spawn(table_loader::run_until_shutdown(
-                load,
-                readiness.clone(),
-                shutdown.clone(),
-            ))
-        },
-        {
-            let (kafka, topic, dead_letters, codec, metrics) = load(&topics.flags);
-            let table = tables.flags.clone();
-            let load = table_loader::Load {
-                kafka,
-                topic,
-                dead_letters,
-                codec,
-                table,
-                metrics,
-            };
-            tokio::spawn(table_loader::run_until_shutdown(
-                load,
-                readiness.clone(),
-                shutdown.clone(),
-            ))
-        },
+        load!(topics.context, tables.contexts),
+        load!(topics.registry, tables.registry),
+        load!(topics.flags, tables.flags),
     ];
     let restored = {
         let (tables, readiness) = (tables.clone(), readiness.clone());
