@@ -231,7 +231,9 @@ async fn ten_thousand_sagas_complete_against_agents_that_fail_five_percent() {
         &run.topics.sagas,
         SAGAS,
         Duration::from_secs(3),
-        Duration::from_secs(150),
+        // A cap, not a speed target: the read ends as soon as every saga has ended. A shared
+        // 2-core machine under load takes minutes for 10,000 sagas in a debug build.
+        Duration::from_secs(480),
     )
     .await;
     let elapsed = run.started.elapsed();
