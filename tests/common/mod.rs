@@ -220,7 +220,10 @@ pub async fn decode_topic<T: AvroRecord>(topic: &str, min: usize) -> Vec<T> {
     decoded
 }
 
-/// A read_committed consumer of `topic` from the beginning, in a group of its own.
+/// A read_committed consumer of every partition of `topic` from the beginning. It assigns the
+/// partitions itself rather than joining a group: after a broker stall a group join can take
+/// minutes, and the reader is the measuring instrument, not the system under test. A topic the
+/// service has not created yet is waited for.
 pub fn committed_reader(topic: &str) -> BaseConsumer {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
@@ -230,7 +233,26 @@ pub fn committed_reader(topic: &str) -> BaseConsumer {
         .set("enable.auto.commit", "false")
         .create()
         .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let partitions = loop {
+        let count = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .ok()
+            .and_then(|m| m.topics().first().map(|t| t.partitions().len()))
+            .unwrap_or(0);
+        if count > 0 {
+            break count as i32;
+        }
+        assert!(Instant::now() < deadline, "topic {topic} never appeared");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment
+            .add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
     consumer
 }
 

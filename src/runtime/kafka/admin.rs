@@ -139,10 +139,13 @@ impl Admin {
         Ok(())
     }
 
-    /// The partition count of `topic`. A topic another instance has just created can show no
-    /// partitions for a moment, so an empty answer is asked again for up to ten seconds.
+    /// The partition count of `topic`. A topic just created (by this instance or another) can
+    /// show no partitions for a while, longer on a broker that has just come back from a stall,
+    /// so an empty answer is asked again for up to a minute. Still none then is a broker problem,
+    /// not a wrong partition count, and is reported as such.
     fn partition_count(&self, topic: &str) -> Result<usize, RuntimeError> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let patience = Duration::from_secs(60);
+        let deadline = std::time::Instant::now() + patience;
         loop {
             let metadata = self
                 .client
@@ -156,10 +159,16 @@ impl Admin {
                 .topics()
                 .first()
                 .map_or(0, |t| t.partitions().len());
-            if count > 0 || std::time::Instant::now() > deadline {
+            if count > 0 {
                 return Ok(count);
             }
-            std::thread::sleep(Duration::from_millis(100));
+            if std::time::Instant::now() > deadline {
+                return Err(RuntimeError::NoPartitionsVisible {
+                    topic: topic.to_string(),
+                    waited_s: patience.as_secs(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 

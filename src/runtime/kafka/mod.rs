@@ -103,6 +103,9 @@ pub enum RuntimeError {
         expected: usize,
         reference: String,
     },
+    #[error("topic {topic} shows no partitions {waited_s} s after it was created; the broker's metadata \
+             is not settling: check the broker's health and logs, then start again")]
+    NoPartitionsVisible { topic: String, waited_s: u64 },
     #[error("topic {topic} must be compacted (cleanup.policy=compact) to hold store state, but has cleanup.policy={found}")]
     NotCompacted { topic: String, found: String },
     #[error("the consumer has no group metadata (not a group member yet)")]
