@@ -23,7 +23,7 @@ use scenario::*;
 async fn broker_sigkill_and_restart_mid_load() {
     let _broker = one_at_a_time().await;
     let mut s = Scenario::new("chaos-kill", 3, "").await;
-    s.start("kill-a");
+    s.start_ready("kill-a").await;
     let producing = s.produce(200 * scale(), 40.0);
     tokio::time::sleep(Duration::from_secs(3)).await;
     stack(&["broker", "kill"]);
@@ -41,7 +41,7 @@ async fn broker_sigkill_and_restart_mid_load() {
 async fn broker_sigstop_for_20_s_mid_load() {
     let _broker = one_at_a_time().await;
     let mut s = Scenario::new("chaos-pause", 3, "").await;
-    s.start("pause-a");
+    s.start_ready("pause-a").await;
     let producing = s.produce(200 * scale(), 40.0);
     tokio::time::sleep(Duration::from_secs(3)).await;
     stack(&["broker", "pause"]);

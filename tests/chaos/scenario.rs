@@ -102,6 +102,29 @@ impl Scenario {
         self.services.len() - 1
     }
 
+    /// [`Scenario::start`], then waits until the instance says it is ready (partitions
+    /// assigned, stores restored), so that a fault struck afterwards meets work in flight rather
+    /// than a service still starting.
+    pub async fn start_ready(&mut self, instance_id: &str) -> usize {
+        let index = self.start(instance_id);
+        let address = http_address(&self.services[index]);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let ready = reqwest::get(format!("http://{address}/readyz"))
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return index;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{instance_id} never became ready\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Produces `n` anomalies at `rate`/s in the background, each its own incident (so its own
     /// saga), with an idempotent producer that rides through a broker restart.
     pub fn produce(&self, n: u64, rate: f64) -> tokio::task::JoinHandle<u64> {

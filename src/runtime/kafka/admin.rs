@@ -7,7 +7,7 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::KafkaConfig;
 
@@ -83,6 +83,31 @@ pub async fn ensure_partitions(
     Ok(admin.partition_count(topic)? as i32)
 }
 
+/// How long start-up waits out a broker that does not answer before giving up.
+const BROKER_PATIENCE: Duration = Duration::from_secs(120);
+
+/// A creation round that did not finish: the topics to ask for again (none if the error is
+/// final) and the error to report if patience runs out.
+struct Unanswered {
+    topics: Vec<String>,
+    error: RuntimeError,
+}
+
+/// Broker conditions that pass by themselves: a stall, a restart, a controller election.
+fn is_transient(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode::*;
+    matches!(
+        code,
+        OperationTimedOut
+            | RequestTimedOut
+            | BrokerTransportFailure
+            | AllBrokersDown
+            | NotController
+            | BrokerNotAvailable
+            | LeaderNotAvailable
+    )
+}
+
 /// One admin client, for every step of a check.
 struct Admin {
     client: AdminClient<DefaultClientContext>,
@@ -113,30 +138,81 @@ impl Admin {
         config.iter().fold(topic, |topic, (k, v)| topic.set(k, v))
     }
 
-    /// Creates `topics`; one that exists already is left as it is.
+    /// Creates `topics`; one that exists already is left as it is. A broker that does not answer
+    /// (stalled, restarting, electing a controller) is waited for, up to [`BROKER_PATIENCE`], with
+    /// a warning each time: an instance started during a broker hiccup comes up when it passes
+    /// rather than exiting. Any other refusal (ACLs, a bad topic config) fails at once.
     async fn create(&self, topics: &[NewTopic<'_>]) -> Result<(), RuntimeError> {
+        let deadline = std::time::Instant::now() + BROKER_PATIENCE;
+        let mut backoff = Duration::from_millis(500);
+        let mut pending: Vec<&NewTopic<'_>> = topics.iter().collect();
+        loop {
+            match self.create_once(&pending).await {
+                Ok(()) => return Ok(()),
+                Err(Unanswered { topics, error }) if std::time::Instant::now() < deadline => {
+                    warn!(error = %error, retry_in_ms = backoff.as_millis() as u64,
+                        "the broker did not answer a topic creation; retrying");
+                    pending.retain(|t| topics.contains(&t.name.to_string()));
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(8));
+                }
+                Err(Unanswered { error, .. }) => return Err(error),
+            }
+        }
+    }
+
+    /// One creation round. The topics a transient broker condition left uncreated come back in
+    /// [`Unanswered`] to be asked again; any other error is final (empty `topics`).
+    async fn create_once(&self, topics: &[&NewTopic<'_>]) -> Result<(), Unanswered> {
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let results = self
+        let results = match self
             .client
-            .create_topics(topics, &opts)
+            .create_topics(topics.iter().copied(), &opts)
             .await
-            .map_err(|e| RuntimeError::Broker {
-                what: "create topics",
-                source: e,
-            })?;
+        {
+            Ok(results) => results,
+            Err(e) => {
+                let transient = e.rdkafka_error_code().is_some_and(is_transient);
+                return Err(Unanswered {
+                    topics: if transient {
+                        topics.iter().map(|t| t.name.to_string()).collect()
+                    } else {
+                        Vec::new()
+                    },
+                    error: RuntimeError::Broker {
+                        what: "create topics",
+                        source: e,
+                    },
+                });
+            }
+        };
+        let mut retry = Vec::new();
         for (result, new) in results.into_iter().zip(topics) {
             match result {
                 Ok(topic) => info!(topic, partitions = new.num_partitions, "created topic"),
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) if is_transient(code) => retry.push(topic),
                 Err((topic, code)) => {
-                    return Err(RuntimeError::TopicCreation {
-                        topic,
-                        reason: code.to_string(),
+                    return Err(Unanswered {
+                        topics: Vec::new(),
+                        error: RuntimeError::TopicCreation {
+                            topic,
+                            reason: code.to_string(),
+                        },
                     })
                 }
             }
         }
-        Ok(())
+        match retry.first().cloned() {
+            None => Ok(()),
+            Some(first) => Err(Unanswered {
+                topics: retry,
+                error: RuntimeError::TopicCreation {
+                    topic: first,
+                    reason: "the broker did not answer in time".into(),
+                },
+            }),
+        }
     }
 
     /// The partition count of `topic`. A topic just created (by this instance or another) can
