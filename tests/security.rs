@@ -335,6 +335,23 @@ async fn sagas_run_end_to_end_over_sasl_ssl_with_acls_and_no_secret_is_logged() 
     let sagas = wait_for_terminal_sagas(&topics, 1, &mut service).await;
     service.stop();
     agents.stop();
+    // `aura lag` reads the group's offsets as `aura`, with the same file.
+    let lag = Command::new(env!("CARGO_BIN_EXE_aura"))
+        .args(["lag", "--json", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let lag_err = String::from_utf8_lossy(&lag.stderr).into_owned();
+    assert!(lag.status.success(), "aura lag over SASL_SSL: {lag_err}");
+    let partitions: serde_json::Value = serde_json::from_slice(&lag.stdout).unwrap();
+    assert!(
+        partitions
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["topic"] == topics.anomalies.as_str() && p["committed"].as_i64() > Some(0)),
+        "{partitions}"
+    );
+    assert!(!lag_err.contains(&secure.password("aura")));
     let completed = sagas
         .values()
         .filter(|k| **k == SagaEventKind::Completed)
@@ -380,6 +397,94 @@ async fn sagas_run_end_to_end_over_sasl_ssl_with_acls_and_no_secret_is_logged() 
             );
         }
     }
+}
+
+/// `aura bench` given only a config file naming the SASL_SSL listener: its own producer and
+/// consumer, its topic clean-up and the Aura it starts all authenticate, and the child's
+/// written config and logs hold no secret. It runs as `admin` (a super user here): every
+/// bench run creates topics and a group named after the run, which no application principal
+/// is granted.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bench_measures_over_sasl_ssl_from_its_config_file() {
+    let secure = Secure::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bench.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[kafka]
+"bootstrap.servers" = "{bootstrap}"
+
+[kafka.properties]
+"security.protocol" = "SASL_SSL"
+"sasl.mechanism" = "SCRAM-SHA-512"
+"sasl.username" = "admin"
+"ssl.ca.location" = "{ca}"
+
+[kafka.secrets]
+"sasl.password" = {{ file = "{password}" }}
+
+[schema_registry]
+url = "{registry}"
+"#,
+            bootstrap = secure.bootstrap,
+            ca = secure.ca,
+            password = secure.password_file("admin").display(),
+            registry = registry(),
+        ),
+    )
+    .unwrap();
+    let work = dir.path().join("work");
+    let report = dir.path().join("report.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_aura"))
+        .args([
+            "bench",
+            "--mode",
+            "stateless",
+            "--rate",
+            "200",
+            "--seconds",
+            "1",
+        ])
+        .args([
+            "--warmup-seconds",
+            "1",
+            "--config",
+            config.to_str().unwrap(),
+        ])
+        .args(["--work-dir", work.to_str().unwrap()])
+        .args(["--report-json", report.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "aura bench over SASL_SSL failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(report["sent"], 200, "{report}");
+    assert_eq!(report["received"], 200, "{report}");
+
+    let password = secure.password("admin");
+    let mut files = 0;
+    let mut stack = vec![work];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            files += 1;
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            assert!(
+                !text.contains(&password),
+                "a secret is in {}",
+                path.display()
+            );
+        }
+    }
+    assert!(files >= 2, "the child's config and log are in the work dir");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains(&password));
 }
 
 /// The `agent` principal may write results but never commands.
