@@ -1,5 +1,5 @@
 //! `aura topology`: check configuration, workflow and pattern files before deploying them,
-//! and draw workflows.
+//! draw workflows, and print the Kafka ACLs the topology needs.
 
 use std::path::{Path, PathBuf};
 
@@ -45,6 +45,40 @@ pub enum TopologyCommand {
         #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
         format: GraphFormat,
     },
+    /// Print the Kafka ACLs the service's topology needs, for the defaults or a config file,
+    /// one allow rule a line: PRINCIPAL OPERATIONS RESOURCE-TYPE PATTERN-TYPE NAME.
+    /// aura gets Read on each topic it reads, Write on each it writes, Create on every topic
+    /// it makes sure exists, and its internal topics, groups and transactional ids by the
+    /// group.id prefix; agents read commands and write results; tda writes anomalies.
+    /// deploy/kafka-acls.sh applies them with Kafka's own kafka-acls.sh:
+    ///
+    ///   aura topology acls --config aura.toml
+    ///   deploy/kafka-acls.sh --config aura.toml --bootstrap-server HOST:PORT --dry-run
+    #[command(verbatim_doc_comment)]
+    Acls {
+        /// The config file whose topic names and group.id to use (defaults otherwise).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        principals: AclPrincipals,
+    },
+}
+
+/// Whom `aura topology acls` writes its rules for.
+#[derive(clap::Args)]
+pub struct AclPrincipals {
+    /// The service's principal.
+    #[arg(long, default_value = "User:aura")]
+    aura_principal: String,
+    /// The agents' principal.
+    #[arg(long, default_value = "User:agent")]
+    agent_principal: String,
+    /// The TDA producer's principal.
+    #[arg(long, default_value = "User:tda")]
+    tda_principal: String,
+    /// The agents' consumer group (`aura agents --group-id`), granted by prefix.
+    #[arg(long, default_value = "aura-agents")]
+    agents_group: String,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -58,6 +92,21 @@ pub fn run(command: TopologyCommand) -> anyhow::Result<()> {
         TopologyCommand::Check { path } => {
             let what = check(&path)?;
             println!("{}: ok ({what})", path.display());
+            Ok(())
+        }
+        TopologyCommand::Acls { config, principals } => {
+            let (config, source) = match &config {
+                Some(path) => (Config::load(path)?, path.display().to_string()),
+                None => (Config::default(), "the defaults".to_owned()),
+            };
+            let principals = crate::security::acls::Principals {
+                aura: principals.aura_principal,
+                agent: principals.agent_principal,
+                tda: principals.tda_principal,
+                agents_group: principals.agents_group,
+            };
+            let rules = crate::security::acls::rules(&config, &principals);
+            print!("{}", crate::security::acls::render(&rules, &source));
             Ok(())
         }
         TopologyCommand::Graph {

@@ -62,8 +62,10 @@ impl Default for TopicsConfig {
 }
 
 impl TopicsConfig {
-    pub(super) fn validate(&self, problems: &mut Vec<Problem>) {
-        for (field, name) in [
+    /// Every named topic with its config field, in declaration order. The service makes sure
+    /// each one exists at start-up (`deploy/kafka-acls.sh` grants it Create on all of them).
+    pub fn all(&self) -> [(&'static str, &str); 14] {
+        [
             ("topics.anomalies", &self.anomalies),
             ("topics.context", &self.context),
             ("topics.commands", &self.commands),
@@ -78,7 +80,11 @@ impl TopicsConfig {
             ("topics.registry", &self.registry),
             ("topics.flags", &self.flags),
             ("topics.feedback", &self.feedback),
-        ] {
+        ]
+    }
+
+    pub(super) fn validate(&self, problems: &mut Vec<Problem>) {
+        for (field, name) in self.all() {
             let legal = !name.is_empty()
                 && name.len() <= 249
                 && name

@@ -14,6 +14,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Serialize;
 
+use crate::config::KafkaConfig;
+
 /// One partition of the group, like a line of `kafka-consumer-groups --describe`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PartitionLag {
@@ -69,14 +71,15 @@ pub struct LagReader {
 }
 
 impl LagReader {
-    /// `properties` are extra librdkafka settings (security), applied last.
+    /// `kafka` gives the brokers and the security settings (`[kafka.properties]`,
+    /// `[kafka.secrets]`, `AURA_KAFKA_*`), applied as for every Aura client.
     pub fn new(
-        bootstrap: &str,
+        kafka: &KafkaConfig,
         group: &str,
         topics: Vec<String>,
-        properties: &BTreeMap<String, String>,
         timeout: Duration,
     ) -> Result<Self, LagError> {
+        let bootstrap = kafka.bootstrap_servers.as_str();
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", bootstrap)
@@ -87,9 +90,8 @@ impl LagReader {
             // The high watermark, as Kafka's own tool reports LOG-END-OFFSET.
             .set("isolation.level", "read_uncommitted")
             .set("client.id", format!("aura-lag-{group}"));
-        for (k, v) in properties {
-            config.set(k, v);
-        }
+        // The user's and the environment's settings go last, so they override ours.
+        crate::security::kafka::apply(kafka, &mut config);
         let consumer = config.create().map_err(|source| LagError::Client {
             bootstrap: bootstrap.into(),
             source: Box::new(source),

@@ -8,7 +8,9 @@
 //! - [`http`]: the bearer token of `/sagas/{id}`.
 //! - [`tools`]: the same settings for `produce`, `agents` and `bench`.
 //! - [`preflight`]: the start-up check that names each Kafka ACL Aura lacks.
+//! - [`acls`]: the ACLs each principal needs, derived from the topology.
 
+pub mod acls;
 pub mod http;
 pub mod kafka;
 pub mod preflight;

@@ -1,6 +1,7 @@
 //! The start-up check of Aura's own Kafka permissions. Kafka answers a missing ACL with a bare
 //! "authorization failed" at the first request that needs it, often deep in a rebalance; this
-//! check asks first and names every missing ACL at once, as `deploy/kafka-acls.sh` grants them.
+//! check asks first and names every missing ACL at once, as `deploy/kafka-acls.sh` grants them
+//! (both from [`super::acls`], which derives them from the topology).
 //!
 //! It checks what can be checked without writing anything: Describe on every topic Aura reads or
 //! writes (a metadata request), Read on its consumer group (an offset fetch), and Write on its
@@ -24,7 +25,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum PreflightError {
     #[error(
-        "the Kafka principal {principal} lacks {} ACL(s):\n{}\nGrant them with deploy/kafka-acls.sh (README \"Security\"), or ask the cluster's operators",
+        "the Kafka principal {principal} lacks {} ACL(s):\n{}\n`aura topology acls --config <this file>` prints every ACL this configuration needs; grant them with deploy/kafka-acls.sh (README \"Security\"), or ask the cluster's operators",
         lacks.len(),
         lacks.iter().map(|l| format!("  - {l}")).collect::<Vec<_>>().join("\n")
     )]
@@ -61,19 +62,9 @@ fn principal(config: &Config) -> String {
         .map_or_else(|| "of this client".to_owned(), |u| format!("User:{u}"))
 }
 
-/// Every topic Aura reads or writes, as the topology declares them: inputs first, then
-/// outputs, then the votes topic it creates, then the store changelogs.
+/// Every topic Aura's ACLs name, as the topology declares them (see [`super::acls`]).
 fn topics(config: &Config) -> Vec<String> {
-    let topology = crate::topology::Topology::new(config);
-    let mut topics: Vec<String> = topology.inputs.iter().map(|i| i.topic.clone()).collect();
-    for o in &topology.outputs {
-        if !topics.contains(&o.topic) {
-            topics.push(o.topic.clone());
-        }
-    }
-    topics.push(config.topics.agent_votes.clone());
-    topics.extend(topology.changelogs());
-    topics
+    super::acls::aura_topics(config, &super::acls::Principals::default())
 }
 
 /// Checks Aura's ACLs when its clients authenticate; a no-op otherwise.

@@ -1,8 +1,9 @@
-//! The command-line tools (`produce`, `agents`, `bench`) take the service's security
-//! settings: the same `--config` file (only `[kafka]` and `[schema_registry]` matter to
-//! them) and the same environment, so one set of credentials serves every client.
+//! The command-line tools (`produce`, `agents`, `bench`; `lag` reads the same file its own way)
+//! take the service's security settings: the same `--config` file (only `[kafka]` and
+//! `[schema_registry]` matter to them) and the same environment, so one set of credentials
+//! serves every client.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 
@@ -43,17 +44,14 @@ impl ConnectionArgs {
     }
 }
 
-/// The environment's security settings for a tool given only a bootstrap address.
-pub fn env_only(bootstrap: &str) -> Result<Config, ConfigError> {
-    let mut config = Config::default();
-    config.kafka.bootstrap_servers = bootstrap.to_owned();
-    config.validated(Path::new("<environment>"))
-}
-
-/// The registry at `url` with the environment's CA and credentials.
-pub fn registry_from_env(url: &str) -> Result<crate::security::RegistryAccess, ConfigError> {
-    let mut config = Config::default();
-    config.schema_registry.url = Some(url.to_owned());
-    let config = config.validated(Path::new("<environment>"))?;
-    Ok(config.schema_registry.access().expect("a URL was given"))
+/// Gives `to` the brokers, the Kafka security settings (`[kafka.properties]`,
+/// `[kafka.secrets]` and what they resolved to) and the registry access of `from`, for a tool
+/// that builds its own configuration (the bench's systems under test) on a user's connection.
+pub fn carry_connection(from: &Config, to: &mut Config) {
+    to.kafka.bootstrap_servers = from.kafka.bootstrap_servers.clone();
+    to.kafka.properties = from.kafka.properties.clone();
+    to.kafka.secrets = from.kafka.secrets.clone();
+    to.kafka.security = from.kafka.security.clone();
+    to.kafka.replication_factor = from.kafka.replication_factor;
+    to.schema_registry = from.schema_registry.clone();
 }

@@ -136,7 +136,9 @@ impl SystemProcess {
 }
 
 /// The `aura.toml` a child runs with: the bench's topics, group, guarantee, commit interval,
-/// sagas switch, HTTP address and any extra `[kafka.properties]`.
+/// sagas switch, HTTP address, the connection's `[kafka.properties]` with any extra ones, its
+/// `[kafka.secrets]` (where each secret is read from, never its value) and its registry. The
+/// child inherits the environment, so AURA_KAFKA_* settings reach it too.
 pub fn write_config(
     dir: &Path,
     config: &Config,
@@ -154,15 +156,38 @@ pub fn write_config(
         k.output_partitions,
         k.static_membership
     );
-    if !properties.is_empty() {
+    let mut all = k.properties.clone();
+    all.extend(properties.iter().cloned());
+    if !all.is_empty() {
         text += "[kafka.properties]\n";
-        for (name, value) in properties {
+        for (name, value) in &all {
             text += &format!("{name:?} = {value:?}\n");
         }
         text += "\n";
     }
-    if let Some(url) = &config.schema_registry.url {
-        text += &format!("[schema_registry]\nurl = {url:?}\n\n");
+    if !k.secrets.is_empty() {
+        text += "[kafka.secrets]\n";
+        for (name, source) in &k.secrets {
+            text += &format!("{name:?} = {source}\n");
+        }
+        text += "\n";
+    }
+    let r = &config.schema_registry;
+    if let Some(url) = &r.url {
+        text += &format!("[schema_registry]\nurl = {url:?}\n");
+        if let Some(ca) = &r.ca_location {
+            text += &format!("\"ssl.ca.location\" = {:?}\n", ca.display().to_string());
+        }
+        if let Some(username) = &r.username {
+            text += &format!("username = {username:?}\n");
+        }
+        if let Some(password) = &r.password {
+            text += &format!("password = {password}\n");
+        }
+        if let Some(token) = &r.token {
+            text += &format!("token = {token}\n");
+        }
+        text += "\n";
     }
     text += &format!("[sagas]\nenabled = {}\n\n", config.sagas.enabled);
     text += "[topics]\n";
@@ -213,5 +238,44 @@ mod tests {
             Some("eos")
         );
         assert_eq!(loaded.http.listen, "127.0.0.1:1");
+    }
+
+    #[test]
+    fn the_written_config_carries_the_connections_security_but_no_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let password = dir.path().join("kafka.password");
+        std::fs::write(&password, "kafka-pw-5e1d").unwrap();
+        let registry_password = dir.path().join("registry.password");
+        std::fs::write(&registry_password, "registry-pw-9c2a").unwrap();
+        let user = Config::parse(
+            &format!(
+                "[kafka.properties]\n\"security.protocol\" = \"SASL_SSL\"\n\"sasl.username\" = \"aura\"\n\
+                 [kafka.secrets]\n\"sasl.password\" = {{ file = {:?} }}\n\
+                 [schema_registry]\nurl = \"https://registry:8081\"\nusername = \"u\"\npassword = {{ file = {:?} }}\n",
+                password.display().to_string(),
+                registry_password.display().to_string()
+            ),
+            Path::new("user.toml"),
+        )
+        .unwrap();
+        let mut config = Config::default();
+        crate::security::tools::carry_connection(&user, &mut config);
+        let props = [("debug".to_string(), "eos".to_string())];
+        let path = write_config(dir.path(), &config, "127.0.0.1:1", &props).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !text.contains("kafka-pw-5e1d") && !text.contains("registry-pw-9c2a"),
+            "{text}"
+        );
+        let loaded = Config::load(&path).unwrap();
+        let client = crate::security::client_config(&loaded.kafka);
+        assert_eq!(client.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(client.get("sasl.password"), Some("kafka-pw-5e1d"));
+        assert_eq!(client.get("debug"), Some("eos"));
+        let access = loaded.schema_registry.access().unwrap();
+        assert!(matches!(
+            access.auth,
+            crate::security::RegistryAuth::Basic { .. }
+        ));
     }
 }

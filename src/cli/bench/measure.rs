@@ -18,12 +18,12 @@ use hdrhistogram::Histogram;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::ClientConfig;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::codec::Codec;
+use crate::config::KafkaConfig;
 use crate::generator::Generator;
 use crate::model::{AgentCommand, TdaAnomaly};
 
@@ -102,20 +102,19 @@ impl Probe {
     /// Starts reading `output` and gets ready to publish to `input`.
     pub fn new(
         system: System,
-        bootstrap: &str,
+        kafka: &KafkaConfig,
         input: &str,
         output: &str,
         codec: Codec,
     ) -> anyhow::Result<Self> {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
+        // Every client takes the security settings, as the systems under test do.
+        let producer: FutureProducer = crate::security::client_config(kafka)
             .set("linger.ms", "0")
             .set("socket.nagle.disable", "true")
             .set("partitioner", "murmur2_random")
             .create()
             .context("cannot create the bench's producer")?;
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
+        let consumer: StreamConsumer = crate::security::client_config(kafka)
             .set("group.id", format!("{output}-reader"))
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")

@@ -57,11 +57,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The codec the bench publishes anomalies with: the registry's when one is given.
-async fn anomaly_codec(registry: Option<&str>, topic: &str) -> anyhow::Result<crate::codec::Codec> {
+/// The codec the bench publishes anomalies with: the registry's (with its CA and
+/// credentials) when one is given.
+async fn anomaly_codec(
+    registry: Option<crate::security::RegistryAccess>,
+    topic: &str,
+) -> anyhow::Result<crate::codec::Codec> {
     Ok(match registry {
-        Some(url) => {
-            let access = crate::security::tools::registry_from_env(url)?;
+        Some(access) => {
             crate::codec::Codec::with_registry_access(&access, &[(topic, "aura.v1.TdaAnomaly")])
                 .await?
         }

@@ -39,10 +39,10 @@ use super::probe::{http_get, metric_sum, resident_bytes};
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 pub struct RecoveryArgs {
-    #[arg(long, env = "AURA_BOOTSTRAP_SERVERS", default_value = "localhost:9092")]
-    bootstrap_servers: String,
-    #[arg(long, env = "AURA_SCHEMA_REGISTRY_URL")]
-    schema_registry_url: Option<String>,
+    /// The broker, registry and credentials of the bench and of the `aura run` it starts
+    /// (`--config aura.toml`, AURA_KAFKA_*, AURA_SCHEMA_REGISTRY_*), as for `aura run`.
+    #[command(flatten)]
+    connection: crate::security::ConnectionArgs,
     /// Active sagas to load before the kill; each anomaly comes from its own source, so each
     /// starts one saga.
     #[arg(long, default_value_t = 100_000)]
@@ -91,11 +91,10 @@ pub async fn run(args: RecoveryArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&work)?;
     let http = free_local_address()?;
     let mut config = Config::default();
-    config.kafka.bootstrap_servers = args.bootstrap_servers.clone();
+    crate::security::tools::carry_connection(&args.connection.config()?, &mut config);
     config.kafka.group_id = format!("aura-bench-{run_id}");
     config.kafka.output_partitions = args.partitions;
     config.kafka.static_membership = args.membership == Membership::Static;
-    config.schema_registry.url = args.schema_registry_url.clone();
     super::fresh_topics(&mut config, run_id);
     let config_path = write_config(&work, &config, &http, &[])?;
     crate::runtime::kafka::ensure_topics(&config.kafka, &[&config.topics.anomalies], &[]).await?;
@@ -113,18 +112,13 @@ pub async fn run(args: RecoveryArgs) -> anyhow::Result<()> {
     service.wait_ready(&http, Duration::from_secs(60)).await?;
     let idle = resident_bytes(service.pid())?;
 
-    let codec = super::anomaly_codec(
-        args.schema_registry_url.as_deref(),
-        &config.topics.anomalies,
-    )
-    .await?;
-    let producer: FutureProducer = crate::security::client_config(
-        &crate::security::tools::env_only(&args.bootstrap_servers)?.kafka,
-    )
-    .set("linger.ms", "5")
-    .set("partitioner", "murmur2_random")
-    .create()
-    .context("cannot create the producer")?;
+    let codec =
+        super::anomaly_codec(config.schema_registry.access(), &config.topics.anomalies).await?;
+    let producer: FutureProducer = crate::security::client_config(&config.kafka)
+        .set("linger.ms", "5")
+        .set("partitioner", "murmur2_random")
+        .create()
+        .context("cannot create the producer")?;
     let mut generator = Generator::new(11, 1 << 40, 0.0);
     load(&args, &config, &codec, &producer, &mut generator).await?;
     wait_active(&http, args.sagas).await?;
@@ -237,13 +231,11 @@ async fn wait_active(http: &str, sagas: u64) -> anyhow::Result<()> {
 
 /// A read_committed consumer positioned at the end of the command topic, before the kill.
 fn command_reader(config: &Config) -> anyhow::Result<BaseConsumer> {
-    let consumer: BaseConsumer = crate::security::client_config(
-        &crate::security::tools::env_only(&config.kafka.bootstrap_servers)?.kafka,
-    )
-    .set("group.id", format!("{}-probe", config.kafka.group_id))
-    .set("isolation.level", "read_committed")
-    .set("fetch.wait.max.ms", "5")
-    .create()?;
+    let consumer: BaseConsumer = crate::security::client_config(&config.kafka)
+        .set("group.id", format!("{}-probe", config.kafka.group_id))
+        .set("isolation.level", "read_committed")
+        .set("fetch.wait.max.ms", "5")
+        .create()?;
     let metadata =
         consumer.fetch_metadata(Some(&config.topics.commands), Duration::from_secs(10))?;
     let mut tpl = TopicPartitionList::new();

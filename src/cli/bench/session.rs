@@ -30,7 +30,7 @@ pub async fn run(
 ) -> anyhow::Result<Vec<PhaseResult>> {
     let run_id = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let result = measure(system, setup, plan, run_id).await;
-    system::delete_topics(&setup.bootstrap_servers, run_id).await;
+    system::delete_topics(&setup.connection.kafka, run_id).await;
     result
 }
 
@@ -43,14 +43,11 @@ async fn measure(
     let started = system::start(system, setup, run_id).await?;
     let mut process = started.process;
     let config = started.config;
-    let codec = super::anomaly_codec(
-        setup.schema_registry_url.as_deref(),
-        &config.topics.anomalies,
-    )
-    .await?;
+    let codec =
+        super::anomaly_codec(config.schema_registry.access(), &config.topics.anomalies).await?;
     let mut probe = Probe::new(
         system,
-        &setup.bootstrap_servers,
+        &config.kafka,
         &config.topics.anomalies,
         &config.topics.commands,
         codec,

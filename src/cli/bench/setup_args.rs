@@ -12,11 +12,11 @@ use super::system::Setup;
 
 #[derive(Args)]
 pub struct SetupArgs {
-    #[arg(long, env = "AURA_BOOTSTRAP_SERVERS", default_value = "localhost:9092")]
-    bootstrap_servers: String,
-    /// Without it, anomalies and commands use the embedded schema catalog.
-    #[arg(long, env = "AURA_SCHEMA_REGISTRY_URL")]
-    schema_registry_url: Option<String>,
+    /// The broker, registry and credentials of the bench's own clients and of every Aura it
+    /// starts (`--config aura.toml`, AURA_KAFKA_*, AURA_SCHEMA_REGISTRY_*), as for `aura run`.
+    /// Without a registry, anomalies and commands use the embedded schema catalog.
+    #[command(flatten)]
+    connection: crate::security::ConnectionArgs,
     /// Aura's guarantee (Kafka Streams always runs exactly_once_v2).
     #[arg(long, default_value = "exactly_once_v2")]
     processing_guarantee: ProcessingGuarantee,
@@ -71,8 +71,7 @@ impl SetupArgs {
         std::fs::create_dir_all(&work)
             .with_context(|| format!("cannot create {}", work.display()))?;
         Ok(Setup {
-            bootstrap_servers: self.bootstrap_servers.clone(),
-            schema_registry_url: self.schema_registry_url.clone(),
+            connection: self.connection.config()?,
             processing_guarantee: self.processing_guarantee,
             commit_interval_ms: self.commit_interval_ms,
             partitions: self.partitions,

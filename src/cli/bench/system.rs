@@ -61,8 +61,8 @@ impl System {
 
 /// How every system is set up: the broker, the guarantee's commit interval, and the rest.
 pub struct Setup {
-    pub bootstrap_servers: String,
-    pub schema_registry_url: Option<String>,
+    /// The brokers, Kafka security settings and registry, from `--config` and the environment.
+    pub connection: Config,
     /// Aura's guarantee; Kafka Streams always runs exactly_once_v2.
     pub processing_guarantee: crate::config::ProcessingGuarantee,
     pub commit_interval_ms: u64,
@@ -85,13 +85,15 @@ pub struct Started {
 
 /// Starts `system` on fresh topics named after `run_id`, and waits until it is ready.
 pub async fn start(system: System, setup: &Setup, run_id: &str) -> anyhow::Result<Started> {
+    if system == System::Kstreams && crate::security::preflight::authenticates(&setup.connection) {
+        bail!("the Kafka Streams copy application takes only the bootstrap servers: measure it on a listener without TLS or SASL");
+    }
     let mut config = Config::default();
-    config.kafka.bootstrap_servers = setup.bootstrap_servers.clone();
+    crate::security::tools::carry_connection(&setup.connection, &mut config);
     config.kafka.group_id = format!("aura-bench-{run_id}");
     config.kafka.processing_guarantee = setup.processing_guarantee;
     config.kafka.commit_interval_ms = setup.commit_interval_ms;
     config.kafka.output_partitions = setup.partitions;
-    config.schema_registry.url = setup.schema_registry_url.clone();
     config.sagas.enabled = system == System::Sagas;
     super::fresh_topics(&mut config, run_id);
     let config = config.validated(&crate::config::builtin_origin())?;
@@ -207,12 +209,11 @@ fn newest(path: &Path) -> Option<SystemTime> {
 
 /// Deletes every topic whose name holds `run_id`, so benchmark topics do not pile up on the
 /// broker (a broker holding many of them measured slower). Best effort.
-pub async fn delete_topics(bootstrap_servers: &str, run_id: &str) {
+pub async fn delete_topics(kafka: &crate::config::KafkaConfig, run_id: &str) {
     use rdkafka::admin::{AdminClient, AdminOptions};
     use rdkafka::client::DefaultClientContext;
-    let Ok(admin) = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap_servers)
-        .create::<AdminClient<DefaultClientContext>>()
+    let Ok(admin) =
+        crate::security::client_config(kafka).create::<AdminClient<DefaultClientContext>>()
     else {
         return;
     };

@@ -24,11 +24,13 @@ use crate::lag::{GroupLag, LagReader};
 ///                                         # a Prometheus exporter: aura_group_lag and friends
 ///                                         # on /metrics, read from the broker every --interval-ms
 ///
-/// Connection settings ([kafka.properties], e.g. SASL) come from --config when given.
+/// Connection settings ([kafka.properties] and [kafka.secrets], e.g. SASL) come from --config when
+/// given, and from AURA_KAFKA_* variables (e.g. AURA_KAFKA_SASL_PASSWORD_FILE), as for `aura run`.
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 pub struct LagArgs {
-    /// A service configuration (TOML): its bootstrap servers, group id and [kafka.properties].
+    /// A service configuration (TOML): its bootstrap servers, group id, [kafka.properties] and
+    /// [kafka.secrets].
     #[arg(long, short, env = "AURA_CONFIG")]
     config: Option<PathBuf>,
     /// Overrides kafka."bootstrap.servers".
@@ -66,19 +68,23 @@ impl LagArgs {
 }
 
 pub async fn run(args: LagArgs) -> anyhow::Result<()> {
+    // Without a file, the defaults with the environment's AURA_KAFKA_* settings.
     let mut kafka = match &args.config {
         Some(path) => Config::load(path)?.kafka,
-        None => Config::default().kafka,
+        None => {
+            Config::default()
+                .validated(&crate::config::builtin_origin())?
+                .kafka
+        }
     };
     if let Some(b) = &args.bootstrap_servers {
         kafka.bootstrap_servers = b.clone();
     }
     let group = args.group.clone().unwrap_or(kafka.group_id.clone());
     let reader = std::sync::Arc::new(LagReader::new(
-        &kafka.bootstrap_servers,
+        &kafka,
         &group,
         args.topics.clone(),
-        &kafka.properties,
         Duration::from_millis(args.timeout_ms),
     )?);
     let interval = Duration::from_millis(args.interval_ms);
