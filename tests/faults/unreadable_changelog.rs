@@ -19,7 +19,7 @@ use crate::common::*;
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreadable_changelog_record_is_dead_lettered_once_and_the_task_goes_on() {
     let topics = TestTopics::new("unreadable");
-    create_topic(&topics.anomalies, 1).await;
+    create_topic(&topics.anomalies, 3).await;
     let incidents = format!("{}-{INCIDENT_STORE}-changelog", topics.group);
     let sagas = format!("{}-{SAGA_STORE}-changelog", topics.group);
     create_compacted(&[&incidents, &sagas]).await;
@@ -86,6 +86,7 @@ async fn an_unreadable_changelog_record_is_dead_lettered_once_and_the_task_goes_
     assert!(second.stop().success());
 }
 
+/// Compacted, with the 3 partitions of the service's other internal topics (`output.partitions`).
 async fn create_compacted(names: &[&str]) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
@@ -93,7 +94,7 @@ async fn create_compacted(names: &[&str]) {
         .unwrap();
     let topics: Vec<NewTopic> = names
         .iter()
-        .map(|n| NewTopic::new(n, 1, TopicReplication::Fixed(1)).set("cleanup.policy", "compact"))
+        .map(|n| NewTopic::new(n, 3, TopicReplication::Fixed(1)).set("cleanup.policy", "compact"))
         .collect();
     for r in admin
         .create_topics(&topics, &AdminOptions::new())
