@@ -26,11 +26,9 @@ async fn broker_sigkill_and_restart_mid_load() {
     s.start("kill-a");
     let producing = s.produce(200 * scale(), 40.0);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    stack(&["broker", "kill"]);
+    let down = Fault::strike(&["broker", "kill"], &["broker", "start"]);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    tokio::task::spawn_blocking(|| stack(&["broker", "start"]))
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(|| down.heal()).await.unwrap();
     let n = producing.await.unwrap();
     s.verify(n as usize, Duration::from_secs(180)).await;
     assert!(s.services.pop().unwrap().stop().success());
@@ -44,9 +42,9 @@ async fn broker_sigstop_for_20_s_mid_load() {
     s.start("pause-a");
     let producing = s.produce(200 * scale(), 40.0);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    stack(&["broker", "pause"]);
+    let frozen = Fault::strike(&["broker", "pause"], &["broker", "resume"]);
     tokio::time::sleep(Duration::from_secs(20)).await;
-    stack(&["broker", "resume"]);
+    frozen.heal();
     let n = producing.await.unwrap();
     s.verify(n as usize, Duration::from_secs(180)).await;
     assert!(s.services.pop().unwrap().stop().success());
@@ -197,11 +195,9 @@ async fn aura_produce_rides_through_a_broker_restart() {
     ];
     let mut producer = Service::spawn(&args, "produce", dir.path());
     tokio::time::sleep(Duration::from_secs(3)).await;
-    stack(&["broker", "kill"]);
+    let down = Fault::strike(&["broker", "kill"], &["broker", "start"]);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    tokio::task::spawn_blocking(|| stack(&["broker", "start"]))
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(|| down.heal()).await.unwrap();
     let status = producer.wait(Duration::from_secs(600));
     let log = producer.log_text();
     assert!(
@@ -228,12 +224,16 @@ async fn registry_paused_for_30_s_with_new_writer_schemas() {
     s.start("registry-a");
     let evolved = register_evolved_anomaly_schema(&s.topics.anomalies).await;
     let before = s.produce(100 * scale(), 40.0).await.unwrap();
-    stack(&["registry", "pause"]);
+    let frozen = Fault::strike(&["registry", "pause"], &["registry", "resume"]);
     let during = produce_evolved(&s.topics.anomalies, evolved, 100 * scale()).await;
     tokio::time::sleep(Duration::from_secs(30)).await;
-    stack(&["registry", "resume"]);
+    frozen.heal();
     s.verify((before + during) as usize, Duration::from_secs(240))
         .await;
+    // Records were in flight: their decode waited on the frozen registry, and was retried.
+    let waited = s.services[0].log_text().matches("decode retried").count();
+    assert!(waited > 0, "no decode waited on the registry\n{}", s.logs());
+    eprintln!("{during} records with a new writer schema, {waited} decode retries logged");
     let letters = read_until_idle(
         &s.topics.dlq,
         0,

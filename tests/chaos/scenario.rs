@@ -26,10 +26,14 @@ pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
 
 /// `scripts/stack <args>` on the stack the tests run against (`AURA_STACK_DIR`).
 pub fn stack(args: &[&str]) {
+    assert!(try_stack(args), "scripts/stack {args:?} failed");
+}
+
+fn try_stack(args: &[&str]) -> bool {
     let dir = std::env::var("AURA_STACK_DIR")
         .expect("AURA_STACK_DIR is not set: chaos tests stop the broker of the stack they run on; run them with scripts/test");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/stack");
-    let status = Command::new("bash")
+    Command::new("bash")
         .arg(script)
         .args(args)
         .env("AURA_STACK_DIR", dir)
@@ -37,8 +41,40 @@ pub fn stack(args: &[&str]) {
         // can take minutes.
         .env("AURA_STACK_TIMEOUT", "300")
         .status()
-        .unwrap();
-    assert!(status.success(), "scripts/stack {args:?} failed");
+        .is_ok_and(|s| s.success())
+}
+
+/// A fault struck on the stack (`broker kill`, `broker pause`, `registry pause`) that is
+/// undone when dropped, even by a test that fails before undoing it: the tests after it, and
+/// the test binaries after this one, must find the broker and the registry running.
+pub struct Fault {
+    undo: Option<&'static [&'static str]>,
+}
+
+impl Fault {
+    /// Strikes `args`; `undo` is the command that heals it.
+    pub fn strike(args: &[&str], undo: &'static [&'static str]) -> Self {
+        stack(args);
+        Self { undo: Some(undo) }
+    }
+
+    /// Heals the fault now (blocking: a broker start waits until the broker serves).
+    pub fn heal(mut self) {
+        if let Some(undo) = self.undo.take() {
+            stack(undo);
+        }
+    }
+}
+
+impl Drop for Fault {
+    fn drop(&mut self) {
+        if let Some(undo) = self.undo.take() {
+            // No assertion here: a panic while the test already panics would abort the run.
+            if !try_stack(undo) {
+                eprintln!("chaos: could not heal the stack with scripts/stack {undo:?}");
+            }
+        }
+    }
 }
 
 pub struct Scenario {
