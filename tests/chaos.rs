@@ -32,6 +32,7 @@ async fn broker_sigkill_and_restart_mid_load() {
     let n = producing.await.unwrap();
     s.verify(n as usize, Duration::from_secs(180)).await;
     assert!(s.services.pop().unwrap().stop().success());
+    s.finish().await;
 }
 
 /// The broker freezes (SIGSTOP) for 20 s, longer than the session timeout, then goes on.
@@ -48,6 +49,7 @@ async fn broker_sigstop_for_20_s_mid_load() {
     let n = producing.await.unwrap();
     s.verify(n as usize, Duration::from_secs(180)).await;
     assert!(s.services.pop().unwrap().stop().success());
+    s.finish().await;
 }
 
 /// An instance frozen (SIGSTOP) past its session timeout loses its partitions to the other;
@@ -78,6 +80,7 @@ async fn a_frozen_instance_writes_nothing_after_its_partitions_moved() {
     for service in s.services.drain(..) {
         assert!(service.stop().success());
     }
+    s.finish().await;
 }
 
 /// Two instances share one instance id (so one transactional id): they fence each other,
@@ -96,6 +99,7 @@ async fn two_instances_with_one_instance_id_write_nothing_twice() {
         .iter()
         .any(|svc| svc.log_text().to_lowercase().contains("fenced"));
     assert!(fenced, "neither twin was fenced\n{}", s.logs());
+    s.finish().await;
 }
 
 /// A backlog bigger than the per-partition queue pauses the partition; a rebalance (a standby
@@ -140,6 +144,7 @@ async fn a_paused_partition_resumes_after_a_rebalance() {
     );
     assert!(first.stop().success());
     assert!(standby.stop().success());
+    delete_topics_of(&topics.anomalies).await;
 }
 
 fn wait_for_log(service: &Service, text: &str, timeout: Duration) {
@@ -212,6 +217,7 @@ async fn aura_produce_rides_through_a_broker_restart() {
         Duration::from_secs(60),
     );
     assert_eq!(records.len(), 1500, "every record once");
+    delete_topics_of(&topic).await;
 }
 
 /// Long variant only (`scripts/chaos`): the registry freezes for 30 s while records framed
@@ -246,6 +252,7 @@ async fn registry_paused_for_30_s_with_new_writer_schemas() {
         letters.len()
     );
     assert!(s.services.pop().unwrap().stop().success());
+    s.finish().await;
 }
 
 /// Long variant only (`scripts/chaos`): three instances under load, each restarted in turn
@@ -274,6 +281,7 @@ async fn three_instances_rolling_restart_then_sigkill() {
     s.services.insert(1, service);
     let n = producing.await.unwrap();
     s.verify(n as usize, Duration::from_secs(240)).await;
+    s.finish().await;
 }
 
 /// Registers TdaAnomaly with one more optional field (a compatible evolution) under the

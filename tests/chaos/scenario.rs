@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use aura::codec::Codec;
 use aura::generator::{Generator, Synthetic};
 use aura::model::AgentCommand;
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
 
@@ -180,6 +182,20 @@ impl Scenario {
         })
     }
 
+    /// Ends the scenario: what still runs is killed (a test stops, with its own assertion,
+    /// the services whose clean stop it checks), then every topic of the test is deleted.
+    pub async fn finish(self) {
+        let Scenario {
+            topics,
+            agents,
+            services,
+            ..
+        } = self;
+        services.into_iter().for_each(Service::kill);
+        agents.kill();
+        delete_topics_of(&topics.anomalies).await;
+    }
+
     /// Every service's and the agents' log tails, for a failed assertion.
     pub fn logs(&self) -> String {
         let tail = |t: String| {
@@ -277,4 +293,37 @@ pub fn signal(service: &Service, sig: &str) {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// Deletes every topic whose name holds the run id that ends `any_topic` (a test's own
+/// topics and those its services created), so that a later broker restart in this binary has
+/// fewer partitions to recover: after a SIGKILL the broker recovers every partition, and late
+/// in a CI run that took minutes. Nothing may still use them: a client's metadata request
+/// would create them again (the test stack auto-creates topics).
+pub async fn delete_topics_of(any_topic: &str) {
+    let run = &any_topic[any_topic.len().saturating_sub(12)..];
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .unwrap();
+    let metadata = admin
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(30))
+        .expect("the broker lists its topics");
+    let names: Vec<String> = metadata
+        .topics()
+        .iter()
+        .map(|t| t.name().to_string())
+        .filter(|name| name.ends_with(run) || name.contains(&format!("-{run}-")))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let deleted = admin
+        .delete_topics(&names, &AdminOptions::new())
+        .await
+        .expect("the broker takes the deletion");
+    for result in deleted {
+        if let Err((topic, e)) = result {
+            eprintln!("chaos: could not delete {topic}: {e}");
+        }
+    }
 }
