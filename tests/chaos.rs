@@ -18,14 +18,14 @@ use std::time::Duration;
 use common::*;
 use scenario::*;
 
-/// The broker dies (SIGKILL) with transactions open and comes back on its data 3 s later.
+/// The broker dies (SIGKILL) with sagas in flight and comes back on its data 3 s later.
 #[tokio::test(flavor = "multi_thread")]
 async fn broker_sigkill_and_restart_mid_load() {
     let _broker = one_at_a_time().await;
     let mut s = Scenario::new("chaos-kill", 3, "").await;
     s.start("kill-a");
     let producing = s.produce(200 * scale(), 40.0);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.wait_for_progress().await;
     let down = Fault::strike(&["broker", "kill"], &["broker", "start"]);
     tokio::time::sleep(Duration::from_secs(3)).await;
     tokio::task::spawn_blocking(|| down.heal()).await.unwrap();
@@ -42,7 +42,7 @@ async fn broker_sigstop_for_20_s_mid_load() {
     let mut s = Scenario::new("chaos-pause", 3, "").await;
     s.start("pause-a");
     let producing = s.produce(200 * scale(), 40.0);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.wait_for_progress().await;
     let frozen = Fault::strike(&["broker", "pause"], &["broker", "resume"]);
     tokio::time::sleep(Duration::from_secs(20)).await;
     frozen.heal();
@@ -70,7 +70,7 @@ async fn a_frozen_instance_writes_nothing_after_its_partitions_moved() {
     let frozen = s.start("freeze-a");
     s.start("freeze-b");
     let producing = s.produce(150 * scale(), 50.0);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.wait_for_progress().await;
     signal(&s.services[frozen], "STOP");
     // Past the session timeout, and past the two-second step timeouts it holds.
     tokio::time::sleep(Duration::from_secs(15)).await;
@@ -115,7 +115,7 @@ async fn a_paused_partition_resumes_after_a_rebalance() {
     let ids = produce_anomalies_from(&topics.anomalies, n, 50, 31).await;
     let first = Service::start(&config, "backlog-a", dir.path());
     // Wait until it is working through the backlog, with far more fetched than its queue holds.
-    wait_for_log(&first, "partitions assigned", Duration::from_secs(30));
+    wait_for_log(&first, "partitions assigned", Duration::from_secs(120));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let standby = Service::start(&config, "backlog-b", dir.path());
     let address = http_address(&standby);
@@ -199,7 +199,16 @@ async fn aura_produce_rides_through_a_broker_restart() {
         "600000",
     ];
     let mut producer = Service::spawn(&args, "produce", dir.path());
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Struck once records flow, so some are in flight however slowly the producer starts.
+    let flowing = topic.clone();
+    let first = tokio::task::spawn_blocking(move || {
+        read_committed(&flowing, Duration::from_secs(120), |r| !r.is_empty()).len()
+    });
+    assert!(
+        first.await.unwrap() > 0,
+        "aura produce published nothing\n{}",
+        producer.log_text()
+    );
     let down = Fault::strike(&["broker", "kill"], &["broker", "start"]);
     tokio::time::sleep(Duration::from_secs(2)).await;
     tokio::task::spawn_blocking(|| down.heal()).await.unwrap();
@@ -266,6 +275,7 @@ async fn three_instances_rolling_restart_then_sigkill() {
         s.start(id);
     }
     let producing = s.produce(600 * scale(), 20.0);
+    s.wait_for_progress().await;
     for (i, id) in ["roll-a", "roll-b", "roll-c"].iter().enumerate() {
         tokio::time::sleep(Duration::from_secs(6)).await;
         assert!(

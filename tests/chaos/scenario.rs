@@ -182,6 +182,18 @@ impl Scenario {
         })
     }
 
+    /// Waits until a first saga event is committed, so a fault struck next finds work in
+    /// flight however slowly the services start on a loaded machine.
+    pub async fn wait_for_progress(&self) {
+        let sagas = self.topics.sagas.clone();
+        let seen = tokio::task::spawn_blocking(move || {
+            read_committed(&sagas, Duration::from_secs(120), |r| !r.is_empty()).len()
+        })
+        .await
+        .unwrap();
+        assert!(seen > 0, "no saga event within 120 s\n{}", self.logs());
+    }
+
     /// Ends the scenario: what still runs is killed (a test stops, with its own assertion,
     /// the services whose clean stop it checks), then every topic of the test is deleted.
     pub async fn finish(self) {
