@@ -27,6 +27,12 @@ impl Rejection {
         }
     }
 
+    /// A store's changelog record that the processor could not read back on restore (one of
+    /// another version, say): the state it held is dropped, and this dead letter keeps it.
+    pub fn changelog_unreadable(reason: impl Into<String>) -> Self {
+        Self::decode("changelog_unreadable", reason)
+    }
+
     /// The record decoded but breaks a data contract.
     pub fn validate(code: impl Into<String>, reason: impl Into<String>) -> Self {
         Self {

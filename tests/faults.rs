@@ -2,6 +2,8 @@
 //! finding describes (it failed on the code before its fix) and that it is gone.
 
 mod common;
+#[path = "faults/unreadable_changelog.rs"]
+mod unreadable_changelog;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -8,10 +8,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use aura::codec::Codec;
-use aura::config::TopicsConfig;
+use aura::config::Config;
 use aura::model::{AgentCommand, AgentResult, AgentVote, TdaAnomaly, TdaContext};
-use aura::processor::{AnomalyRouter, RouterSettings};
+use aura::processor::Processor;
 use aura::runtime::{InputRecord, RecordHandler};
+use aura::topology::Topology;
 use aura::semantic::{Engine, PatternLibrary, SemanticConfig};
 use aura::telemetry::Metrics;
 use libfuzzer_sys::fuzz_target;
@@ -19,17 +20,25 @@ use libfuzzer_sys::fuzz_target;
 struct Path {
     codec: Codec,
     handler: RecordHandler,
-    engine: Arc<Engine>,
+    /// The anomaly topic of the default configuration.
+    topic: String,
+    /// The service's own incident tasks (route, correlate, sagas), as `aura run` builds them.
+    make: Box<dyn Fn(i32) -> Box<dyn Processor> + Send + Sync>,
 }
 
 fn path() -> &'static Path {
     static PATH: OnceLock<Path> = OnceLock::new();
     PATH.get_or_init(|| {
         let codec = Codec::embedded();
+        let config = Config::default();
+        let metrics = Metrics::new();
+        let engine = Arc::new(Engine::new(SemanticConfig::default(), PatternLibrary::builtin()));
         Path {
-            handler: RecordHandler::new(codec.clone(), TopicsConfig::default(), "fuzz", Metrics::new()),
+            handler: RecordHandler::new(codec.clone(), Topology::new(&config), metrics.clone()),
             codec,
-            engine: Arc::new(Engine::new(SemanticConfig::default(), PatternLibrary::builtin())),
+            topic: config.topics.anomalies.clone(),
+            make: aura::app::incident_tasks(&config, &metrics, Arc::default(), engine, 1)
+                .expect("the default configuration builds its tasks"),
         }
     })
 }
@@ -52,7 +61,7 @@ fuzz_target!(|data: &[u8]| {
     framed.extend_from_slice(data);
     for value in [data.to_vec(), framed] {
         let record = InputRecord {
-            topic: "tda.anomalies".into(),
+            topic: p.topic.clone(),
             partition: 0,
             offset: 0,
             key: Some(b"corr-1".to_vec()),
@@ -61,8 +70,8 @@ fuzz_target!(|data: &[u8]| {
             headers: vec![],
         };
         let decoded = block_on(p.handler.decode(&record));
-        let mut router = AnomalyRouter::new(RouterSettings::default(), Arc::default(), p.engine.clone());
-        let outputs = p.handler.handle(&mut router, &record, decoded, 1_000_000, Instant::now());
+        let mut task = (p.make)(0);
+        let outputs = p.handler.handle(task.as_mut(), &record, decoded, 1_000_000, Instant::now());
         assert!(!outputs.is_empty(), "every record ends as outputs or a dead letter");
     }
 });

@@ -91,6 +91,7 @@ fuzz_target!(|data: &[u8]| {
                     output: output.into_iter().collect(),
                     error: None,
                     finished_at: now,
+                    proof: None,
                 };
                 commands.extend(store.on_result(engine, &r, now).commands().cloned());
             }
@@ -107,6 +108,7 @@ fuzz_target!(|data: &[u8]| {
                     output: HashMap::new(),
                     error: Some("fuzz".into()),
                     finished_at: now,
+                    proof: None,
                 };
                 commands.extend(store.on_result(engine, &r, now).commands().cloned());
             }

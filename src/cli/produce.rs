@@ -59,8 +59,9 @@ pub struct ProduceArgs {
     dataset_out: Option<PathBuf>,
     /// How long a record may wait for the broker before it counts as not delivered
     /// (librdkafka's message.timeout.ms). A broker restart shorter than this loses nothing
-    /// (the producer is idempotent, so nothing is written twice either); what is still
-    /// undelivered then is counted, and the command ends with an error that says how many.
+    /// (the producer is idempotent; still, a record was once seen written twice across a
+    /// broker SIGKILL); what is still undelivered then is counted, and the command ends with
+    /// an error that says how many.
     #[arg(long, default_value_t = 120_000)]
     delivery_timeout_ms: u64,
 }

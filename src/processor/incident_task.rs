@@ -21,7 +21,9 @@ use crate::runtime::partitioner::partition_for;
 
 use super::dispatch::Dispatcher;
 use super::incidents::{Correlation, IncidentStore, INCIDENT_STORE};
-use super::{AnomalyRouter, Event, Output, ProcessError, Processor, SagaProcessor, SAGA_STORE};
+use super::{
+    AnomalyRouter, Event, Output, ProcessError, Processor, SagaProcessor, Unreadable, SAGA_STORE,
+};
 
 /// How often closed incidents are swept from the store.
 const EXPIRY_EVERY_MS: i64 = 1_000;
@@ -242,12 +244,36 @@ impl Processor for IncidentTask {
     }
 
     fn restore(&mut self, store: &str, key: &str, value: Option<&[u8]>) {
+        // Unreadable records are only reported through `try_restore`.
+        let _ = self.try_restore(store, key, value);
+    }
+
+    fn try_restore(
+        &mut self,
+        store: &str,
+        key: &str,
+        value: Option<&[u8]>,
+    ) -> Result<(), Unreadable> {
         match (store, &mut self.sagas) {
-            (INCIDENT_STORE, _) => {
-                self.incidents.restore(&self.correlation, key, value);
+            (INCIDENT_STORE, _) => self
+                .incidents
+                .restore(&self.correlation, key, value)
+                .map_err(|e| Unreadable(format!("not an incident store record: {e}"))),
+            (SAGA_STORE, Some(sagas)) => {
+                sagas.restore(store, key, value);
+                match value {
+                    // The saga store drops a record it cannot read without saying why; only
+                    // then is the record decoded again, for the reason.
+                    Some(v) if sagas.store().record(key).is_none() => {
+                        match serde_json::from_slice::<crate::saga::SagaState>(v) {
+                            Err(e) => Err(Unreadable(format!("not a saga state: {e}"))),
+                            Ok(_) => Ok(()),
+                        }
+                    }
+                    _ => Ok(()),
+                }
             }
-            (SAGA_STORE, Some(sagas)) => sagas.restore(store, key, value),
-            _ => {}
+            _ => Ok(()),
         }
     }
 
@@ -422,5 +448,57 @@ mod tests {
         restored.on_tick(T0 + 1 + gap, &mut out);
         assert!(out.iter().any(|o| matches!(o,
             Output::State { store, key, value: None } if *store == INCIDENT_STORE && key == "k")));
+    }
+
+    #[test]
+    fn an_unreadable_changelog_record_is_refused_with_its_reason_and_drops_its_key() {
+        let mut t = task(true, ONE);
+        let mut out = Vec::new();
+        t.process(Event::Anomaly(anomaly("a-1", "k", T0)), T0, &mut out)
+            .unwrap();
+        let state = |store: &str| {
+            out.iter()
+                .find_map(|o| match o {
+                    Output::State {
+                        store: s,
+                        key,
+                        value: Some(v),
+                    } if *s == store => Some((key.clone(), v.clone())),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        let (incident_key, incident) = state(INCIDENT_STORE);
+        let (saga_id, saga) = state(SAGA_STORE);
+
+        let mut restored = task(true, ONE);
+        assert_eq!(
+            restored.try_restore(INCIDENT_STORE, &incident_key, Some(&incident)),
+            Ok(())
+        );
+        assert_eq!(
+            restored.try_restore(SAGA_STORE, &saga_id, Some(&saga)),
+            Ok(())
+        );
+        assert_eq!(restored.try_restore(SAGA_STORE, "gone", None), Ok(()));
+        let refused = restored.try_restore(INCIDENT_STORE, &incident_key, Some(b"{\"open\": 7}"));
+        assert!(refused
+            .unwrap_err()
+            .0
+            .starts_with("not an incident store record"));
+        assert!(
+            restored.query(INCIDENT_STORE, &incident_key).is_none(),
+            "the key is dropped"
+        );
+        // A saga record whose header reads but whose body does not (another version's).
+        let other_version = br#"{"saga_id":"s-9","status":"Running"}"#;
+        let refused = restored.try_restore(SAGA_STORE, "s-9", Some(other_version));
+        assert!(refused.unwrap_err().0.starts_with("not a saga state"));
+        let refused = restored.try_restore(SAGA_STORE, &saga_id, Some(b"\xff"));
+        assert!(refused.is_err());
+        assert!(
+            restored.query(SAGA_STORE, &saga_id).is_none(),
+            "the key is dropped"
+        );
     }
 }

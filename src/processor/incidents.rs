@@ -156,21 +156,25 @@ impl IncidentStore {
     }
 
     /// Applies a changelog record read back in a restore; `None` or an unreadable record
-    /// drops the key. Returns whether the record was readable.
-    pub fn restore(&mut self, config: &CorrelationConfig, key: &str, value: Option<&[u8]>) -> bool {
+    /// drops the key. An unreadable record's error says why.
+    pub fn restore(
+        &mut self,
+        config: &CorrelationConfig,
+        key: &str,
+        value: Option<&[u8]>,
+    ) -> Result<(), serde_json::Error> {
         let old = self.keys.remove(key).map(|e| close_at(&e, config));
-        let parsed = value.map(serde_json::from_slice::<KeyIncidents>);
-        let ok = !matches!(parsed, Some(Err(_)));
-        let new = match parsed {
+        let (new, readable) = match value.map(serde_json::from_slice::<KeyIncidents>) {
             Some(Ok(entry)) if !entry.open.is_empty() => {
                 let close = close_at(&entry, config);
                 self.keys.insert(key.to_string(), entry);
-                close
+                (close, Ok(()))
             }
-            _ => None,
+            Some(Err(e)) => (None, Err(e)),
+            _ => (None, Ok(())),
         };
         self.reindex(key, old.flatten(), new);
-        ok
+        readable
     }
 
     /// The key's open incidents, for state queries.
@@ -351,10 +355,10 @@ mod tests {
         assert_eq!(s.expire(T0 + c.gap_ms), vec!["a".to_string()]);
 
         let mut restored = IncidentStore::default();
-        assert!(restored.restore(&c, "a", Some(&record)));
+        assert!(restored.restore(&c, "a", Some(&record)).is_ok());
         assert_eq!(restored.open("a").unwrap()[0].diagram, vec![(1, 0.1, 0.9)]);
         assert_eq!(restored.expire(T0 + c.gap_ms), vec!["a".to_string()]);
-        assert!(!restored.restore(&c, "x", Some(b"not json")));
+        assert!(restored.restore(&c, "x", Some(b"not json")).is_err());
         assert!(restored.is_empty());
     }
 }

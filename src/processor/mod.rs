@@ -108,6 +108,11 @@ pub enum ProcessError {
     Unauthenticated(#[from] crate::auth::Rejection),
 }
 
+/// A changelog record that a restore could not read back, and why.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{0}")]
+pub struct Unreadable(pub String);
+
 /// One step of the stream: events in, outputs out.
 ///
 /// Processors are owned by one partition's task, so `&mut self` needs no locking; anything
@@ -136,6 +141,20 @@ pub trait Processor: Send {
 
     /// Applies one changelog record while restoring; `None` is a tombstone.
     fn restore(&mut self, _store: &str, _key: &str, _value: Option<&[u8]>) {}
+
+    /// [`Processor::restore`], saying when the record could not be read back (a record of
+    /// another version, say). The processor has then dropped the key, as for a tombstone: its
+    /// older state is stale. The runtime sends the record to the dead-letter topic with the
+    /// reason and the task goes on. By default every record is readable.
+    fn try_restore(
+        &mut self,
+        store: &str,
+        key: &str,
+        value: Option<&[u8]>,
+    ) -> Result<(), Unreadable> {
+        self.restore(store, key, value);
+        Ok(())
+    }
 
     /// A read-only view of `key` in one of [`Processor::stores`], for state queries over HTTP;
     /// `None` when the store does not hold the key.

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use aura::codec::Codec;
 use aura::generator::{Generator, Synthetic};
 use aura::model::AgentCommand;
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
 
@@ -26,10 +28,14 @@ pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
 
 /// `scripts/stack <args>` on the stack the tests run against (`AURA_STACK_DIR`).
 pub fn stack(args: &[&str]) {
+    assert!(try_stack(args), "scripts/stack {args:?} failed");
+}
+
+fn try_stack(args: &[&str]) -> bool {
     let dir = std::env::var("AURA_STACK_DIR")
         .expect("AURA_STACK_DIR is not set: chaos tests stop the broker of the stack they run on; run them with scripts/test");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/stack");
-    let status = Command::new("bash")
+    Command::new("bash")
         .arg(script)
         .args(args)
         .env("AURA_STACK_DIR", dir)
@@ -37,8 +43,40 @@ pub fn stack(args: &[&str]) {
         // can take minutes.
         .env("AURA_STACK_TIMEOUT", "300")
         .status()
-        .unwrap();
-    assert!(status.success(), "scripts/stack {args:?} failed");
+        .is_ok_and(|s| s.success())
+}
+
+/// A fault struck on the stack (`broker kill`, `broker pause`, `registry pause`) that is
+/// undone when dropped, even by a test that fails before undoing it: the tests after it, and
+/// the test binaries after this one, must find the broker and the registry running.
+pub struct Fault {
+    undo: Option<&'static [&'static str]>,
+}
+
+impl Fault {
+    /// Strikes `args`; `undo` is the command that heals it.
+    pub fn strike(args: &[&str], undo: &'static [&'static str]) -> Self {
+        stack(args);
+        Self { undo: Some(undo) }
+    }
+
+    /// Heals the fault now (blocking: a broker start waits until the broker serves).
+    pub fn heal(mut self) {
+        if let Some(undo) = self.undo.take() {
+            stack(undo);
+        }
+    }
+}
+
+impl Drop for Fault {
+    fn drop(&mut self) {
+        if let Some(undo) = self.undo.take() {
+            // No assertion here: a panic while the test already panics would abort the run.
+            if !try_stack(undo) {
+                eprintln!("chaos: could not heal the stack with scripts/stack {undo:?}");
+            }
+        }
+    }
 }
 
 pub struct Scenario {
@@ -167,6 +205,32 @@ impl Scenario {
         })
     }
 
+    /// Waits until a first saga event is committed, so a fault struck next finds work in
+    /// flight however slowly the services start on a loaded machine.
+    pub async fn wait_for_progress(&self) {
+        let sagas = self.topics.sagas.clone();
+        let seen = tokio::task::spawn_blocking(move || {
+            read_committed(&sagas, Duration::from_secs(120), |r| !r.is_empty()).len()
+        })
+        .await
+        .unwrap();
+        assert!(seen > 0, "no saga event within 120 s\n{}", self.logs());
+    }
+
+    /// Ends the scenario: what still runs is killed (a test stops, with its own assertion,
+    /// the services whose clean stop it checks), then every topic of the test is deleted.
+    pub async fn finish(self) {
+        let Scenario {
+            topics,
+            agents,
+            services,
+            ..
+        } = self;
+        services.into_iter().for_each(Service::kill);
+        agents.kill();
+        delete_topics_of(&topics.anomalies).await;
+    }
+
     /// Every service's and the agents' log tails, for a failed assertion.
     pub fn logs(&self) -> String {
         let tail = |t: String| {
@@ -264,4 +328,37 @@ pub fn signal(service: &Service, sig: &str) {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// Deletes every topic whose name holds the run id that ends `any_topic` (a test's own
+/// topics and those its services created), so that a later broker restart in this binary has
+/// fewer partitions to recover: after a SIGKILL the broker recovers every partition, and late
+/// in a CI run that took minutes. Nothing may still use them: a client's metadata request
+/// would create them again (the test stack auto-creates topics).
+pub async fn delete_topics_of(any_topic: &str) {
+    let run = &any_topic[any_topic.len().saturating_sub(12)..];
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .unwrap();
+    let metadata = admin
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(30))
+        .expect("the broker lists its topics");
+    let names: Vec<String> = metadata
+        .topics()
+        .iter()
+        .map(|t| t.name().to_string())
+        .filter(|name| name.ends_with(run) || name.contains(&format!("-{run}-")))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let deleted = admin
+        .delete_topics(&names, &AdminOptions::new())
+        .await
+        .expect("the broker takes the deletion");
+    for result in deleted {
+        if let Err((topic, e)) = result {
+            eprintln!("chaos: could not delete {topic}: {e}");
+        }
+    }
 }

@@ -1,16 +1,11 @@
 //! One task per partition of a sub-topology: restore the processor's stores from their
-//! changelogs, then process records in offset order, one at a time, and fire timers on ticks.
+//! changelogs (see [`super::restore`]), then process records in offset order, one at a time, and fire timers on ticks.
 //! Between two records a task with stores answers state queries (see [`crate::runtime::queries`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
-use tracing::info;
 
 use crate::config::KafkaConfig;
 use crate::processor::Processor;
@@ -19,8 +14,8 @@ use crate::runtime::{InputRecord, Readiness, RecordHandler, StateQueries};
 
 use super::committer::Committer;
 use super::output_size::SizeLimit;
-use super::table_loader::EofIsNormal;
-use super::{clients, RuntimeError};
+use super::restore::restore;
+use super::RuntimeError;
 
 /// How often a task fires its processor's due timers.
 const TICK: Duration = Duration::from_millis(20);
@@ -77,24 +72,36 @@ pub async fn run(task: Task) {
                 .map(|s| (*s, internal.changelog(s)))
                 .collect();
             restore(&kafka, partition, &changelogs, processor.as_mut())
-                .map(|records| (processor, records))
+                .map(|restored| (processor, restored))
         })
         .await
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
         readiness.restoring(-1);
-        match restored {
-            Ok((p, records)) => {
-                let m = handler.metrics();
-                m.restored_records.inc_by(records);
-                m.restore_seconds
-                    .observe(restore_started.elapsed().as_secs_f64());
-                p
-            }
+        let (p, restored) = match restored {
+            Ok(restored) => restored,
             Err(error) => {
                 let _ = failures.send(error).await;
                 return;
             }
+        };
+        let m = handler.metrics();
+        m.restored_records.inc_by(restored.records);
+        m.restore_seconds
+            .observe(restore_started.elapsed().as_secs_f64());
+        // States the processor could not read back: dead letters and tombstones, in the
+        // task's first transaction (see `restore`).
+        if restored.lost() > 0 {
+            let outputs = restored.outputs(&handler, crate::clock::now_ms());
+            let _gate = committer.enter_async().await;
+            if committer.epoch() != epoch {
+                return;
+            }
+            if let Err(error) = send_all(&committer, &outputs).await {
+                let _ = failures.send(error).await;
+                return;
+            }
         }
+        p
     };
     // Timers are part of a processor's state, so only processors with stores have any.
     let has_timers = !processor.stores().is_empty();
@@ -172,87 +179,4 @@ impl Drop for AbandonOnPanic<'_> {
             self.0.abandon();
         }
     }
-}
-
-/// Reads each store's changelog partition from the beginning to its current end into the
-/// processor. Only committed records are read, so an aborted transaction's state never is.
-fn restore(
-    kafka: &KafkaConfig,
-    partition: i32,
-    changelogs: &[(&'static str, String)],
-    processor: &mut dyn Processor,
-) -> Result<u64, RuntimeError> {
-    let started = Instant::now();
-    let mut records = 0u64;
-    for (store, topic) in changelogs {
-        // A consumer per changelog: events of one store's partition (an end-of-partition, a
-        // fetched record) left in a shared consumer's queue would end or corrupt the next
-        // store's restore, as every store of a task has the same partition number.
-        let consumer: BaseConsumer<EofIsNormal> = clients::restore_consumer(kafka)
-            .create_with_context(EofIsNormal)
-            .map_err(|e| RuntimeError::Client {
-                what: "restore consumer",
-                source: e,
-            })?;
-        let (low, high) = consumer
-            .fetch_watermarks(topic, partition, Duration::from_secs(10))
-            .map_err(|e| RuntimeError::Broker {
-                what: "changelog watermarks",
-                source: e,
-            })?;
-        if high <= low {
-            continue;
-        }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, partition, Offset::Beginning)
-            .expect("a fresh offset is valid");
-        consumer.assign(&tpl).map_err(|e| RuntimeError::Broker {
-            what: "changelog assign",
-            source: e,
-        })?;
-        loop {
-            // Short: when the partition ends in transaction markers, no record and sometimes
-            // no end-of-partition event says so, and only an empty poll leads to the position.
-            match consumer.poll(Duration::from_millis(10)) {
-                Some(Ok(m)) => {
-                    let key = m
-                        .key()
-                        .and_then(|k| std::str::from_utf8(k).ok())
-                        .unwrap_or_default();
-                    processor.restore(store, key, m.payload());
-                    records += 1;
-                    if m.offset() + 1 >= high {
-                        break;
-                    }
-                }
-                // Transaction markers take offsets too, so the last record can end before
-                // `high`: the partition's end says the rest.
-                Some(Err(KafkaError::PartitionEOF(_))) => break,
-                Some(Err(e)) => {
-                    return Err(RuntimeError::Broker {
-                        what: "changelog read",
-                        source: e,
-                    })
-                }
-                None if position(&consumer, topic, partition).unwrap_or(low) >= high => break,
-                None => {}
-            }
-        }
-    }
-    info!(
-        partition,
-        records,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "stores restored"
-    );
-    Ok(records)
-}
-
-/// The consumer's next offset in `topic`'s `partition`, once it has one.
-fn position(consumer: &BaseConsumer<EofIsNormal>, topic: &str, partition: i32) -> Option<i64> {
-    let positions = consumer.position().ok()?;
-    positions
-        .find_partition(topic, partition)?
-        .offset()
-        .to_raw()
 }
