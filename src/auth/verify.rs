@@ -57,6 +57,12 @@ pub enum Rejection {
     },
     #[error("result for command {command_id} answers no command this saga issued")]
     UnknownCommand { command_id: String },
+    #[error("vote {vote_id} answers no ballot this saga sent (the agent was not asked)")]
+    BallotNotSent { vote_id: String },
+    #[error("vote {vote_id} repeats a vote the saga already counted (replayed)")]
+    VoteReplayed { vote_id: String },
+    #[error("vote {vote_id} answers a ballot whose round is already decided")]
+    LateVote { vote_id: String },
 }
 
 impl Rejection {
@@ -68,9 +74,11 @@ impl Rejection {
             Self::RetiredKey { .. } => "auth_retired_key",
             Self::KeyOfAnotherType { .. } | Self::Forged { .. } => "auth_forged",
             Self::StaleIncarnation { .. } => "auth_stale_incarnation",
-            Self::Replayed { .. } => "auth_replayed",
-            Self::WrongAttempt { .. } => "auth_wrong_attempt",
-            Self::AgentNotAsked { .. } | Self::VoterNotAsked { .. } => "auth_agent_not_asked",
+            Self::Replayed { .. } | Self::VoteReplayed { .. } => "auth_replayed",
+            Self::WrongAttempt { .. } | Self::LateVote { .. } => "auth_wrong_attempt",
+            Self::AgentNotAsked { .. }
+            | Self::VoterNotAsked { .. }
+            | Self::BallotNotSent { .. } => "auth_agent_not_asked",
             Self::UnknownCommand { .. } => "auth_unknown_command",
         }
     }
@@ -133,6 +141,25 @@ pub fn rejection_for_ignored(result: &AgentResult, ignored: Ignored) -> Option<R
             got,
         },
         Ignored::Unknown | Ignored::NotAsked => Rejection::UnknownCommand { command_id },
+        Ignored::Invalid | Ignored::StaleTimer => return None,
+    })
+}
+
+/// The rejection for a correctly signed vote the saga machine ignored: a repeat, a vote after
+/// the decision, a ballot it never sent, or a voter of another type. A vote for an option the
+/// step does not offer is left to the saga processor (it is refused with or without auth).
+pub fn rejection_for_ignored_vote(vote: &AgentVote, ignored: Ignored) -> Option<Rejection> {
+    let vote_id = vote.vote_id.clone();
+    Some(match ignored {
+        Ignored::Duplicate => Rejection::VoteReplayed { vote_id },
+        Ignored::Late => Rejection::LateVote { vote_id },
+        Ignored::Rejected { expected, got } => Rejection::VoterNotAsked {
+            vote_id,
+            step: vote.step.clone(),
+            asked: vec![expected],
+            got,
+        },
+        Ignored::Unknown | Ignored::NotAsked => Rejection::BallotNotSent { vote_id },
         Ignored::Invalid | Ignored::StaleTimer => return None,
     })
 }

@@ -71,7 +71,10 @@ fn topics(config: &Config) -> Vec<String> {
             topics.push(o.topic.clone());
         }
     }
-    topics.push(config.topics.agent_votes.clone());
+    // Votes are a declared input when sagas are on; with sagas off Aura still creates the topic.
+    if !topics.contains(&config.topics.agent_votes) {
+        topics.push(config.topics.agent_votes.clone());
+    }
     topics.extend(topology.changelogs());
     topics
 }
