@@ -7,16 +7,23 @@
 //! - a vote no ballot asked for, or from an agent type the ballot did not ask, is dead-lettered
 //!   with `vote_not_asked`;
 //! - SIGKILL mid-consensus: the restarted instance restores the votes already counted, and every
-//!   decision is written exactly once.
+//!   decision is written exactly once;
+//! - with agent auth, `aura agents --keyring` votes signed and decides every saga, while
+//!   unsigned and forged votes are dead-lettered with their auth codes.
 //!
-//! The test casts the votes itself (its `aura agents` stay silent on ballots and answer every
-//! other command), so each saga gets exactly the votes its scenario needs. All sagas run
-//! `tests/workflows/consensus/triage.toml`; one service serves every scenario.
+//! Except with agent auth, the test casts the votes itself (its `aura agents` stay silent on
+//! ballots and answer every other command), so each saga gets exactly the votes its scenario
+//! needs. All sagas run
+//! `tests/workflows/consensus/triage.toml`; one service serves all the scenarios of the first test.
 
 mod common;
 #[allow(dead_code)]
 #[path = "saga_failures/history.rs"]
 mod history;
+#[path = "support/keys.rs"]
+mod keys;
+#[path = "support/voting.rs"]
+mod voting;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -24,15 +31,12 @@ use std::time::{Duration, Instant};
 
 use aura::codec::Codec;
 use aura::model::{
-    AgentCommand, AgentVote, ConsensusDecision, ConsensusOutcome as O, Coordination, DeadLetter,
-    SagaEvent, SagaEventKind as K,
+    AgentCommand, AgentVote, ConsensusDecision, ConsensusOutcome as O, DeadLetter, SagaEvent,
+    SagaEventKind as K,
 };
 use common::*;
 use history::*;
-use rdkafka::consumer::Consumer;
-use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
+use voting::*;
 
 /// The ballot action `aura agents` is told to leave alone.
 const BALLOT_ACTION: &str = "choose-remedy";
@@ -48,105 +52,6 @@ fn config(topics: &TestTopics, dir: &Path, workflows: &Path) -> PathBuf {
         workflows.display().to_string()
     );
     topics.write_config_with(dir, "exactly_once_v2", &extra)
-}
-
-/// Casts votes on `agent.votes` as an agent would: keyed by the ballot's `partition_key`, with
-/// Kafka's default (murmur2) partitioner, so each vote reaches the saga's partition.
-struct Voter {
-    producer: FutureProducer,
-    codec: Codec,
-    topic: String,
-}
-
-impl Voter {
-    async fn new(topic: &str) -> Self {
-        let codec = Codec::with_registry(&registry(), &[(topic, "aura.v1.AgentVote")])
-            .await
-            .unwrap();
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap())
-            .set("partitioner", "murmur2_random")
-            .create()
-            .unwrap();
-        Self {
-            producer,
-            codec,
-            topic: topic.to_string(),
-        }
-    }
-
-    async fn send(&self, key: &str, vote: &AgentVote) {
-        let value = self.codec.encode(&self.topic, vote).unwrap();
-        self.producer
-            .send(
-                FutureRecord::to(&self.topic).key(key).payload(&value),
-                Duration::from_secs(10),
-            )
-            .await
-            .map_err(|(e, _)| e)
-            .unwrap();
-    }
-
-    /// `agent` votes `choice` on `ballot`.
-    async fn cast(&self, ballot: &AgentCommand, agent: &str, choice: &str) {
-        self.send(&ballot.partition_key, &vote(ballot, agent, choice))
-            .await;
-    }
-}
-
-fn vote(ballot: &AgentCommand, agent: &str, choice: &str) -> AgentVote {
-    AgentVote {
-        vote_id: ballot.command_id.clone(),
-        saga_id: ballot.saga_id.clone(),
-        step: ballot.step.clone(),
-        agent_id: agent.to_string(),
-        agent_type: ballot.agent_type,
-        choice: choice.to_string(),
-        weight: 1.0,
-        reason: "cast by tests/consensus.rs".into(),
-        cast_at: aura::clock::now_ms(),
-        proof: None,
-    }
-}
-
-/// Each saga's three ballots (in ballot order), once `sagas` sagas have sent theirs.
-async fn ballots(topic: &str, sagas: usize) -> BTreeMap<String, Vec<AgentCommand>> {
-    let codec = Codec::with_registry(&registry(), &[]).await.unwrap();
-    let consumer = committed_reader(topic);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut by_saga: BTreeMap<String, Vec<AgentCommand>> = BTreeMap::new();
-    let complete = |m: &BTreeMap<String, Vec<AgentCommand>>| {
-        m.len() >= sagas && m.values().all(|b| b.len() == 3)
-    };
-    while !complete(&by_saga) {
-        assert!(
-            Instant::now() < deadline,
-            "ballots of {} sagas seen",
-            by_saga.len()
-        );
-        let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let c: AgentCommand = codec.decode(m.payload().unwrap()).await.unwrap();
-        if c.coordination == Coordination::Consensus && c.action == BALLOT_ACTION {
-            by_saga.entry(c.saga_id.clone()).or_default().push(c);
-        }
-    }
-    consumer.unsubscribe();
-    for b in by_saga.values_mut() {
-        b.sort_by(|x, y| x.command_id.cmp(&y.command_id));
-    }
-    by_saga
-}
-
-/// Decisions by saga, read until at least `min` came and the topic was quiet, so a decision
-/// written twice would show.
-async fn decisions(topic: &str, min: usize) -> BTreeMap<String, Vec<ConsensusDecision>> {
-    let mut by_saga: BTreeMap<String, Vec<ConsensusDecision>> = BTreeMap::new();
-    for d in decode_topic::<ConsensusDecision>(topic, min).await {
-        by_saga.entry(d.saga_id.clone()).or_default().push(d);
-    }
-    by_saga
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -289,7 +194,7 @@ async fn votes_decide_tie_or_miss_quorum_and_escalate_and_are_counted_once() {
     ];
     let _agents = start_agents_with(&topics, dir.path(), &flags);
 
-    let ballots = ballots(&topics.commands, sagas).await;
+    let ballots = ballots(&topics.commands, sagas, BALLOT_ACTION).await;
     assert_eq!(ballots.len(), sagas);
     let voter = Voter::new(&topics.votes).await;
     let mut scenario_of = BTreeMap::new();
@@ -376,7 +281,7 @@ async fn a_sigkill_mid_consensus_resumes_and_each_decision_is_written_once() {
         BALLOT_ACTION,
     ];
     let _agents = start_agents_with(&topics, dir.path(), &flags);
-    let ballots = ballots(&topics.commands, sagas).await;
+    let ballots = ballots(&topics.commands, sagas, BALLOT_ACTION).await;
     let voter = Voter::new(&topics.votes).await;
 
     // Every saga gets its first vote, and the first instance counts it (its tally shows it).
@@ -446,4 +351,77 @@ async fn a_sigkill_mid_consensus_resumes_and_each_decision_is_written_once() {
         now.len()
     );
     assert!(second.stop().success());
+}
+
+/// With agent auth the votes of `aura agents --keyring` are signed for the saga's incarnation and
+/// decide every saga; an unsigned vote and a forged one per saga are dead letters with their
+/// codes, and the honest voters' late third votes are only counted (no dead letter).
+#[tokio::test(flavor = "multi_thread")]
+async fn with_agent_auth_signed_votes_decide_and_unsigned_or_forged_ones_are_dead_letters() {
+    let topics = TestTopics::new("consensus-auth");
+    create_topic(&topics.anomalies, 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (keyring_path, keyring) = keys::write_keyring(dir.path());
+    let config = config(&topics, dir.path(), &workflows());
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text += &format!("\n[agent_auth]\nkeyring = \"{}\"\n", keyring_path.display());
+    std::fs::write(&config, text).unwrap();
+    let sagas = 6;
+    produce_anomalies_from(&topics.anomalies, sagas as u64, 1_000_000_000_000_000, 95).await;
+    let service = Service::start(&config, "consensus-auth", dir.path());
+    let keyring_arg = keyring_path.to_str().unwrap();
+    let flags = [
+        "--latency-ms",
+        "200..400",
+        "--failure-rate",
+        "0",
+        "--keyring",
+        keyring_arg,
+    ];
+    let _agents = start_agents_with(&topics, dir.path(), &flags);
+
+    // Per saga an unsigned vote, and a vote signed for the ballot and then altered: refused
+    // on entry, whether they come before or after the agents' own votes.
+    let ballots = ballots(&topics.commands, sagas, BALLOT_ACTION).await;
+    let voter = Voter::new(&topics.votes).await;
+    for b in ballots.values() {
+        voter
+            .send(&b[0].partition_key, &vote(&b[0], "x-1", "remediate"))
+            .await;
+        let incarnation = b[1].proof.as_ref().expect("ballots are signed").incarnation;
+        let mut forged = vote(&b[1], "x-2", "remediate");
+        aura::auth::sign(&keyring, &mut forged, incarnation).unwrap();
+        forged.choice = "rollback".into();
+        voter.send(&b[1].partition_key, &forged).await;
+    }
+
+    let histories = saga_histories(
+        &topics.sagas,
+        sagas,
+        Duration::from_secs(2),
+        Duration::from_secs(90),
+    )
+    .await;
+    assert_eq!(histories.len(), sagas, "{}", service.log_text());
+    let decided = decisions(&topics.decisions, sagas).await;
+    assert_eq!(decided.len(), sagas);
+    for (saga, d) in &decided {
+        assert_eq!(d.len(), 1, "{saga}: {d:#?}");
+        assert_eq!((d[0].outcome, d[0].votes_cast), (O::Agreed, 2), "{d:#?}");
+        assert!(d[0].voters.iter().all(|v| v.starts_with("sim-")), "{d:#?}");
+        assert_eq!(histories[saga].last().map(|e| e.kind), Some(K::Completed));
+    }
+    let letters: Vec<DeadLetter> = decode_topic(&topics.dlq, 2 * sagas).await;
+    let mut codes: Vec<&str> = letters.iter().map(|l| l.error_class.as_str()).collect();
+    codes.sort();
+    let mut expected = vec!["auth_forged"; sagas];
+    expected.extend(vec!["auth_unsigned"; sagas]);
+    assert_eq!(codes, expected, "{letters:#?}");
+    let counted = vote_inputs(&service).await;
+    assert_eq!(
+        counted.get("applied"),
+        Some(&(2.0 * sagas as f64)),
+        "{counted:?}"
+    );
+    assert!(service.stop().success());
 }

@@ -61,8 +61,6 @@ pub enum Rejection {
     BallotNotSent { vote_id: String },
     #[error("vote {vote_id} repeats a vote the saga already counted (replayed)")]
     VoteReplayed { vote_id: String },
-    #[error("vote {vote_id} answers a ballot whose round is already decided")]
-    LateVote { vote_id: String },
 }
 
 impl Rejection {
@@ -75,7 +73,7 @@ impl Rejection {
             Self::KeyOfAnotherType { .. } | Self::Forged { .. } => "auth_forged",
             Self::StaleIncarnation { .. } => "auth_stale_incarnation",
             Self::Replayed { .. } | Self::VoteReplayed { .. } => "auth_replayed",
-            Self::WrongAttempt { .. } | Self::LateVote { .. } => "auth_wrong_attempt",
+            Self::WrongAttempt { .. } => "auth_wrong_attempt",
             Self::AgentNotAsked { .. }
             | Self::VoterNotAsked { .. }
             | Self::BallotNotSent { .. } => "auth_agent_not_asked",
@@ -145,14 +143,14 @@ pub fn rejection_for_ignored(result: &AgentResult, ignored: Ignored) -> Option<R
     })
 }
 
-/// The rejection for a correctly signed vote the saga machine ignored: a repeat, a vote after
-/// the decision, a ballot it never sent, or a voter of another type. A vote for an option the
-/// step does not offer is left to the saga processor (it is refused with or without auth).
+/// The rejection for a correctly signed vote the saga machine ignored: a repeat, a ballot it
+/// never sent, or a voter of another type. A late vote is genuine (the decision came as soon as
+/// it was sure, before every ballot was in) and only counted; a vote for an option the step
+/// does not offer is left to the saga processor (refused with or without auth).
 pub fn rejection_for_ignored_vote(vote: &AgentVote, ignored: Ignored) -> Option<Rejection> {
     let vote_id = vote.vote_id.clone();
     Some(match ignored {
         Ignored::Duplicate => Rejection::VoteReplayed { vote_id },
-        Ignored::Late => Rejection::LateVote { vote_id },
         Ignored::Rejected { expected, got } => Rejection::VoterNotAsked {
             vote_id,
             step: vote.step.clone(),
@@ -160,7 +158,7 @@ pub fn rejection_for_ignored_vote(vote: &AgentVote, ignored: Ignored) -> Option<
             got,
         },
         Ignored::Unknown | Ignored::NotAsked => Rejection::BallotNotSent { vote_id },
-        Ignored::Invalid | Ignored::StaleTimer => return None,
+        Ignored::Late | Ignored::Invalid | Ignored::StaleTimer => return None,
     })
 }
 

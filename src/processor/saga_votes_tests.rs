@@ -219,8 +219,11 @@ fn with_agent_auth_votes_must_be_signed_for_the_saga_and_not_replayed() {
     assert_eq!(cast(&mut p, genuine), Err("auth_replayed"));
     let decided = cast(&mut p, signed(vote(&b[1], "a-2", "rollback"), T0)).unwrap();
     assert!(decided.iter().any(|o| matches!(o, Output::Decision(_))));
+    // A genuine vote after the decision is late, not poison: counted, and nothing changes.
     assert_eq!(
         cast(&mut p, signed(vote(&b[2], "s-1", "rollback"), T0)),
-        Err("auth_wrong_attempt")
+        Ok(vec![])
     );
+    let late = m.sagas.inputs.with_label_values(&["vote", "late"]).get();
+    assert_eq!(late, 1);
 }
