@@ -15,6 +15,11 @@ use super::{Event, Output, ProcessError, Processor, SagaProcessor};
 
 const T0: i64 = 1_700_000_000_000;
 
+/// Routing's explanation, which the saga keeps phrase-coded and every command carries as is.
+const EXPLANATION: &str = "pattern x (confidence 0.90, raw 0.50); complexity 0.39 (entropy 0.77, \
+significant 0.39, entities 0.00, tags 0.25); route: workflow vote; coordination Consensus (no rule \
+fired: the workflow's default); layer Operational";
+
 /// Two analysts and a supervisor choose, quorum 2; a tie or no quorum fails the step.
 const VOTE: &str = r#"
 [workflows.vote]
@@ -73,7 +78,7 @@ fn ballots(p: &mut SagaProcessor) -> Vec<AgentCommand> {
         complexity: 0.2,
         attempt: 1,
         deadline: T0 + 60_000,
-        explanation: "test".into(),
+        explanation: EXPLANATION.into(),
         attributes: Default::default(),
         issued_at: T0,
         partition_key: "checkout".into(),
@@ -162,9 +167,12 @@ fn votes_reach_a_decision_output_and_poison_votes_are_refused_with_a_code() {
     );
     assert_eq!(Output::Decision(d.clone()).key(), "s1");
     // The decided edge runs: the rollback command goes out with the decision.
-    assert!(second
-        .iter()
-        .any(|o| matches!(o, Output::Command(c) if c.step == "rollback")));
+    let rollback = second.iter().find_map(|o| match o {
+        Output::Command(c) if c.step == "rollback" => Some(c),
+        _ => None,
+    });
+    assert_eq!(rollback.map(|c| c.explanation.as_str()), Some(EXPLANATION));
+    assert!(b.iter().all(|c| c.explanation == EXPLANATION));
     // The third ballot comes too late to change anything.
     assert_eq!(cast(&mut p, vote(&b[2], "s-1", "remediate")), Ok(vec![]));
 
