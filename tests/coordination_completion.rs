@@ -190,7 +190,10 @@ async fn ten_thousand_coordination_sagas_end_with_5_percent_failing_and_5_percen
     );
     assert_eq!(duplicates(&histories), 0);
     assert!(decisions > 0, "no consensus step decided");
-    assert!(by_end.get(&format!("{:?}", K::Completed)).is_some());
+    assert!(
+        by_end.contains_key(&format!("{:?}", K::Completed)),
+        "{by_end:?}"
+    );
     assert!(service.stop().success());
 }
 
