@@ -11,9 +11,11 @@
 //! read back under read_committed.
 //!
 //! The shipped workflows run with every duration (`*_ms`) divided by `AURA_COMPLETION_TIME_SCALE`
-//! (default 20), so silent agents' timeouts and backoffs take seconds, not minutes; their steps,
-//! edges, joins, quorums and retry counts are the shipped ones. `AURA_COMPLETION_SAGAS` changes
-//! the count (default 10,000).
+//! (default 10), so silent agents' timeouts and backoffs take seconds, not minutes; their steps,
+//! edges, joins, quorums and retry counts are the shipped ones. Incidents arrive at
+//! `AURA_COMPLETION_RATE` per second (default 50, about what one debug-built instance on a shared
+//! two-core machine keeps up with: a backlog would time steps out and compensate them instead).
+//! `AURA_COMPLETION_SAGAS` changes the count (default 10,000).
 
 mod common;
 #[allow(dead_code)]
@@ -78,8 +80,9 @@ fn scaled_workflows(dir: &Path, scale: u64) {
     }
 }
 
-/// `n` anomalies, the four archetypes in turn, each from a source of its own.
-async fn produce(topic: &str, n: u64) {
+/// `n` anomalies at `rate` per second, the four archetypes in turn, each from a source of its
+/// own.
+async fn produce(topic: &str, n: u64, rate: u64) {
     let codec = Codec::with_registry(&registry(), &[(topic, "aura.v1.TdaAnomaly")])
         .await
         .unwrap();
@@ -95,7 +98,10 @@ async fn produce(topic: &str, n: u64) {
         .map(|(i, a)| Generator::for_scenario(a, 11 + i as u64, 0.1, 1 << 40, 0.0).unwrap())
         .collect();
     let mut pending = Vec::new();
+    let started = Instant::now();
     for i in 0..n as usize {
+        let due = started + Duration::from_secs_f64(i as f64 / rate.max(1) as f64);
+        tokio::time::sleep_until(due.into()).await;
         let anomaly = generators[i % ARCHETYPES.len()].anomaly(aura::clock::now_ms());
         let value = codec.encode(topic, &anomaly).unwrap();
         let key = anomaly.correlation_id.clone();
@@ -115,7 +121,8 @@ async fn produce(topic: &str, n: u64) {
 #[ignore = "minutes of broker time: run with --ignored (see the file's doc)"]
 async fn ten_thousand_coordination_sagas_end_with_5_percent_failing_and_5_percent_silent_agents() {
     let sagas = env_or("AURA_COMPLETION_SAGAS", 10_000);
-    let scale = env_or("AURA_COMPLETION_TIME_SCALE", 20);
+    let scale = env_or("AURA_COMPLETION_TIME_SCALE", 10);
+    let rate = env_or("AURA_COMPLETION_RATE", 50);
     let topics = TestTopics::new("completion");
     create_topic(&topics.anomalies, 3).await;
     let dir = tempfile::tempdir().unwrap();
@@ -127,8 +134,6 @@ async fn ten_thousand_coordination_sagas_end_with_5_percent_failing_and_5_percen
         workflows.display().to_string()
     );
     let config = topics.write_config_with(dir.path(), "exactly_once_v2", &extra);
-    let started = Instant::now();
-    produce(&topics.anomalies, sagas).await;
     let service = Service::start(&config, "completion", dir.path());
     let flags = [
         "--latency-ms",
@@ -141,6 +146,8 @@ async fn ten_thousand_coordination_sagas_end_with_5_percent_failing_and_5_percen
         "0.2",
     ];
     let _agents = start_agents_with(&topics, dir.path(), &flags);
+    let started = Instant::now();
+    produce(&topics.anomalies, sagas, rate).await;
     let histories = saga_histories(
         &topics.sagas,
         sagas as usize,
@@ -150,7 +157,8 @@ async fn ten_thousand_coordination_sagas_end_with_5_percent_failing_and_5_percen
     .await;
     let elapsed = started.elapsed();
     let mut by_end: BTreeMap<String, usize> = BTreeMap::new();
-    let mut by_workflow: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_workflow: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let mut why: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     for h in histories.values() {
         let last = h.last().map(|e| e.kind).unwrap();
         let end = if is_terminal(last) {
@@ -158,8 +166,15 @@ async fn ten_thousand_coordination_sagas_end_with_5_percent_failing_and_5_percen
         } else {
             "unfinished".into()
         };
-        *by_end.entry(end).or_default() += 1;
-        *by_workflow.entry(h[0].workflow.clone()).or_default() += 1;
+        *by_end.entry(end.clone()).or_default() += 1;
+        *by_workflow.entry((h[0].workflow.clone(), end)).or_default() += 1;
+        // Why compensated sagas compensated: the first words of the reason.
+        if let Some(e) = h.iter().find(|e| e.kind == K::Compensating) {
+            let reason = e.reason.clone().unwrap_or_default();
+            let cause: Vec<&str> = reason.split_whitespace().take(8).collect();
+            let causes = why.entry(h[0].workflow.clone()).or_default();
+            *causes.entry(cause.join(" ")).or_default() += 1;
+        }
     }
     let ended = histories
         .values()
@@ -174,11 +189,13 @@ async fn ten_thousand_coordination_sagas_end_with_5_percent_failing_and_5_percen
     .len();
     eprintln!(
         "completion: {ended} of {sagas} sagas ended ({:.2}%) in {:.0} s (durations / {scale}); \
-{by_end:?}; workflows {by_workflow:?}; {decisions} consensus decisions; {} duplicated events",
+{by_end:?}; workflows {by_workflow:?}; {decisions} consensus decisions; {} duplicated events \
+(rate {rate}/s)",
         100.0 * ended as f64 / sagas as f64,
         elapsed.as_secs_f64(),
         duplicates(&histories),
     );
+    eprintln!("completion: why sagas compensated: {why:#?}");
     assert_eq!(
         histories.len() as u64,
         sagas,
