@@ -120,6 +120,8 @@ fn topology_graph_draws_the_services_own_topology() {
     for topic in [
         "tda.anomalies",
         "agent.results",
+        "agent.votes",
+        "orchestration.decisions",
         "agent.registry",
         "orchestration.flags",
         "orchestration.commands",
