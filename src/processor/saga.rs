@@ -1,7 +1,7 @@
 //! The saga processor: one partition's sagas, keyed by saga id. Routed incidents start or
 //! join sagas ([`SagaProcessor::on_incident`], called by [`super::IncidentTask`] in the same
-//! task and transaction), agent results move them on, and due timers (timeouts, retries,
-//! expiry) fire on ticks. Every changed saga is written through to the `sagas` store's changelog in the same
+//! task and transaction), agent results and votes (`agent.votes`, counted by consensus steps)
+//! move them on, and due timers (timeouts, retries, expiry) fire on ticks. Every changed saga is written through to the `sagas` store's changelog in the same
 //! transaction as the records it caused.
 //!
 //! It also keeps this task's share of the saga gauges ([`GaugeShare`]) and counts each input's
