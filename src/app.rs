@@ -106,10 +106,7 @@ pub async fn run_on_kafka(
     };
     let make_task = incident_tasks(config, &metrics, contexts.clone(), engine, plan.partitions)?;
     let t = &topology;
-    let mut home_inputs = vec![t.internal.rekey.clone()];
-    if config.sagas.enabled {
-        home_inputs.push(config.topics.agent_results.clone());
-    }
+    let mut home_inputs = t.incident_inputs();
     let mut subtopologies = if plan.one_hop {
         home_inputs.insert(0, config.topics.anomalies.clone());
         vec![SubTopology {

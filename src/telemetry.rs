@@ -76,8 +76,9 @@ pub struct SagaMetrics {
     pub active: IntGauge,
     /// `aura_saga_timers_pending`: step timeouts, retries and expiries waiting to fire.
     pub timers_pending: IntGauge,
-    /// `aura_saga_inputs_total{input, outcome}`: saga triggers and agent results by what they
-    /// did: `applied`, or why they were ignored (`duplicate`, `late`, `unknown`, `rejected`).
+    /// `aura_saga_inputs_total{input, outcome}`: saga triggers, agent results and votes by what
+    /// they did: `applied`, or why they were ignored (`duplicate`, `late`, `unknown`,
+    /// `rejected`, `not_asked`, `invalid`).
     pub inputs: IntCounterVec,
 }
 
@@ -166,7 +167,7 @@ impl Metrics {
             ),
             inputs: counter_vec(
                 "saga_inputs_total",
-                "Saga triggers and agent results by outcome",
+                "Saga triggers, agent results and votes by outcome",
                 &["input", "outcome"],
             ),
         };

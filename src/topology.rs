@@ -20,6 +20,8 @@ pub enum Input {
     Rekeyed,
     /// `AgentResult` records.
     AgentResults,
+    /// `AgentVote` records for consensus steps, keyed and partitioned like results.
+    AgentVotes,
     /// `TdaContext` rows, a table every instance reads in full.
     Context,
     /// `AgentRegistration` rows: the live agent registry, a table.
@@ -49,6 +51,7 @@ pub enum OutputKind {
     SagaEvent,
     Compensation,
     Escalation,
+    Decision,
     DeadLetter,
 }
 
@@ -61,6 +64,7 @@ impl OutputKind {
             Output::SagaEvent(_) => Self::SagaEvent,
             Output::Compensation(_) => Self::Compensation,
             Output::Escalation(_) => Self::Escalation,
+            Output::Decision(_) => Self::Decision,
             Output::State { .. } | Output::GlobalState { .. } | Output::Trace(_) => return None,
         })
     }
@@ -173,6 +177,12 @@ impl Topology {
                 "aura.v1.AgentResult",
                 Reading::Stream,
             ));
+            inputs.push(input(
+                Input::AgentVotes,
+                &t.agent_votes,
+                "aura.v1.AgentVote",
+                Reading::Stream,
+            ));
             outputs.extend([
                 output(OutputKind::SagaEvent, &t.sagas, "aura.v1.SagaEvent"),
                 output(
@@ -181,6 +191,11 @@ impl Topology {
                     "aura.v1.CompensationCommand",
                 ),
                 output(OutputKind::Escalation, &t.escalations, "aura.v1.Escalation"),
+                output(
+                    OutputKind::Decision,
+                    &t.decisions,
+                    "aura.v1.ConsensusDecision",
+                ),
             ]);
             stores.push(SAGA_STORE);
         }
@@ -197,6 +212,21 @@ impl Topology {
     /// What `topic` carries, when the topology reads it.
     pub fn input(&self, topic: &str) -> Option<&InputDecl> {
         self.inputs.iter().find(|i| i.topic == topic)
+    }
+
+    /// The stream inputs the incident tasks read besides anomalies: the re-key topic, and with
+    /// sagas the agents' results and votes (all co-partitioned, docs/KEYS.md).
+    pub fn incident_inputs(&self) -> Vec<String> {
+        self.inputs
+            .iter()
+            .filter(|i| {
+                matches!(
+                    i.input,
+                    Input::Rekeyed | Input::AgentResults | Input::AgentVotes
+                )
+            })
+            .map(|i| i.topic.clone())
+            .collect()
     }
 
     /// The topic of an input kind.
@@ -314,6 +344,7 @@ mod tests {
             OutputKind::SagaEvent,
             OutputKind::Compensation,
             OutputKind::Escalation,
+            OutputKind::Decision,
             OutputKind::DeadLetter,
         ] {
             assert_eq!(
@@ -324,6 +355,18 @@ mod tests {
         assert_eq!(
             topology.input("agent.results").map(|i| i.input),
             Some(Input::AgentResults)
+        );
+        assert_eq!(
+            topology.input("agent.votes").map(|i| i.input),
+            Some(Input::AgentVotes)
+        );
+        assert_eq!(
+            topology.topic(OutputKind::Decision),
+            "orchestration.decisions"
+        );
+        assert_eq!(
+            topology.incident_inputs(),
+            vec!["aura-anomalies-repartition", "agent.results", "agent.votes"]
         );
         assert_eq!(
             topology
@@ -343,6 +386,11 @@ mod tests {
         config.sagas.enabled = false;
         let topology = Topology::new(&config);
         assert!(topology.input("agent.results").is_none());
+        assert!(topology.input("agent.votes").is_none());
+        assert_eq!(
+            topology.incident_inputs(),
+            vec!["aura-anomalies-repartition"]
+        );
         assert!(topology
             .outputs
             .iter()

@@ -94,6 +94,14 @@ fn the_demo_accounts_for_every_event() {
         n("sagas_completed") + n("sagas_compensated") + n("sagas_failed"),
         n("sagas_started")
     );
+    // The coordination steps ran on their inputs: ballots were answered on agent.votes and
+    // decided, crews went out; escalations are counted (a tie escalates).
+    assert!(
+        n("agent_votes") > 0 && n("consensus_decisions") > 0,
+        "{json}"
+    );
+    assert!(n("decisions_agreed") <= n("consensus_decisions"));
+    assert!(n("fan_outs") > 0 && json["escalations"].is_u64(), "{json}");
     assert!(
         stdout.contains("commands out") && stdout.contains("µs |"),
         "{stdout}"
@@ -112,6 +120,8 @@ fn topology_graph_draws_the_services_own_topology() {
     for topic in [
         "tda.anomalies",
         "agent.results",
+        "agent.votes",
+        "orchestration.decisions",
         "agent.registry",
         "orchestration.flags",
         "orchestration.commands",

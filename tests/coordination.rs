@@ -5,8 +5,7 @@
 //! outcome. Everything is read back under read_committed, and no saga event is duplicated.
 //!
 //! Every saga runs the `triage` workflow of `tests/workflows/<folder>/` (see its README for how
-//! routing is made to pick it). Consensus steps need `agent.votes` read by the service, which the
-//! topology does not do yet; their behaviours are tested on the engine (`src/saga/tests_vote.rs`).
+//! routing is made to pick it). Consensus steps have their own file, `tests/consensus.rs`.
 
 mod common;
 // Shared with `tests/saga_failures.rs`, which uses the rest of it.

@@ -6,12 +6,14 @@
 
 use std::sync::Arc;
 
-use crate::model::AgentResult;
+use crate::model::{AgentResult, AgentVote};
 use crate::saga::{Ignored, SagaOutput};
 
 use super::keys::Keyring;
 use super::sign::{sign, SignError};
-use super::verify::{rejection_for_ignored, verify_signature, Rejection};
+use super::verify::{
+    rejection_for_ignored, rejection_for_ignored_vote, verify_signature, Rejection,
+};
 
 #[derive(Debug, Clone)]
 pub struct AnswerGate {
@@ -41,6 +43,26 @@ impl AnswerGate {
     /// agent type it did not ask, a command it never issued) is refused too.
     pub fn judge(&self, result: &AgentResult, ignored: Option<Ignored>) -> Result<(), Rejection> {
         match ignored.and_then(|i| rejection_for_ignored(result, i)) {
+            Some(rejection) => Err(rejection),
+            None => Ok(()),
+        }
+    }
+
+    /// Before the saga sees `vote`: signed by a live key of its agent type, for the incarnation
+    /// of the saga that holds it (`None`: no saga holds this id, so no ballot was sent).
+    pub fn admit_vote(&self, vote: &AgentVote, incarnation: Option<i64>) -> Result<(), Rejection> {
+        verify_signature(&self.keyring, vote, incarnation)?;
+        if incarnation.is_none() {
+            return Err(Rejection::BallotNotSent {
+                vote_id: vote.vote_id.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// After the saga judged a signed `vote`: one it ignored is refused too, with why.
+    pub fn judge_vote(&self, vote: &AgentVote, ignored: Option<Ignored>) -> Result<(), Rejection> {
+        match ignored.and_then(|i| rejection_for_ignored_vote(vote, i)) {
             Some(rejection) => Err(rejection),
             None => Ok(()),
         }

@@ -25,7 +25,9 @@ pub use config::AgentAuthConfig;
 pub use gate::AnswerGate;
 pub use keys::{Key, KeyState, Keyring, KeyringError};
 pub use sign::{sign, SignError, Signable};
-pub use verify::{rejection_for_ignored, verify_signature, verify_vote, Rejection};
+pub use verify::{
+    rejection_for_ignored, rejection_for_ignored_vote, verify_signature, verify_vote, Rejection,
+};
 
 #[cfg(test)]
 mod tests;

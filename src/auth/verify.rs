@@ -57,6 +57,10 @@ pub enum Rejection {
     },
     #[error("result for command {command_id} answers no command this saga issued")]
     UnknownCommand { command_id: String },
+    #[error("vote {vote_id} answers no ballot this saga sent (the agent was not asked)")]
+    BallotNotSent { vote_id: String },
+    #[error("vote {vote_id} repeats a vote the saga already counted (replayed)")]
+    VoteReplayed { vote_id: String },
 }
 
 impl Rejection {
@@ -68,9 +72,11 @@ impl Rejection {
             Self::RetiredKey { .. } => "auth_retired_key",
             Self::KeyOfAnotherType { .. } | Self::Forged { .. } => "auth_forged",
             Self::StaleIncarnation { .. } => "auth_stale_incarnation",
-            Self::Replayed { .. } => "auth_replayed",
+            Self::Replayed { .. } | Self::VoteReplayed { .. } => "auth_replayed",
             Self::WrongAttempt { .. } => "auth_wrong_attempt",
-            Self::AgentNotAsked { .. } | Self::VoterNotAsked { .. } => "auth_agent_not_asked",
+            Self::AgentNotAsked { .. }
+            | Self::VoterNotAsked { .. }
+            | Self::BallotNotSent { .. } => "auth_agent_not_asked",
             Self::UnknownCommand { .. } => "auth_unknown_command",
         }
     }
@@ -134,6 +140,25 @@ pub fn rejection_for_ignored(result: &AgentResult, ignored: Ignored) -> Option<R
         },
         Ignored::Unknown | Ignored::NotAsked => Rejection::UnknownCommand { command_id },
         Ignored::Invalid | Ignored::StaleTimer => return None,
+    })
+}
+
+/// The rejection for a correctly signed vote the saga machine ignored: a repeat, a ballot it
+/// never sent, or a voter of another type. A late vote is genuine (the decision came as soon as
+/// it was sure, before every ballot was in) and only counted; a vote for an option the step
+/// does not offer is left to the saga processor (refused with or without auth).
+pub fn rejection_for_ignored_vote(vote: &AgentVote, ignored: Ignored) -> Option<Rejection> {
+    let vote_id = vote.vote_id.clone();
+    Some(match ignored {
+        Ignored::Duplicate => Rejection::VoteReplayed { vote_id },
+        Ignored::Rejected { expected, got } => Rejection::VoterNotAsked {
+            vote_id,
+            step: vote.step.clone(),
+            asked: vec![expected],
+            got,
+        },
+        Ignored::Unknown | Ignored::NotAsked => Rejection::BallotNotSent { vote_id },
+        Ignored::Late | Ignored::Invalid | Ignored::StaleTimer => return None,
     })
 }
 

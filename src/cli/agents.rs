@@ -239,14 +239,15 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
         } else {
             match codec.decode::<AgentCommand>(bytes).await {
                 Ok(c) => match authentic(keyring.as_ref(), &c) {
-                    Ok(_) if is_ballot(&c) => {
+                    Ok(incarnation) if is_ballot(&c) => {
                         let key = key_of(&c.partition_key, &c.saga_id);
+                        let signer = keyring.as_ref().zip(incarnation);
                         cast_vote(
                             &mut agents,
                             &c,
                             now,
                             (&producer, &codec, &args.votes_topic),
-                            key,
+                            (key, signer),
                         );
                         continue;
                     }
@@ -332,17 +333,24 @@ async fn send(
 }
 
 /// Votes on a ballot, after the drawn latency, keyed by the ballot's `partition_key`
-/// (docs/KEYS.md) so the vote lands in the saga's partition.
+/// (docs/KEYS.md) so the vote lands in the saga's partition. With a keyring the vote is signed
+/// for the ballot's incarnation, as Aura verifies votes like results.
 fn cast_vote(
     agents: &mut SimulatedAgents,
     ballot: &AgentCommand,
     now: i64,
     (producer, codec, topic): (&FutureProducer, &Codec, &str),
-    key: String,
+    (key, signer): (String, Option<(&Keyring, i64)>),
 ) {
-    let Some((due, vote)) = agents.vote(ballot, now) else {
+    let Some((due, mut vote)) = agents.vote(ballot, now) else {
         return;
     };
+    if let Some((keyring, incarnation)) = signer {
+        if let Err(e) = sign(keyring, &mut vote, incarnation) {
+            warn!(vote_id = %vote.vote_id, error = %e, "vote not signed; not sent");
+            return;
+        }
+    }
     let (producer, codec, topic) = (producer.clone(), codec.clone(), topic.to_string());
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis((due - now).max(0) as u64)).await;

@@ -12,7 +12,9 @@ use serde::Serialize;
 use crate::codec::Codec;
 use crate::config::Config;
 use crate::generator::Generator;
-use crate::model::{CorrelationEvent, SagaEvent, SagaEventKind};
+use crate::model::{
+    AgentCommand, ConsensusDecision, ConsensusOutcome, CorrelationEvent, SagaEvent, SagaEventKind,
+};
 use crate::runtime::{EmbeddedLog, EmbeddedRunner, OutputRecord, RecordHandler};
 use crate::sim::{AgentProfile, SimulatedAgents};
 use crate::table::Table;
@@ -52,6 +54,10 @@ pub struct DemoArgs {
     /// Share of agent commands the simulated agents never answer, in [0, 1].
     #[arg(long, default_value_t = 0.01)]
     agent_silence_rate: f64,
+    /// Share of voters on consensus ballots who pick another option than their peers, in
+    /// [0, 1]; splits votes so some consensus steps tie and escalate.
+    #[arg(long, default_value_t = 0.2)]
+    agent_vote_disagreement: f64,
     /// Also write the summary as JSON to this file.
     #[arg(long)]
     summary_json: Option<PathBuf>,
@@ -82,8 +88,16 @@ pub struct DemoSummary {
     pub sagas_failed: u64,
     pub sagas_unfinished: u64,
     pub saga_compensations: u64,
-    pub saga_escalations: u64,
+    /// Records on `orchestration.escalations`: layer changes of escalate steps, tied or
+    /// short consensus steps, and compensations that failed for good.
+    pub escalations: u64,
+    /// Consensus steps decided (`orchestration.decisions`), and of those AGREED.
+    pub consensus_decisions: u64,
+    pub decisions_agreed: u64,
+    /// Fan-out crews (and supervisors' sub-task crews) sent out.
+    pub fan_outs: u64,
     pub agent_results: u64,
+    pub agent_votes: u64,
 }
 
 /// How far virtual time moves at most between two rounds: timers fire at most this late.
@@ -96,6 +110,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         (0.0..=1.0).contains(&args.bad_ratio),
         "--bad-ratio must be in [0, 1], got {}",
         args.bad_ratio
+    );
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.agent_vote_disagreement),
+        "--agent-vote-disagreement must be in [0, 1], got {}",
+        args.agent_vote_disagreement
     );
     let partitions = args.partitions.max(1);
     let config = Config::default();
@@ -136,6 +155,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let profile = AgentProfile {
         failure_rate: args.agent_failure_rate,
         silence_rate: args.agent_silence_rate,
+        vote_disagreement: args.agent_vote_disagreement,
         ..Default::default()
     };
     let mut agents = AgentsOnLog::new(SimulatedAgents::new(profile, args.seed), &topics);
@@ -178,6 +198,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         *kinds.entry(e.kind).or_insert(0u64) += 1;
     }
     let kind = |k| kinds.get(&k).copied().unwrap_or(0);
+    let mut agreed = 0;
+    for r in log.read_all(&topics.decisions) {
+        let d: ConsensusDecision = codec.decode(r.value.as_deref().unwrap_or_default()).await?;
+        agreed += u64::from(d.outcome == ConsensusOutcome::Agreed);
+    }
+    let mut crews = std::collections::HashSet::new();
+    for r in log.read_all(&topics.commands) {
+        let c: AgentCommand = codec.decode(r.value.as_deref().unwrap_or_default()).await?;
+        if let Some(crew) = crew_of(&c) {
+            crews.insert(crew);
+        }
+    }
     let h = &runner.processing_us;
     let summary = DemoSummary {
         anomalies_in: args.events,
@@ -197,8 +229,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         sagas_failed: kind(SagaEventKind::Failed),
         sagas_unfinished: metrics.sagas.active.get().max(0) as u64,
         saga_compensations: count(&topics.compensations),
-        saga_escalations: count(&topics.escalations),
+        escalations: count(&topics.escalations),
+        consensus_decisions: count(&topics.decisions),
+        decisions_agreed: agreed,
+        fan_outs: crews.len() as u64,
         agent_results: count(&topics.agent_results),
+        agent_votes: count(&topics.agent_votes),
     };
     print!("{}", render(&summary));
     println!("processing latency per record:\n{}", histogram_plot(h));
@@ -210,15 +246,24 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The crew a branch command (`{saga}/{step}/b{i}/{attempt}`) belongs to: its saga and step.
+/// One per step visit, as a coordination step is never on a loop (`aura topology check`).
+fn crew_of(c: &AgentCommand) -> Option<(String, String)> {
+    let id = crate::saga::state::parse_command_id(&c.saga_id, &c.command_id)?;
+    let branch = id.branch? == 0;
+    (branch && id.part == crate::saga::state::Part::Step)
+        .then(|| (c.saga_id.clone(), id.step.to_string()))
+}
+
 fn render(s: &DemoSummary) -> String {
     format!(
         "aura demo: the service's topology on the embedded log, with simulated agents\n\
          \n  anomalies in        {:>10}\n  commands out        {:>10}\n  correlated          {:>10}\n  dead letters        {:>10}\n  re-keyed            {:>10}\n\
          \n  throughput          {:>10.0} records/s (one core)\n  processing p50      {:>10} µs\n  processing p99      {:>10} µs\n  wall time           {:>10.2} s\n\n\
          sagas (virtual time: {:.0} s)\n\
-         \n  started             {:>10}\n  completed           {:>10}\n  compensated         {:>10}\n  failed              {:>10}\n  unfinished          {:>10}\n  compensations       {:>10}\n  escalations         {:>10}\n  agent results       {:>10}\n\n",
+         \n  started             {:>10}\n  completed           {:>10}\n  compensated         {:>10}\n  failed              {:>10}\n  unfinished          {:>10}\n  compensations       {:>10}\n  escalations         {:>10}\n  consensus decisions {:>10} ({} agreed)\n  fan-outs            {:>10}\n  agent results       {:>10}\n  agent votes         {:>10}\n\n",
         s.anomalies_in, s.commands_out, s.correlated, s.dead_letters, s.rekeyed, s.events_per_second, s.processing_p50_us, s.processing_p99_us, s.wall_seconds,
         s.virtual_seconds, s.sagas_started, s.sagas_completed, s.sagas_compensated, s.sagas_failed, s.sagas_unfinished,
-        s.saga_compensations, s.saga_escalations, s.agent_results
+        s.saga_compensations, s.escalations, s.consensus_decisions, s.decisions_agreed, s.fan_outs, s.agent_results, s.agent_votes
     )
 }

@@ -1,27 +1,35 @@
 //! The demo's agents on the embedded log: they read `orchestration.commands` and
 //! `orchestration.compensations` like `aura agents` reads them on Kafka, and write each answer
-//! to `agent.results`, keyed by the command's `partition_key`, once its simulated latency has
-//! passed in virtual time.
+//! to `agent.results` (a vote on a consensus ballot to `agent.votes`), keyed by the command's
+//! `partition_key`, once its simulated latency has passed in virtual time.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use crate::codec::Codec;
 use crate::config::TopicsConfig;
-use crate::model::{AgentCommand, AgentResult, CompensationCommand};
+use crate::model::{AgentCommand, AgentResult, AgentVote, CompensationCommand};
 use crate::runtime::{EmbeddedLog, OutputRecord};
+use crate::sim::coordination::is_ballot;
 use crate::sim::SimulatedAgents;
+
+/// What an agent sends back: a result, or a vote on a ballot.
+enum Answer {
+    Result(AgentResult),
+    Vote(AgentVote),
+}
 
 pub struct AgentsOnLog {
     agents: SimulatedAgents,
     commands: String,
     compensations: String,
     results: String,
+    votes: String,
     /// Next offset to read per (topic, partition).
     read: HashMap<(String, i32), i64>,
-    /// Answers waiting for their time: (due, sequence) -> (key, result).
+    /// Answers waiting for their time: (due, sequence) -> (key, answer).
     due: BinaryHeap<Reverse<(i64, u64)>>,
-    waiting: HashMap<u64, (String, AgentResult)>,
+    waiting: HashMap<u64, (String, Answer)>,
     seq: u64,
 }
 
@@ -32,6 +40,7 @@ impl AgentsOnLog {
             commands: topics.commands.clone(),
             compensations: topics.compensations.clone(),
             results: topics.agent_results.clone(),
+            votes: topics.agent_votes.clone(),
             read: HashMap::new(),
             due: BinaryHeap::new(),
             waiting: HashMap::new(),
@@ -66,11 +75,19 @@ impl AgentsOnLog {
                     let answer = if topic == self.compensations {
                         let c: CompensationCommand = codec.decode(bytes).await?;
                         let key = c.partition_key.clone();
-                        self.agents.compensate(&c, now_ms).map(|a| (key, a))
+                        let answer = self.agents.compensate(&c, now_ms);
+                        answer.map(|(at, r)| (key, (at, Answer::Result(r))))
                     } else {
                         let c: AgentCommand = codec.decode(bytes).await?;
                         let key = c.partition_key.clone();
-                        self.agents.answer(&c, now_ms).map(|a| (key, a))
+                        let answer = if is_ballot(&c) {
+                            let vote = self.agents.vote(&c, now_ms);
+                            vote.map(|(at, v)| (at, Answer::Vote(v)))
+                        } else {
+                            let result = self.agents.answer(&c, now_ms);
+                            result.map(|(at, r)| (at, Answer::Result(r)))
+                        };
+                        answer.map(|a| (key, a))
                     };
                     if let Some((key, (at, result))) = answer {
                         self.due.push(Reverse((at, self.seq)));
@@ -85,7 +102,8 @@ impl AgentsOnLog {
         Ok(())
     }
 
-    /// Writes every answer due by `now_ms` to the results topic.
+    /// Writes every answer due by `now_ms` to the results topic, and every vote to the votes
+    /// topic.
     pub fn deliver_due(
         &mut self,
         log: &EmbeddedLog,
@@ -97,13 +115,17 @@ impl AgentsOnLog {
                 break;
             }
             self.due.pop();
-            let (key, result) = self.waiting.remove(&seq).expect("queued with its answer");
+            let (key, answer) = self.waiting.remove(&seq).expect("queued with its answer");
+            let (topic, value) = match &answer {
+                Answer::Result(r) => (&self.results, codec.encode(&self.results, r)?),
+                Answer::Vote(v) => (&self.votes, codec.encode(&self.votes, v)?),
+            };
             log.append(
                 OutputRecord {
                     partition: None,
-                    topic: self.results.clone(),
+                    topic: topic.clone(),
                     key: Some(key.into_bytes()),
-                    value: Some(codec.encode(&self.results, &result)?),
+                    value: Some(value),
                     headers: vec![],
                 },
                 at,

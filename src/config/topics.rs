@@ -18,8 +18,8 @@ pub struct TopicsConfig {
     pub dead_letters: String,
     /// Input: agents' answers to commands, keyed by saga id (read when sagas are enabled).
     pub agent_results: String,
-    /// Input: agents' votes for consensus steps, keyed by saga id. Created co-partitioned with
-    /// `agent_results`; not read yet (consensus steps are not built).
+    /// Input: agents' votes for consensus steps, keyed like results by the ballot's
+    /// `partition_key` (the correlation key). Created co-partitioned with `agent_results`.
     pub agent_votes: String,
     /// Output: the saga lifecycle, keyed by saga id.
     pub sagas: String,

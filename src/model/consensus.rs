@@ -1,5 +1,6 @@
-//! Consensus voting: `aura.v1.AgentVote` in (`agent.votes`) and `aura.v1.ConsensusDecision`
-//! out (`orchestration.decisions`), both keyed by `saga_id`.
+//! Consensus voting: `aura.v1.AgentVote` in (`agent.votes`, keyed like results by the ballot's
+//! `partition_key`) and `aura.v1.ConsensusDecision` out (`orchestration.decisions`, keyed by
+//! `saga_id`).
 
 use std::collections::HashMap;
 

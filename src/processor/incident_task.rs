@@ -207,6 +207,14 @@ impl Processor for IncidentTask {
                 "result for saga {} arrived, but sagas are off",
                 r.saga_id
             ))),
+            (Event::AgentVote(v), Some(sagas)) => {
+                self.dispatcher.answered(&v.agent_id);
+                sagas.process(Event::AgentVote(v), now_ms, out)
+            }
+            (Event::AgentVote(v), None) => Err(ProcessError::Failed(format!(
+                "vote for saga {} arrived, but sagas are off",
+                v.saga_id
+            ))),
             // Feedback has its own sub-topology (`Learner`); it never shares a task with incidents.
             (Event::Feedback(f), _) => Err(ProcessError::Failed(format!(
                 "feedback on {} reached an incident task",

@@ -13,7 +13,10 @@ mod learner;
 mod rekey;
 mod saga;
 mod saga_gauges;
+#[cfg(test)]
+mod saga_votes_tests;
 mod validate;
+mod vote_refusal;
 
 pub use anomaly_router::{AnomalyRouter, RouterSettings};
 pub use dispatch::Dispatcher;
@@ -23,10 +26,11 @@ pub use learner::Learner;
 pub use rekey::Rekeyer;
 pub use saga::{SagaProcessor, SAGA_STORE};
 pub use validate::{caps, validate, ValidationError};
+pub use vote_refusal::VoteRefusal;
 
 use crate::model::{
-    AgentCommand, AgentResult, CompensationCommand, CorrelationEvent, Escalation, RoutingFeedback,
-    SagaEvent, TdaAnomaly,
+    AgentCommand, AgentResult, AgentVote, CompensationCommand, ConsensusDecision, CorrelationEvent,
+    Escalation, RoutingFeedback, SagaEvent, TdaAnomaly,
 };
 
 /// A decoded input record.
@@ -36,6 +40,8 @@ pub enum Event {
     Anomaly(TdaAnomaly),
     /// An agent's answer from `agent.results`.
     AgentResult(AgentResult),
+    /// An agent's vote on a consensus ballot from `agent.votes`.
+    AgentVote(AgentVote),
     /// A confirmation or correction of a route from `orchestration.feedback`.
     Feedback(RoutingFeedback),
 }
@@ -57,6 +63,8 @@ pub enum Output {
     Compensation(CompensationCommand),
     /// To `orchestration.escalations`.
     Escalation(Escalation),
+    /// To `orchestration.decisions`: a consensus step's outcome and tally.
+    Decision(ConsensusDecision),
     /// Not a record: the outputs after it continue this W3C trace context (a saga's, for its
     /// timer-driven outputs), as if it had been the `traceparent` of their input.
     Trace(String),
@@ -87,6 +95,7 @@ impl Output {
             Output::SagaEvent(e) => &e.saga_id,
             Output::Compensation(c) => &c.saga_id,
             Output::Escalation(e) => &e.saga_id,
+            Output::Decision(d) => &d.saga_id,
             Output::State { key, .. } | Output::GlobalState { key, .. } => key,
             Output::Trace(_) => "",
         }
@@ -106,6 +115,9 @@ pub enum ProcessError {
     /// An agent's answer failed authentication (stage VALIDATE, code `auth_*`).
     #[error(transparent)]
     Unauthenticated(#[from] crate::auth::Rejection),
+    /// A vote the saga refuses to count: not asked for, or for no option (stage VALIDATE).
+    #[error(transparent)]
+    Vote(#[from] VoteRefusal),
 }
 
 /// A changelog record that a restore could not read back, and why.

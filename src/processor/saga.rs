@@ -1,7 +1,7 @@
 //! The saga processor: one partition's sagas, keyed by saga id. Routed incidents start or
 //! join sagas ([`SagaProcessor::on_incident`], called by [`super::IncidentTask`] in the same
-//! task and transaction), agent results move them on, and due timers (timeouts, retries,
-//! expiry) fire on ticks. Every changed saga is written through to the `sagas` store's changelog in the same
+//! task and transaction), agent results and votes (`agent.votes`, counted by consensus steps)
+//! move them on, and due timers (timeouts, retries, expiry) fire on ticks. Every changed saga is written through to the `sagas` store's changelog in the same
 //! transaction as the records it caused.
 //!
 //! It also keeps this task's share of the saga gauges ([`GaugeShare`]) and counts each input's
@@ -14,12 +14,12 @@ use prometheus::IntCounterVec;
 use std::collections::BTreeMap;
 
 use crate::auth::AnswerGate;
-use crate::model::{AgentCommand, AgentType};
+use crate::model::{AgentCommand, AgentType, AgentVote};
 use crate::saga::{Effects, SagaEngine, SagaOutput, SagaStart, SagaStore, StateChange};
 use crate::telemetry::SagaMetrics;
 
 use super::saga_gauges::GaugeShare;
-use super::{Event, Output, ProcessError, Processor};
+use super::{Event, Output, ProcessError, Processor, VoteRefusal};
 
 /// The store's name, and so its changelog topic: `<group.id>-sagas-changelog`.
 pub const SAGA_STORE: &str = "sagas";
@@ -59,7 +59,32 @@ impl SagaProcessor {
         &self.store
     }
 
-    /// Counts what an input (`trigger` or `result`) did.
+    /// Counts `vote` in its saga. With agent auth it must be signed for the saga's incarnation,
+    /// and a signed vote the saga ignores is refused with the auth reason; without, a vote no
+    /// ballot asked for, or for no option, is refused ([`VoteRefusal`]). Refused votes become
+    /// dead letters and leave the saga as it was.
+    fn on_vote(
+        &mut self,
+        vote: &AgentVote,
+        now_ms: i64,
+        out: &mut Vec<Output>,
+    ) -> Result<(), ProcessError> {
+        if let Some(gate) = &self.gate {
+            gate.admit_vote(vote, self.incarnation(&vote.saga_id))?;
+        }
+        let effects = self.store.on_vote(&self.engine, vote, now_ms);
+        self.count("vote", &effects);
+        if let Some(gate) = &self.gate {
+            gate.judge_vote(vote, effects.ignored)?;
+        }
+        if let Some(refusal) = VoteRefusal::of(vote, effects.ignored) {
+            return Err(refusal.into());
+        }
+        self.emit(&vote.saga_id, effects, out);
+        Ok(())
+    }
+
+    /// Counts what an input (`trigger`, `result` or `vote`) did.
     fn count(&self, input: &str, effects: &Effects) {
         let outcome = effects.ignored.as_ref().map_or("applied", |i| i.label());
         self.inputs.with_label_values(&[input, outcome]).inc();
@@ -81,9 +106,7 @@ impl SagaProcessor {
                 SagaOutput::Compensation(c) => Output::Compensation(c),
                 SagaOutput::Escalation(e) => Output::Escalation(e),
                 SagaOutput::Cancel(c) => Output::Compensation(c),
-                // Not wired to a topic yet (the lead adds Output::Decision and
-                // `orchestration.decisions`); the step's SagaEvent carries the outcome and tally.
-                SagaOutput::Decision(_) => continue,
+                SagaOutput::Decision(d) => Output::Decision(d),
             });
         }
         let value = match effects.state {
@@ -176,6 +199,12 @@ impl Processor for SagaProcessor {
                     gate.judge(&result, effects.ignored)?;
                 }
                 self.emit(&result.saga_id, effects, out);
+            }
+            Event::AgentVote(vote) => {
+                let _span = crate::stage_span!("saga transition", trigger = "vote",
+                    saga_id = %vote.saga_id, choice = %vote.choice)
+                .entered();
+                self.on_vote(&vote, now_ms, out)?;
             }
             Event::Anomaly(a) => {
                 return Err(ProcessError::Failed(format!(

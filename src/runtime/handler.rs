@@ -8,7 +8,7 @@ use tracing::{warn, Instrument as _};
 use crate::codec::{Codec, CodecError};
 use crate::config::InternalTopics;
 use crate::dead_letter::{stage_label, Rejection};
-use crate::model::{AgentResult, RoutingFeedback, TdaAnomaly};
+use crate::model::{AgentResult, AgentVote, RoutingFeedback, TdaAnomaly};
 use crate::processor::{Event, Output, ProcessError, Processor};
 use crate::telemetry::Metrics;
 use crate::topology::{Input, OutputKind, Topology};
@@ -102,6 +102,9 @@ impl RecordHandler {
             Some(Input::AgentResults) => Ok(Event::AgentResult(
                 self.codec.decode::<AgentResult>(value).await?,
             )),
+            Some(Input::AgentVotes) => Ok(Event::AgentVote(
+                self.codec.decode::<AgentVote>(value).await?,
+            )),
             Some(Input::Feedback) => Ok(Event::Feedback(
                 self.codec.decode::<RoutingFeedback>(value).await?,
             )),
@@ -144,6 +147,7 @@ impl RecordHandler {
                 ProcessError::Invalid(v) => Rejection::validate(v.code(), v.to_string()),
                 ProcessError::Failed(reason) => Rejection::process(reason),
                 ProcessError::Unauthenticated(r) => Rejection::validate(r.code(), r.to_string()),
+                ProcessError::Vote(r) => Rejection::validate(r.code(), r.to_string()),
             })?;
             outputs
                 .iter()
@@ -194,6 +198,7 @@ impl RecordHandler {
             Output::SagaEvent(x) => (c.encode(topic, x), &x.correlation_id, &x.saga_id),
             Output::Compensation(x) => (c.encode(topic, x), &x.correlation_id, &x.command_id),
             Output::Escalation(x) => (c.encode(topic, x), &x.correlation_id, &x.saga_id),
+            Output::Decision(x) => (c.encode(topic, x), &x.correlation_id, &x.decision_id),
             Output::State { .. } | Output::GlobalState { .. } | Output::Trace(_) => {
                 unreachable!("handled above")
             }

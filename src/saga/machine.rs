@@ -104,7 +104,8 @@ impl SagaEngine {
                 coordination: req.coordination,
                 urgency: req.urgency,
                 complexity: req.complexity,
-                explanation: req.explanation,
+                // Kept phrase-coded: about half the bytes (`compact`).
+                explanation: super::compact::compact(&req.explanation),
                 attributes: req.attributes,
             },
             agent_overrides: req.agent_overrides,
@@ -122,7 +123,7 @@ impl SagaEngine {
         };
         let mut tx = self.tx(wf, now_ms);
         let mut e = tx.event(&s, SagaEventKind::Started);
-        e.reason = Some(s.route.explanation.clone()).filter(|r| !r.is_empty());
+        e.reason = Some(super::compact::expand(&s.route.explanation)).filter(|r| !r.is_empty());
         tx.out.push(SagaOutput::Event(e));
         // Validation guarantees at least one step.
         if let Some(first) = wf.steps.first() {

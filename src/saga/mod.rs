@@ -17,6 +17,7 @@
 //! - [`timers`]: the ordered index of pending timers, rebuilt after a restore.
 //! - [`store`]: one partition's sagas and timers, driven by the engine.
 //! - [`census`]: a store's sagas by status and its pending timers (the saga gauges).
+//! - `compact`: the routing explanation phrase-coded in the saga's state, expanded for commands.
 //!
 //! # How the runtime drives it
 //! A saga is keyed by `saga_id`; anomalies (re-keyed by saga id), agent results and timers for one
@@ -59,6 +60,7 @@
 pub mod backoff;
 pub mod census;
 mod classify;
+mod compact;
 pub mod config;
 mod crew;
 pub mod effects;

@@ -144,7 +144,7 @@ impl<'a> Tx<'a> {
             complexity: s.route.complexity,
             attempt,
             deadline,
-            explanation: s.route.explanation.clone(),
+            explanation: super::compact::expand(&s.route.explanation),
             attributes: s.route.attributes.clone(),
             issued_at: self.now,
             partition_key: s.correlation_id.clone(),

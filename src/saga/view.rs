@@ -10,6 +10,10 @@ use super::vote::tally;
 /// Branches, ballots and the votes counted are in `current.branches`.
 pub fn saga_view(s: &SagaState) -> Value {
     let mut v = serde_json::to_value(s).expect("saga state serializes");
+    // The explanation as commands carry it, not as the state stores it.
+    if !s.route.explanation.is_empty() {
+        v["route"]["explanation"] = json!(super::compact::expand(&s.route.explanation));
+    }
     let votes = s
         .current
         .as_ref()

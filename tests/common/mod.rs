@@ -43,6 +43,7 @@ pub struct TestTopics {
     pub sagas: String,
     pub compensations: String,
     pub escalations: String,
+    pub decisions: String,
     pub correlations: String,
     pub feedback: String,
     pub group: String,
@@ -62,6 +63,7 @@ impl TestTopics {
             sagas: name("sagas"),
             compensations: name("compensations"),
             escalations: name("escalations"),
+            decisions: name("decisions"),
             correlations: name("correlations"),
             feedback: name("feedback"),
             group: name("group"),
@@ -104,6 +106,7 @@ agent_votes = "{votes}"
 sagas = "{sagas}"
 compensations = "{compensations}"
 escalations = "{escalations}"
+decisions = "{decisions}"
 correlations = "{correlations}"
 feedback = "{feedback}"
 
@@ -124,6 +127,7 @@ listen = "127.0.0.1:0"
             sagas = self.sagas,
             compensations = self.compensations,
             escalations = self.escalations,
+            decisions = self.decisions,
             correlations = self.correlations,
             feedback = self.feedback,
         );
@@ -519,6 +523,8 @@ pub fn start_agents_with(topics: &TestTopics, dir: &Path, behaviour: &[&str]) ->
         &topics.compensations,
         "--results-topic",
         &topics.results,
+        "--votes-topic",
+        &topics.votes,
         "--group-id",
         &group,
     ];
