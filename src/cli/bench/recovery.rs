@@ -202,8 +202,8 @@ async fn load(
     Ok(())
 }
 
-/// Waits until the service holds every saga as active, then a moment more for the last
-/// commit.
+/// Waits until the service holds every saga as active, then a few seconds more for the last
+/// commits.
 async fn wait_active(http: &str, sagas: u64) -> anyhow::Result<()> {
     let bar = progress(sagas, "sagas active");
     let mut last_change = (0, Instant::now());
@@ -225,7 +225,9 @@ async fn wait_active(http: &str, sagas: u64) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     bar.finish_and_clear();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Active in memory is not yet committed: give the last commits time, generously, since a
+    // loaded machine delays them by seconds (the restart would otherwise restore fewer).
+    tokio::time::sleep(Duration::from_secs(3)).await;
     Ok(())
 }
 
