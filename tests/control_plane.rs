@@ -302,7 +302,15 @@ async fn a_storm_across_a_five_minute_boundary_is_one_incident_and_every_joined_
     let topics = TestTopics::new("storm-boundary");
     create_topic(&topics.anomalies, 3).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = topics.write_config(dir.path(), "exactly_once_v2");
+    // The window closes `gap_ms` after its last anomaly, in processing time too (a late storm
+    // does not keep state alive forever). The storm below lies up to ~8 minutes in the past, so
+    // the default 5-minute gap could close its window between two of its own records,
+    // depending on the time of day; 15 minutes keeps it open for the whole test.
+    let config = topics.write_config_with(
+        dir.path(),
+        "exactly_once_v2",
+        "[correlation]\ngap_ms = 900000\n",
+    );
     let p = Publisher::new(&topics, "unused-registry", "unused-flags").await;
     // 100 anomalies one second apart, straddling a five-minute boundary (the old incident
     // bucket), all in the past.
