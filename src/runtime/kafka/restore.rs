@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
@@ -133,7 +133,7 @@ pub fn restore(
                             warn!(topic = %topic, partition, offset = m.offset(), key,
                                 reason = %unreadable,
                                 "changelog record unreadable: its state is dropped");
-                            restored.refused(input_record(&m), unreadable.0);
+                            restored.refused(super::stream::to_record(&m), unreadable.0);
                         }
                     }
                     restored.records += 1;
@@ -163,26 +163,6 @@ pub fn restore(
         "stores restored"
     );
     Ok(restored)
-}
-
-/// A refused changelog record, as the dead-letter path takes it.
-fn input_record<M: Message>(m: &M) -> InputRecord {
-    InputRecord {
-        topic: m.topic().to_string(),
-        partition: m.partition(),
-        offset: m.offset(),
-        key: m.key().map(<[u8]>::to_vec),
-        value: m.payload().map(<[u8]>::to_vec),
-        timestamp_ms: m.timestamp().to_millis(),
-        headers: m
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
-                    .collect()
-            })
-            .unwrap_or_default(),
-    }
 }
 
 /// The consumer's next offset in `topic`'s `partition`, once it has one.
