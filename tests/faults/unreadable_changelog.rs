@@ -137,11 +137,20 @@ async fn put(topic: &str, key: &str, value: Option<&[u8]>) {
 
 /// The sagas started so far, once at least `min` have.
 async fn sagas_started(topics: &TestTopics, min: usize) -> usize {
-    let events: Vec<SagaEvent> = decode_topic(&topics.sagas, min).await;
-    events
-        .iter()
-        .filter(|e| e.kind == SagaEventKind::Started)
-        .count()
+    // Counted by STARTED events, not by events: the first saga's later events would otherwise
+    // satisfy `min` before the second saga has started.
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let events: Vec<SagaEvent> = decode_topic(&topics.sagas, 1).await;
+        let started = events
+            .iter()
+            .filter(|e| e.kind == SagaEventKind::Started)
+            .count();
+        if started >= min || std::time::Instant::now() > deadline {
+            return started;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Every dead letter so far, with its key, once at least `min` have come.
