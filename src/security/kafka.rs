@@ -134,20 +134,8 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::security::secret::tests::env_of;
     use crate::security::SecretSource;
-
-    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        }
-    }
 
     #[test]
     fn a_secret_in_properties_is_refused_without_showing_it() {
