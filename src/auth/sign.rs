@@ -63,14 +63,27 @@ fn agent_type_name(t: AgentType) -> &'static str {
     }
 }
 
+/// The accessors every signed record has alike: its `agent_type`, `saga_id` and `proof` fields.
+macro_rules! record_fields {
+    () => {
+        fn signer_type(&self) -> AgentType {
+            self.agent_type
+        }
+        fn saga_id(&self) -> &str {
+            &self.saga_id
+        }
+        fn proof(&self) -> Option<&Proof> {
+            self.proof.as_ref()
+        }
+        fn set_proof(&mut self, proof: Proof) {
+            self.proof = Some(proof);
+        }
+    };
+}
+
 impl Signable for AgentCommand {
     const DOMAIN: &'static str = "aura.v1.AgentCommand";
-    fn signer_type(&self) -> AgentType {
-        self.agent_type
-    }
-    fn saga_id(&self) -> &str {
-        &self.saga_id
-    }
+    record_fields!();
     fn signed_fields(&self, incarnation: i64) -> Vec<String> {
         vec![
             self.command_id.clone(),
@@ -84,22 +97,11 @@ impl Signable for AgentCommand {
             self.action.clone(),
         ]
     }
-    fn proof(&self) -> Option<&Proof> {
-        self.proof.as_ref()
-    }
-    fn set_proof(&mut self, proof: Proof) {
-        self.proof = Some(proof);
-    }
 }
 
 impl Signable for CompensationCommand {
     const DOMAIN: &'static str = "aura.v1.CompensationCommand";
-    fn signer_type(&self) -> AgentType {
-        self.agent_type
-    }
-    fn saga_id(&self) -> &str {
-        &self.saga_id
-    }
+    record_fields!();
     fn signed_fields(&self, incarnation: i64) -> Vec<String> {
         vec![
             self.command_id.clone(),
@@ -112,22 +114,11 @@ impl Signable for CompensationCommand {
             self.compensates_command_id.clone(),
         ]
     }
-    fn proof(&self) -> Option<&Proof> {
-        self.proof.as_ref()
-    }
-    fn set_proof(&mut self, proof: Proof) {
-        self.proof = Some(proof);
-    }
 }
 
 impl Signable for AgentResult {
     const DOMAIN: &'static str = "aura.v1.AgentResult";
-    fn signer_type(&self) -> AgentType {
-        self.agent_type
-    }
-    fn saga_id(&self) -> &str {
-        &self.saga_id
-    }
+    record_fields!();
     fn signed_fields(&self, incarnation: i64) -> Vec<String> {
         vec![
             self.command_id.clone(),
@@ -144,22 +135,11 @@ impl Signable for AgentResult {
             mac::digest_map(&self.output),
         ]
     }
-    fn proof(&self) -> Option<&Proof> {
-        self.proof.as_ref()
-    }
-    fn set_proof(&mut self, proof: Proof) {
-        self.proof = Some(proof);
-    }
 }
 
 impl Signable for AgentVote {
     const DOMAIN: &'static str = "aura.v1.AgentVote";
-    fn signer_type(&self) -> AgentType {
-        self.agent_type
-    }
-    fn saga_id(&self) -> &str {
-        &self.saga_id
-    }
+    record_fields!();
     fn signed_fields(&self, incarnation: i64) -> Vec<String> {
         vec![
             self.vote_id.clone(),
@@ -172,12 +152,6 @@ impl Signable for AgentVote {
             // Fixed precision, so every language prints the same digits.
             format!("{:.6}", self.weight),
         ]
-    }
-    fn proof(&self) -> Option<&Proof> {
-        self.proof.as_ref()
-    }
-    fn set_proof(&mut self, proof: Proof) {
-        self.proof = Some(proof);
     }
 }
 
