@@ -38,6 +38,10 @@ pub struct Metrics {
     pub transactions: IntCounterVec,
     /// How long a commit (transactional or offsets-only) takes.
     pub commit_seconds: HistogramVec,
+    /// How long each phase of a transactional commit takes: `flush` (waiting for the broker
+    /// to acknowledge the outputs), `offsets` (send_offsets_to_transaction) and `end`
+    /// (commit_transaction), so a slow commit says where its time went.
+    pub commit_phase_seconds: HistogramVec,
     /// Input partitions this instance owns.
     pub partitions_assigned: IntGauge,
     /// Records in each owned input partition that this instance has not consumed yet, by topic
@@ -116,6 +120,18 @@ impl Metrics {
         registry
             .register(Box::new(commit_seconds.clone()))
             .expect("unique metric");
+        let commit_phase_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "commit_phase_seconds",
+                "Duration of one phase of a transactional commit",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["phase"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(commit_phase_seconds.clone()))
+            .expect("unique metric");
         let counter = |name: &str, help: &str| {
             let c = IntCounter::new(name, help).expect("valid metric");
             registry
@@ -189,6 +205,7 @@ impl Metrics {
             ),
             transactions: counter_vec("transactions_total", "Commits by outcome", &["outcome"]),
             commit_seconds,
+            commit_phase_seconds,
             partitions_assigned: gauge("partitions_assigned", "Input partitions owned"),
             consumer_lag,
             rebalances,

@@ -194,3 +194,46 @@ async fn incidents_start_sagas_in_their_keys_partition_and_a_restart_resumes_the
         .count();
     assert_eq!(started, 5, "the restart started nothing twice");
 }
+
+/// A saga changelog record the task cannot read back (one of another version, say) is
+/// dead-lettered with its reason and deleted by a tombstone, as `aura run` does; a restart after
+/// that finds the key gone and reports nothing more.
+#[tokio::test]
+async fn an_unreadable_changelog_record_is_dead_lettered_once_on_the_embedded_log() {
+    let d = Driver::new();
+    let topology = Topology::new(&d.config);
+    let changelog = topology.internal.changelog(aura::processor::SAGA_STORE);
+    d.log.create_topic(&changelog, PARTITIONS);
+    d.pipe(
+        &changelog,
+        "saga-bad",
+        br#"{"saga_id":"saga-bad","status":"Running"}"#.to_vec(),
+        Some(1),
+    );
+    let _ = d.start();
+    let letters: Vec<(String, i32, aura::model::DeadLetter)> =
+        d.read(&d.config.topics.dead_letters).await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let (_, _, letter) = &letters[0];
+    assert_eq!(letter.error_class, "changelog_unreadable");
+    assert_eq!(letter.topic, changelog);
+    assert_eq!(letter.key.as_deref(), Some(&b"saga-bad"[..]));
+    assert!(
+        letter.reason.starts_with("not a saga state"),
+        "{}",
+        letter.reason
+    );
+    let last = d.log.read_all(&changelog).into_iter().last().unwrap();
+    assert_eq!(last.key.as_deref(), Some(&b"saga-bad"[..]));
+    assert!(
+        last.value.is_none(),
+        "a tombstone follows the refused record"
+    );
+
+    let _ = d.start();
+    assert_eq!(
+        d.log.read_all(&d.config.topics.dead_letters).len(),
+        1,
+        "the restart found the key deleted"
+    );
+}

@@ -16,6 +16,9 @@ use crate::generator::{damage_bytes, Generator, Synthetic};
 use crate::semantic::dataset::write_line;
 use crate::semantic::LabelledAnomaly;
 
+mod transactional;
+use transactional::TransactionalSink;
+
 /// Publish synthetic, realistic TDA anomalies (Avro, Confluent wire format).
 ///
 /// Each anomaly is keyed by its correlation key and registered under <topic>-value.
@@ -58,12 +61,22 @@ pub struct ProduceArgs {
     #[arg(long)]
     dataset_out: Option<PathBuf>,
     /// How long a record may wait for the broker before it counts as not delivered
-    /// (librdkafka's message.timeout.ms). A broker restart shorter than this loses nothing
-    /// (the producer is idempotent; still, a record was once seen written twice across a
-    /// broker SIGKILL); what is still undelivered then is counted, and the command ends with
-    /// an error that says how many.
+    /// (librdkafka's message.timeout.ms). A broker restart shorter than this loses nothing;
+    /// what is still undelivered then is counted, and the command ends with an error that
+    /// says how many. The producer is idempotent, which is not exactly-once: across a broker
+    /// restart a record can be written twice. Use --transactional-id for exactly-once.
     #[arg(long, default_value_t = 120_000)]
     delivery_timeout_ms: u64,
+    /// Publish in Kafka transactions with this transactional.id, one every
+    /// --commit-interval-ms: read_committed consumers (Aura is one) see each record exactly
+    /// once, even across a broker restart. A transaction that fails is aborted and its records
+    /// sent again. Records become visible at their commit, so this adds up to the interval to
+    /// their latency.
+    #[arg(long, value_name = "ID")]
+    transactional_id: Option<String>,
+    /// With --transactional-id: how long each transaction stays open.
+    #[arg(long, default_value_t = 100, requires = "transactional_id")]
+    commit_interval_ms: u64,
 }
 
 pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
@@ -86,13 +99,36 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         }
         None => Codec::embedded(),
     };
-    let producer: FutureProducer = crate::security::client_config(&config.kafka)
+    let mut client = crate::security::client_config(&config.kafka);
+    client
         .set("enable.idempotence", "true")
         .set("linger.ms", "1")
         .set("partitioner", "murmur2_random")
-        .set("message.timeout.ms", args.delivery_timeout_ms.to_string())
+        .set("message.timeout.ms", args.delivery_timeout_ms.to_string());
+    if let Some(id) = &args.transactional_id {
+        // librdkafka wants message.timeout.ms <= transaction.timeout.ms, and the broker
+        // refuses more than its transaction.max.timeout.ms (15 minutes by default).
+        let timeout = args.delivery_timeout_ms.clamp(1_000, 900_000).to_string();
+        client
+            .set("transactional.id", id)
+            .set("transaction.timeout.ms", &timeout)
+            .set("message.timeout.ms", &timeout);
+    }
+    let producer: FutureProducer = client
         .create()
         .context("cannot create the Kafka producer; check --bootstrap-servers")?;
+    let mut transactions = match &args.transactional_id {
+        Some(_) => Some(
+            TransactionalSink::open(
+                producer.clone(),
+                &args.topic,
+                Duration::from_millis(args.commit_interval_ms),
+                Duration::from_millis(args.delivery_timeout_ms),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let bar = ProgressBar::new(args.events).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} records, {per_sec}, eta {eta}")
             .expect("valid template"),
@@ -128,6 +164,11 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
             write_line(out, &example).context("cannot write the dataset")?;
         }
         let (key, value) = encode(&codec, &args.topic, record)?;
+        if let Some(sink) = transactions.as_mut() {
+            sink.send(key, value).await?;
+            bar.inc(1);
+            continue;
+        }
         loop {
             let record = FutureRecord::to(&args.topic).key(&key).payload(&value);
             match producer.send_result(record) {
@@ -154,6 +195,16 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     }
     for delivery in pending {
         outcome.note(delivery.await);
+    }
+    if let Some(sink) = transactions.as_mut() {
+        sink.finish().await?;
+        outcome.delivered = sink.committed;
+        if sink.aborted > 0 {
+            eprintln!(
+                "{} transactions were aborted and their records sent again",
+                sink.aborted
+            );
+        }
     }
     // Every delivery was awaited: there is nothing left to flush but librdkafka's own requests.
     let _ = producer.flush(Duration::from_secs(10));

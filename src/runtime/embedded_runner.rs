@@ -14,6 +14,7 @@ use hdrhistogram::Histogram;
 use crate::processor::Processor;
 use crate::topology::Topology;
 
+use super::kafka::restore::Restored;
 use super::kafka::MakeProcessor;
 use super::{EmbeddedLog, RecordHandler};
 
@@ -56,13 +57,19 @@ impl EmbeddedRunner {
         }
         let mut tasks: Vec<Box<dyn Processor>> = (0..partitions).map(make_processor).collect();
         for (partition, task) in tasks.iter_mut().enumerate() {
+            let mut restored = Restored::default();
             for store in task.stores() {
                 let changelog = topology.internal.changelog(store);
                 let end = log.end_offset(&changelog, partition as i32);
                 for record in log.read(&changelog, partition as i32, 0, end as usize) {
-                    let key = String::from_utf8_lossy(record.key.as_deref().unwrap_or_default());
-                    task.restore(store, &key, record.value.as_deref());
+                    restored.apply(task.as_mut(), store, record);
                 }
+            }
+            // As `aura run` does: each state it could not read back is dead-lettered, then
+            // deleted from its changelog.
+            if restored.lost() > 0 {
+                let now_ms = crate::clock::now_ms();
+                log.append_all(restored.outputs(&handler, now_ms), now_ms);
             }
         }
         Self {

@@ -271,11 +271,23 @@ impl Scenario {
             n as i64 - histories.len() as i64,
             self.logs()
         );
+        // What the first unended sagas did last, so a failure explains itself.
+        let stuck: Vec<String> = unended
+            .iter()
+            .take(3)
+            .map(|saga| {
+                let steps: Vec<String> = histories[*saga]
+                    .iter()
+                    .map(|e| format!("{:?} {:?} #{}", e.kind, e.step, e.attempt))
+                    .collect();
+                format!("{saga}: {}", steps.join(", "))
+            })
+            .collect();
         assert!(
             unended.is_empty(),
-            "{} sagas never ended, e.g. {:?}\n{}",
+            "{} sagas never ended:\n{}\n{}",
             unended.len(),
-            unended.first(),
+            stuck.join("\n"),
             self.logs()
         );
         assert_eq!(

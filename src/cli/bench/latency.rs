@@ -91,6 +91,10 @@ pub async fn run(args: LatencyArgs) -> anyhow::Result<()> {
             "  service: {} commits ({:.0}/s), {:.2} ms each on average, {} over 25 ms; commit gate closed {:.0}% of the time",
             s.commits, s.commits_per_second, s.commit_mean_ms, s.commits_over_25ms, s.gate_closed_fraction * 100.0
         );
+        let [flush, offsets, end] = s.commit_phase_mean_ms;
+        println!(
+            "  a commit's phases on average: outputs acknowledged {flush:.2} ms, send_offsets_to_transaction {offsets:.2} ms, commit_transaction {end:.2} ms"
+        );
     }
     if let Some(path) = &args.report_json {
         let report = LatencyReport {

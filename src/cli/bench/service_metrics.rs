@@ -19,7 +19,12 @@ pub struct Scrape {
     commits_under_slow: f64,
     processing_seconds: f64,
     processed: f64,
+    /// Per commit phase (see `PHASES`): seconds summed, and how many.
+    phases: [(f64, f64); 3],
 }
+
+/// The phases of a transactional commit, as `aura_commit_phase_seconds` labels them.
+const PHASES: [&str; 3] = ["flush", "offsets", "end"];
 
 /// The service's figures over a phase.
 #[derive(Serialize, Clone)]
@@ -37,6 +42,9 @@ pub struct ServiceFigures {
     pub gate_closed_fraction: f64,
     /// Mean time a partition task spent on one record (decode, process, hand to producer).
     pub processing_mean_us: f64,
+    /// Mean duration of each phase of a transactional commit, in `PHASES` order: waiting for
+    /// the outputs' acknowledgements, send_offsets_to_transaction, commit_transaction.
+    pub commit_phase_mean_ms: [f64; 3],
 }
 
 impl ServiceFigures {
@@ -61,6 +69,13 @@ fn parse(text: &str) -> Scrape {
         ),
         processing_seconds: metric_sum(text, "aura_processing_seconds_sum", ""),
         processed: metric_sum(text, "aura_processing_seconds_count", ""),
+        phases: PHASES.map(|phase| {
+            let label = format!("phase=\"{phase}\"");
+            (
+                metric_sum(text, "aura_commit_phase_seconds_sum", &label),
+                metric_sum(text, "aura_commit_phase_seconds_count", &label),
+            )
+        }),
     }
 }
 
@@ -72,6 +87,13 @@ impl Scrape {
         let slow = commits - (self.commits_under_slow - earlier.commits_under_slow).max(0.0);
         let processed = (self.processed - earlier.processed).max(0.0);
         let span = span.as_secs_f64().max(1e-9);
+        let mut commit_phase_mean_ms = [0.0; 3];
+        for (i, mean) in commit_phase_mean_ms.iter_mut().enumerate() {
+            let n = self.phases[i].1 - earlier.phases[i].1;
+            if n > 0.0 {
+                *mean = (self.phases[i].0 - earlier.phases[i].0) * 1000.0 / n;
+            }
+        }
         ServiceFigures {
             commits: commits as u64,
             commits_per_second: commits / span,
@@ -87,6 +109,7 @@ impl Scrape {
             } else {
                 0.0
             },
+            commit_phase_mean_ms,
         }
     }
 }
@@ -107,7 +130,9 @@ mod tests {
              aura_commit_seconds_sum{guarantee=\"exactly_once_v2\"} 0.55\n\
              aura_commit_seconds_bucket{guarantee=\"exactly_once_v2\",le=\"0.025\"} 107\n\
              aura_processing_seconds_sum 0.002\n\
-             aura_processing_seconds_count 200\n",
+             aura_processing_seconds_count 200\n\
+             aura_commit_phase_seconds_sum{phase=\"flush\"} 0.2\n\
+             aura_commit_phase_seconds_count{phase=\"flush\"} 100\n",
         );
         let f = after.since(&before, Duration::from_secs(1));
         assert_eq!(f.commits, 100);
@@ -115,5 +140,7 @@ mod tests {
         assert_eq!(f.commits_over_25ms, 3);
         assert!((f.gate_closed_fraction - 0.5).abs() < 1e-9);
         assert!((f.processing_mean_us - 10.0).abs() < 1e-9);
+        assert!((f.commit_phase_mean_ms[0] - 2.0).abs() < 1e-9);
+        assert_eq!(f.commit_phase_mean_ms[1], 0.0, "no offsets phase scraped");
     }
 }

@@ -186,7 +186,7 @@ impl Committer {
     /// committed, and every later commit of this committer fails. Idempotent.
     pub fn abandon(&self) {
         if !self.abandoned.swap(true, Ordering::AcqRel) {
-            warn!("a partition task failed inside a record; the open transaction will be aborted");
+            warn!("the open transaction will be aborted, not committed; processing resumes from the last committed offsets");
         }
     }
 
@@ -455,12 +455,24 @@ impl Committer {
             .ok_or(RuntimeError::NoGroupMetadata)?;
         let has_offsets = offsets.count() > 0;
         let producer = self.producer();
+        let phase = |name: &str, started: Instant| {
+            self.metrics
+                .commit_phase_seconds
+                .with_label_values(&[name])
+                .observe(started.elapsed().as_secs_f64());
+        };
         let attempt = || -> Result<(), KafkaError> {
+            let started = Instant::now();
             wait_delivered(producer)?;
+            phase("flush", started);
             if has_offsets {
+                let started = Instant::now();
                 retrying(|| producer.send_offsets_to_transaction(offsets, &group, TXN_TIMEOUT))?;
+                phase("offsets", started);
             }
+            let started = Instant::now();
             retrying(|| producer.commit_transaction(TXN_TIMEOUT))?;
+            phase("end", started);
             producer.begin_transaction()
         };
         attempt().map_err(|e| {

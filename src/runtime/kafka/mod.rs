@@ -9,7 +9,7 @@ mod committer;
 mod context;
 mod output_size;
 mod patterns_loader;
-mod restore;
+pub(crate) mod restore;
 mod stream;
 mod table_loader;
 mod worker;

@@ -67,6 +67,25 @@ impl Restored {
         outputs
     }
 
+    /// Applies one changelog record of `store` to `processor`, or keeps it as refused (with a
+    /// warning) when the processor cannot read it back.
+    pub fn apply(&mut self, processor: &mut dyn Processor, store: &str, record: InputRecord) {
+        let key = record
+            .key
+            .as_deref()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .unwrap_or_default();
+        match processor.try_restore(store, key, record.value.as_deref()) {
+            Ok(()) => self.readable(&record.topic, record.key.as_deref()),
+            Err(unreadable) => {
+                warn!(topic = %record.topic, partition = record.partition, offset = record.offset,
+                    key, reason = %unreadable, "changelog record unreadable: its state is dropped");
+                self.refused(record, unreadable.0);
+            }
+        }
+        self.records += 1;
+    }
+
     /// Keeps a refused record until a later record of the same key replaces it.
     fn refused(&mut self, record: InputRecord, reason: String) {
         let id = (record.topic.clone(), record.key.clone().unwrap_or_default());
@@ -123,21 +142,9 @@ pub fn restore(
             // no end-of-partition event says so, and only an empty poll leads to the position.
             match consumer.poll(Duration::from_millis(10)) {
                 Some(Ok(m)) => {
-                    let key = m
-                        .key()
-                        .and_then(|k| std::str::from_utf8(k).ok())
-                        .unwrap_or_default();
-                    match processor.try_restore(store, key, m.payload()) {
-                        Ok(()) => restored.readable(topic, m.key()),
-                        Err(unreadable) => {
-                            warn!(topic = %topic, partition, offset = m.offset(), key,
-                                reason = %unreadable,
-                                "changelog record unreadable: its state is dropped");
-                            restored.refused(super::stream::to_record(&m), unreadable.0);
-                        }
-                    }
-                    restored.records += 1;
-                    if m.offset() + 1 >= high {
+                    let last = m.offset() + 1 >= high;
+                    restored.apply(processor, store, super::stream::to_record(&m));
+                    if last {
                         break;
                     }
                 }
