@@ -55,6 +55,39 @@ pub(crate) fn check_integer_attributes(json: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Refuses a parsed schema whose canonical form apache-avro 0.22 cannot compute: it panics
+/// (instead of returning an error) when one of the keys the canonical form walks (`type`,
+/// `fields`, `items`, ...) holds a number, a boolean or null, which a custom attribute of that
+/// name can (found by the `writer_schema` fuzz target: `{"type": "map", "values": "string",
+/// "fields": 0}`). The walk mirrors the canonical form's own, on the schema as it serializes.
+pub(crate) fn check_canonical_form(schema: &Schema) -> Result<(), String> {
+    /// The keys whose values the canonical form parses as schemas again.
+    const WALKED: [&str; 7] = [
+        "name", "type", "fields", "symbols", "items", "values", "order",
+    ];
+    let json = serde_json::to_value(schema).map_err(|e| format!("it does not serialize: {e}"))?;
+    let mut stack = vec![(&json, String::from("the schema"))];
+    while let Some((value, at)) = stack.pop() {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, inner) in map.iter().filter(|(k, _)| WALKED.contains(&k.as_str())) {
+                    stack.push((inner, format!("\"{key}\"")));
+                }
+            }
+            serde_json::Value::Array(items) => {
+                stack.extend(items.iter().map(|item| (item, at.clone())));
+            }
+            serde_json::Value::String(_) => {}
+            other => {
+                return Err(format!(
+                    "{at} must be a name, a schema or a list of them, got {other}"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Refuses a recursive schema, one nested deeper than [`MAX_DEPTH`], one with more than
 /// [`MAX_TYPES`] types, and arrays or maps of zero-byte items.
 pub(crate) fn check(schema: &Schema) -> Result<(), String> {

@@ -66,6 +66,8 @@ impl WriterSchema {
             let parsed = Schema::parse_str(json).map_err(invalid)?;
             // Before interning: a refused schema must not stay in memory for good.
             super::limits::check(&parsed).map_err(too_complex)?;
+            super::limits::check_canonical_form(&parsed)
+                .map_err(|detail| CodecError::InvalidWriterSchema { id, detail })?;
             Ok(intern(parsed))
         })
         .map_err(|panic| CodecError::InvalidWriterSchema {
@@ -388,10 +390,20 @@ mod tests {
             schema(include_bytes!(
                 "../../fuzz/regressions/writer_schema-crash-4299d6a6"
             )),
+            schema(include_bytes!(
+                "../../fuzz/regressions/writer_schema-crash-b71b8309"
+            )),
             r#"{"type":"fixed","name":"F","size":"x"}"#,
+            r#"{"type":"map","values":"string","fields":0}"#,
+            r#"{"type":"array","items":"int","order":true}"#,
         ] {
             match WriterSchema::parse(9, json) {
-                Err(CodecError::InvalidWriterSchema { .. }) => {}
+                // Refused before apache-avro could panic: where panics abort (the fuzz
+                // build), catching one would be too late.
+                Err(CodecError::InvalidWriterSchema { detail, .. }) => assert!(
+                    !detail.starts_with("the Avro parser failed"),
+                    "{json}: only caught after a panic: {detail}"
+                ),
                 Err(other) => panic!("{json}: wrong error {other}"),
                 Ok(_) => panic!("{json}: accepted"),
             }
