@@ -71,7 +71,9 @@ pub struct ProduceArgs {
     /// --commit-interval-ms: read_committed consumers (Aura is one) see each record exactly
     /// once, even across a broker restart. A transaction that fails is aborted and its records
     /// sent again. Records become visible at their commit, so this adds up to the interval to
-    /// their latency.
+    /// their latency. If the command dies mid-transaction, read_committed consumers of the
+    /// topic wait until the transaction times out (--delivery-timeout-ms) or until a new
+    /// `aura produce` with the same ID fences it.
     #[arg(long, value_name = "ID")]
     transactional_id: Option<String>,
     /// With --transactional-id: how long each transaction stays open.
