@@ -184,15 +184,7 @@ async fn votes_decide_tie_or_miss_quorum_and_escalate_and_are_counted_once() {
     let sagas = 2 * SCENARIOS.len();
     produce_anomalies_from(&topics.anomalies, sagas as u64, 1_000_000_000_000_000, 91).await;
     let service = Service::start(&config, "consensus", dir.path());
-    let flags = [
-        "--latency-ms",
-        "1..20",
-        "--failure-rate",
-        "0",
-        "--silent-actions",
-        BALLOT_ACTION,
-    ];
-    let _agents = start_agents_with(&topics, dir.path(), &flags);
+    let _agents = agents_that_leave_ballots_to_the_test(&topics, dir.path());
 
     let ballots = ballots(&topics.commands, sagas, BALLOT_ACTION).await;
     assert_eq!(ballots.len(), sagas);
@@ -272,15 +264,7 @@ async fn a_sigkill_mid_consensus_resumes_and_each_decision_is_written_once() {
     let sagas = 40;
     produce_anomalies_from(&topics.anomalies, sagas as u64, 1_000_000_000_000_000, 93).await;
     let first = Service::start(&config, "consensus-victim", dir.path());
-    let flags = [
-        "--latency-ms",
-        "1..20",
-        "--failure-rate",
-        "0",
-        "--silent-actions",
-        BALLOT_ACTION,
-    ];
-    let _agents = start_agents_with(&topics, dir.path(), &flags);
+    let _agents = agents_that_leave_ballots_to_the_test(&topics, dir.path());
     let ballots = ballots(&topics.commands, sagas, BALLOT_ACTION).await;
     let voter = Voter::new(&topics.votes).await;
 
@@ -424,4 +408,18 @@ async fn with_agent_auth_signed_votes_decide_and_unsigned_or_forged_ones_are_dea
         "{counted:?}"
     );
     assert!(service.stop().success());
+}
+
+/// Simulated agents that answer every command quickly and never vote, so the test casts the
+/// votes itself.
+fn agents_that_leave_ballots_to_the_test(topics: &TestTopics, dir: &std::path::Path) -> Service {
+    let flags = [
+        "--latency-ms",
+        "1..20",
+        "--failure-rate",
+        "0",
+        "--silent-actions",
+        BALLOT_ACTION,
+    ];
+    start_agents_with(topics, dir, &flags)
 }

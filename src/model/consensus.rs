@@ -28,6 +28,30 @@ pub struct AgentVote {
     pub proof: Option<super::Proof>,
 }
 
+impl AgentVote {
+    /// An unsigned vote on `ballot`: its id, saga, step and agent type, with no reason.
+    pub fn on(
+        ballot: &super::AgentCommand,
+        agent_id: impl Into<String>,
+        choice: impl Into<String>,
+        weight: f64,
+        cast_at: i64,
+    ) -> Self {
+        Self {
+            vote_id: ballot.command_id.clone(),
+            saga_id: ballot.saga_id.clone(),
+            step: ballot.step.clone(),
+            agent_id: agent_id.into(),
+            agent_type: ballot.agent_type,
+            choice: choice.into(),
+            weight,
+            reason: String::new(),
+            cast_at,
+            proof: None,
+        }
+    }
+}
+
 /// How a consensus step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

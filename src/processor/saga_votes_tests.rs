@@ -100,18 +100,7 @@ fn ballots(p: &mut SagaProcessor) -> Vec<AgentCommand> {
 }
 
 fn vote(ballot: &AgentCommand, agent: &str, choice: &str) -> AgentVote {
-    AgentVote {
-        vote_id: ballot.command_id.clone(),
-        saga_id: ballot.saga_id.clone(),
-        step: ballot.step.clone(),
-        agent_id: agent.into(),
-        agent_type: ballot.agent_type,
-        choice: choice.into(),
-        weight: 1.0,
-        reason: String::new(),
-        cast_at: T0 + 1,
-        proof: None,
-    }
+    AgentVote::on(ballot, agent, choice, 1.0, T0 + 1)
 }
 
 /// The reason code a refused vote's dead letter gets, or the outputs of an accepted one.

@@ -75,18 +75,7 @@ fn started(e: &SagaEngine, layer: Layer) -> (SagaState, Vec<AgentCommand>) {
 }
 
 fn vote(ballot: &AgentCommand, agent: &str, choice: &str) -> AgentVote {
-    AgentVote {
-        vote_id: ballot.command_id.clone(),
-        saga_id: ballot.saga_id.clone(),
-        step: ballot.step.clone(),
-        agent_id: agent.into(),
-        agent_type: ballot.agent_type,
-        choice: choice.into(),
-        weight: 1.0,
-        reason: String::new(),
-        cast_at: T0,
-        proof: None,
-    }
+    AgentVote::on(ballot, agent, choice, 1.0, T0)
 }
 
 fn decision(fx: &Effects) -> crate::model::ConsensusDecision {

@@ -70,17 +70,10 @@ impl SimulatedAgents {
         let weight = rng.random_range(0.5..=1.0);
         // One agent per ballot: `v2` of the ballot id names it.
         let seat = ballot.command_id.rsplit('/').nth(1).unwrap_or("v0");
+        let agent = format!("sim-{}-{seat}", type_name(ballot.agent_type));
         let vote = AgentVote {
-            vote_id: ballot.command_id.clone(),
-            saga_id: ballot.saga_id.clone(),
-            step: ballot.step.clone(),
-            agent_id: format!("sim-{}-{seat}", type_name(ballot.agent_type)),
-            agent_type: ballot.agent_type,
-            choice: options[pick].clone(),
-            weight,
             reason: format!("simulated vote ({} options)", options.len()),
-            cast_at: at,
-            proof: None,
+            ..AgentVote::on(ballot, agent, options[pick].clone(), weight, at)
         };
         Some((at, vote))
     }
